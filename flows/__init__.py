@@ -1,0 +1,1 @@
+"""Prefect flows that compose the tasks in ``tasks/`` into the rl4rec pipeline."""

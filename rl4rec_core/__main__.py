@@ -1,0 +1,5 @@
+import sys
+
+from rl4rec_core.cli import main
+
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""Shared fixtures: every test writes inside its own temporary folders, never into the repo."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+@pytest.fixture
+def rl4rec_dirs(tmp_path, monkeypatch):
+    """Point data, embeddings and checkpoints at a temporary folder (the wheel cache stays shared)."""
+    dirs = {
+        "data": tmp_path / "data",
+        "emb": tmp_path / "data_emb",
+        "ckpt": tmp_path / "checkpoints",
+    }
+    monkeypatch.setenv("RL4REC_DATA_DIR", str(dirs["data"]))
+    monkeypatch.setenv("RL4REC_EMB_DIR", str(dirs["emb"]))
+    monkeypatch.setenv("RL4REC_CHECKPOINT_ROOT", str(dirs["ckpt"]))
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One real local Ray instance for the whole test session (2 logical CPUs, no dashboard)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, namespace="rl4rec", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One real Prefect API (a temporary server) shared by every test that needs it."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
