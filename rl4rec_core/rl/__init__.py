@@ -1,0 +1,1 @@
+"""Reinforcement-learning maths (advantages, losses, KL) shared by every policy."""
