@@ -1,0 +1,376 @@
+"""MLflow integration: where the store lives, one run per flow run, trainer callbacks, evaluation and plots.
+
+Everything here talks to MLflow through ``MlflowClient`` and an explicit ``run_id`` instead of the
+global "active run", because the run is opened by the flow (driver process) while training logs its
+per-step metrics from a Ray worker. The tracking URI travels to workers through the
+``MLFLOW_TRACKING_URI`` environment variable (``mlflow.set_tracking_uri()`` would stay in this
+process). SQLite has a single writer, so the flow only logs between tasks, never while one runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from rl4rec_core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE_DIR = "mlruns"
+DEFAULT_EXPERIMENT = "rl4rec"
+TAG_FLOW_RUN_ID = "prefect.flow_run_id"
+TAG_FLOW_NAME = "prefect.flow_name"
+TAG_GIT_COMMIT = "mlflow.source.git.commit"
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+# ---------------------------------------------------------------------------------------------------
+# where the store lives
+def default_tracking_uri(store_dir: str | Path = DEFAULT_STORE_DIR) -> str:
+    """``sqlite:////abs/mlruns/mlflow.db`` — absolute so a Ray worker in another folder finds it."""
+    return f"sqlite:///{(Path(store_dir).expanduser().resolve() / 'mlflow.db')}"
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` when set (a server, another database), else the SQLite store in ``mlruns/``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def artifact_root(uri: str) -> str | None:
+    """Artifacts beside a SQLite store (``mlruns/artifacts``); a server decides for itself (None)."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        return (db.parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def configure_mlflow(uri: str | None = None) -> str:
+    """Fix the tracking URI for this process *and* for every process started from it (Ray workers).
+
+    Call before Ray starts: workers of a local Ray inherit the driver's environment at start-up.
+    """
+    import mlflow
+
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def client():
+    from mlflow import MlflowClient
+
+    uri = tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(name: str = DEFAULT_EXPERIMENT) -> str:
+    """The experiment's id, creating it with its artifacts under ``mlruns/artifacts/<name>``."""
+    c = client()
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    root = artifact_root(tracking_uri())
+    location = f"{root}/{name}" if root else None
+    try:
+        return c.create_experiment(name, artifact_location=location)
+    except Exception:  # created meanwhile by another process: use theirs
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """The commit of the code that runs (the repo holding this file), or None outside a git checkout."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# names and values MLflow accepts
+_BAD_CHARS = re.compile(r"[^\w.\-/ :]")
+
+
+def metric_name(key: str) -> str:
+    """``ndcg@10`` -> ``ndcg_at_10``: MLflow names allow letters, digits and ``_ - . / : space``."""
+    return _BAD_CHARS.sub("_", key.replace("@", "_at_"))
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{sep}{k}" if prefix else str(k)
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key, sep))
+        else:
+            out[key] = v
+    return out
+
+
+def numeric_items(d: Mapping[str, Any]) -> dict[str, float]:
+    """The finite numbers of ``d`` (bools and strings are not metrics)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            try:  # 0-d tensors and numpy scalars
+                v = float(v.item()) if hasattr(v, "item") and getattr(v, "ndim", 0) == 0 else None
+            except Exception:
+                v = None
+            if v is None:
+                continue
+        v = float(v)
+        if math.isfinite(v):
+            out[k] = v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# runs
+def start_run(
+    run_name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    flow_run_id: str | None = None,
+    flow_name: str | None = None,
+) -> str:
+    """Open a run tagged with the Prefect flow run and the git commit; log ``params`` (flattened)."""
+    c = client()
+    all_tags = {k: str(v) for k, v in (tags or {}).items()}
+    if flow_run_id:
+        all_tags[TAG_FLOW_RUN_ID] = str(flow_run_id)
+    if flow_name:
+        all_tags[TAG_FLOW_NAME] = flow_name
+    commit = git_commit()
+    if commit:
+        all_tags[TAG_GIT_COMMIT] = commit
+    run = c.create_run(ensure_experiment(experiment), run_name=run_name, tags=all_tags)
+    if params:
+        log_params(run.info.run_id, params)
+    return run.info.run_id
+
+
+def log_params(run_id: str, params: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+    flat = flatten(params)
+    batch = [Param(metric_name(k), str(v)[:MAX_PARAM_VAL_LENGTH]) for k, v in flat.items()]
+    c = client()
+    for i in range(0, len(batch), 100):
+        c.log_batch(run_id, params=batch[i : i + 100])
+
+
+def log_metrics(run_id: str, metrics: Mapping[str, Any], step: int | None = None, prefix: str = "") -> None:
+    """Log every finite number of a (nested) dict; keys become MLflow-safe names."""
+    import time
+
+    from mlflow.entities import Metric
+
+    ts = int(time.time() * 1000)
+    nums = numeric_items(flatten(metrics, sep="/"))
+    batch = [Metric(metric_name(prefix + k), v, ts, step or 0) for k, v in nums.items()]
+    c = client()
+    for i in range(0, len(batch), 500):
+        c.log_batch(run_id, metrics=batch[i : i + 500])
+
+
+def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
+    from mlflow.entities import RunTag
+
+    client().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_artifact(run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+    """A file or a whole folder (e.g. a checkpoint) under ``artifact_path``."""
+    path = Path(path)
+    c = client()
+    if path.is_dir():
+        c.log_artifacts(run_id, str(path), artifact_path)
+    elif path.exists():
+        c.log_artifact(run_id, str(path), artifact_path)
+    else:
+        log.warning("nothing to log at %s", path)
+
+
+def log_dict(run_id: str, obj: Any, artifact_file: str) -> None:
+    client().log_dict(run_id, obj, artifact_file)
+
+
+def end_run(run_id: str, status: str = "FINISHED") -> None:
+    client().set_terminated(run_id, status=status)
+
+
+def run_status(run_id: str) -> str:
+    return client().get_run(run_id).info.status
+
+
+@contextlib.contextmanager
+def tracked_run(**start_kwargs) -> Iterator[str]:
+    """A run that ends FINISHED, or FAILED (with the error as a tag) when the body raises.
+
+    Whatever was logged before the failure stays in the store: nothing is rolled back.
+    """
+    run_id = start_run(**start_kwargs)
+    try:
+        yield run_id
+    except BaseException as e:
+        with contextlib.suppress(Exception):
+            set_tags(run_id, {"rl4rec.error": f"{type(e).__name__}: {e}"[:5000]})
+        with contextlib.suppress(Exception):
+            end_run(run_id, "FAILED")
+        raise
+    end_run(run_id, "FINISHED")
+
+
+# ---------------------------------------------------------------------------------------------------
+# training
+def read_training_log(path: str | Path) -> list[dict[str, Any]]:
+    """Records of ``training_log.jsonl`` (one JSON object per line; a torn last line is skipped)."""
+    out = []
+    p = Path(path)
+    if not p.exists():
+        return out
+    for line in p.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def plot_reward_curve(log_path: str | Path, out_png: str | Path) -> Path | None:
+    """Reward (and loss, when present) against step from ``training_log.jsonl``; None without rewards."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_training_log(log_path)
+    records = [r for r in records if "step" in r]
+    reward_keys = sorted({k for r in records for k, v in r.items() if "reward" in k and isinstance(v, (int, float))})
+    if not records or not reward_keys:
+        return None
+    has_loss = any(isinstance(r.get("loss"), (int, float)) for r in records)
+    fig, axes = plt.subplots(1, 2 if has_loss else 1, figsize=(11 if has_loss else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    for k in reward_keys:
+        pts = [(r["step"], r[k]) for r in records if isinstance(r.get(k), (int, float))]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k)
+    ax.set_xlabel("step")
+    ax.set_ylabel("reward")
+    ax.set_title("reward per step")
+    ax.legend(fontsize=8)
+    if has_loss:
+        pts = [(r["step"], r["loss"]) for r in records if isinstance(r.get("loss"), (int, float))]
+        axes[0][1].plot([p[0] for p in pts], [p[1] for p in pts], color="tab:red")
+        axes[0][1].set_xlabel("step")
+        axes[0][1].set_title("loss")
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+class MLflowCallback:
+    """Trainer callbacks that log into an existing MLflow run (opened by the flow).
+
+    ``on_step_end`` logs every number in the step's stats (loss, reward mean/max/min, KL, generation
+    length, step time — whatever the trainer reports) at that step; ``on_train_end`` logs the summary,
+    ``training_log.jsonl``, the reward-curve PNG and the final checkpoint. Intermediate checkpoints are
+    only logged with ``log_checkpoints="all"``: an LLM checkpoint is hundreds of MB.
+    """
+
+    def __init__(self, run_id: str, log_checkpoints: str = "final", prefix: str = "train/"):
+        if log_checkpoints not in ("final", "all", "none"):
+            raise ConfigError(f"log_checkpoints={log_checkpoints!r} is not one of final, all, none")
+        self.run_id = run_id
+        self.log_checkpoints = log_checkpoints
+        self.prefix = prefix
+        self.output_dir: Path | None = None
+
+    def on_train_start(self, *args, **kwargs) -> None:
+        trainer = args[0] if args else kwargs.get("trainer")
+        out = getattr(getattr(trainer, "config", None), "output_dir", None)
+        self.output_dir = Path(out) if out else None
+        set_tags(self.run_id, {"rl4rec.training": "started"})
+
+    def on_step_end(self, step: int, stats: Mapping[str, Any]) -> None:
+        log_metrics(self.run_id, {k: v for k, v in stats.items() if k != "step"}, step=int(step), prefix=self.prefix)
+
+    def on_checkpoint(self, step: int, path: str | Path) -> None:
+        path = Path(path)
+        if self.output_dir is None:
+            self.output_dir = path.parent
+        if self.log_checkpoints == "all" or (self.log_checkpoints == "final" and path.name == "checkpoint_final"):
+            log_artifact(self.run_id, path, f"checkpoints/{path.name}")
+
+    def on_train_end(self, summary: Mapping[str, Any] | None = None, *args, **kwargs) -> None:
+        summary = dict(summary or {})
+        log_metrics(self.run_id, summary, prefix="train_summary/")
+        out = summary.get("output_dir") or self.output_dir
+        if not out and summary.get("training_log"):
+            out = Path(summary["training_log"]).parent
+        if out:
+            log_training_outputs(self.run_id, Path(out))
+        set_tags(self.run_id, {"rl4rec.training": "finished"})
+
+
+def log_training_outputs(run_id: str, output_dir: str | Path) -> None:
+    """``training_log.jsonl`` and the reward-curve PNG of a training output folder."""
+    output_dir = Path(output_dir)
+    log_file = output_dir / "training_log.jsonl"
+    if log_file.exists():
+        log_artifact(run_id, log_file, "training")
+        png = plot_reward_curve(log_file, output_dir / "reward_curve.png")
+        if png:
+            log_artifact(run_id, png, "plots")
+
+
+# ---------------------------------------------------------------------------------------------------
+# evaluation
+def log_evaluation(run_id: str, results: Mapping[str, Mapping[str, Any]], name: str = "evaluation") -> None:
+    """``{"policy": {"ndcg@10": ...}, "popularity": {...}}`` as metrics ``{name}/{model}/{metric}``,
+    as a JSON artifact and as a Markdown table (models × metrics) artifact."""
+    log_metrics(run_id, results, prefix=f"{name}/")
+    log_dict(run_id, dict(results), f"{name}/{name}.json")
+    log_dict_text(run_id, evaluation_table(results), f"{name}/{name}.md")
+
+
+def evaluation_table(results: Mapping[str, Mapping[str, Any]]) -> str:
+    cols: list[str] = []
+    for metrics in results.values():
+        for k, v in metrics.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in cols:
+                cols.append(k)
+    lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for model, metrics in results.items():
+        cells = [f"{metrics[c]:.4f}" if isinstance(metrics.get(c), (int, float)) else "" for c in cols]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def log_dict_text(run_id: str, text: str, artifact_file: str) -> None:
+    client().log_text(run_id, text, artifact_file)

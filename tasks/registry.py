@@ -1,0 +1,191 @@
+"""The MLflow model registry: log a trained policy as a model, register it, move aliases, load it back.
+
+A policy is logged as a pyfunc model whose artifact is the training checkpoint folder
+(``checkpoint_final/``: ``policy/`` + ``config.json``), so the very same code that trained it rebuilds it.
+``predict`` turns users' item histories (lists of titles) into the policy's generated texts.
+For an LLM policy the merged model and tokenizer are also logged with the ``transformers`` flavour
+(task ``text-generation``) when ``log_transformers=True``, for serving without rl4rec.
+
+Aliases: ``challenger`` = the latest trained candidate; ``champion`` = the one in use. The
+retraining flow moves ``champion`` only when the challenger wins (see ``flows/retraining_flow.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from rl4rec_core.errors import ConfigError, MissingArtifactError
+
+from tasks import mlflow_tracking as mt
+
+log = logging.getLogger(__name__)
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+MODEL_ARTIFACT = "policy_model"
+
+
+def registered_name(dataset: str, template: str = "rl4rec-{dataset}") -> str:
+    """``rl4rec-ml-100k`` by default; any ``{dataset}`` template can be configured."""
+    try:
+        return template.format(dataset=dataset)
+    except (KeyError, IndexError) as e:
+        raise ConfigError(f"model name template {template!r} may only use {{dataset}}; got error {e}") from e
+
+
+def policy_kind(checkpoint: str | Path) -> str:
+    """``dummy`` or ``llm`` — from the saved policy's own ``policy.json`` (or the TrainConfig)."""
+    ckpt = Path(checkpoint)
+    meta = ckpt / "policy" / "policy.json"
+    if meta.is_file():
+        return json.loads(meta.read_text()).get("kind", "llm")
+    cfg = ckpt / "config.json"
+    if cfg.is_file():
+        return "dummy" if json.loads(cfg.read_text()).get("use_dummy") else "llm"
+    raise MissingArtifactError(
+        f"{ckpt} is not a training checkpoint (no policy/ or config.json); pass a checkpoint_final or "
+        f"checkpoint_step_N folder written by `rl4rec train`"
+    )
+
+
+def policy_from_checkpoint(checkpoint: str | Path):
+    """Rebuild the trained policy (dummy or LLM) saved in a checkpoint folder."""
+    ckpt = Path(checkpoint)
+    pdir = ckpt / "policy" if (ckpt / "policy").is_dir() else ckpt
+    if policy_kind(ckpt) == "dummy":
+        from rl4rec_core.policy.dummy import DummyRecPolicy
+
+        return DummyRecPolicy.from_dir(pdir)
+    from rl4rec_core.policy import RecPolicy  # the LLM policy; imported only when needed
+
+    if hasattr(RecPolicy, "from_dir"):
+        return RecPolicy.from_dir(pdir)
+    cfg = json.loads((ckpt / "config.json").read_text())
+    policy = RecPolicy(model_name=cfg.get("policy_model"), lora=cfg.get("lora", True))
+    policy.load(pdir)
+    return policy
+
+
+try:
+    import mlflow.pyfunc
+
+    class PolicyModel(mlflow.pyfunc.PythonModel):
+        """pyfunc wrapper: input = histories (lists of item titles), output = generated texts."""
+
+        def load_context(self, context) -> None:
+            self.policy = policy_from_checkpoint(context.artifacts["checkpoint"])
+
+        def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
+            histories = _histories(model_input)
+            params = params or {}
+            prompts = self.policy.build_prompts(histories)
+            return list(self.policy.generate(prompts, num_samples=1, greedy=bool(params.get("greedy", True))))
+
+except ImportError:  # pragma: no cover - mlflow is a dependency; kept so the module imports in odd envs
+    PolicyModel = None  # type: ignore[assignment]
+
+
+def _histories(model_input) -> list[list[str]]:
+    """A DataFrame with a ``history`` column, a list of lists of titles, or one list of titles."""
+    if hasattr(model_input, "columns"):
+        if "history" not in model_input.columns:
+            raise ConfigError("the model input needs a 'history' column holding lists of item titles")
+        return [list(h) for h in model_input["history"]]
+    rows = list(model_input)
+    if rows and isinstance(rows[0], str):
+        return [rows]
+    return [list(r) for r in rows]
+
+
+def log_policy_model(run_id: str, checkpoint: str | Path, log_transformers: bool = False) -> str:
+    """Log the checkpoint as a pyfunc model linked to ``run_id``; returns its model URI (``models:/m-...``)."""
+    import mlflow
+
+    ckpt = Path(checkpoint)
+    kind = policy_kind(ckpt)
+    mt.configure_mlflow()
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=PolicyModel(),
+            artifacts={"checkpoint": str(ckpt)},
+            pip_requirements=["rl4rec", "torch", "mlflow"],
+            metadata={"rl4rec_policy_kind": kind},
+        )
+        if log_transformers and kind != "dummy":
+            _log_transformers(policy_from_checkpoint(ckpt))
+    # MLflow 3 keeps models as "logged models" linked to the run (models:/m-...), not as run artifacts
+    return info.model_uri
+
+
+def _log_transformers(policy) -> None:
+    import mlflow
+
+    model = getattr(policy, "model", None)
+    tok = getattr(policy, "tokenizer", None)
+    if model is None or tok is None:
+        log.warning("policy %s exposes no .model/.tokenizer; transformers flavour skipped", type(policy).__name__)
+        return
+    if hasattr(model, "merge_and_unload"):  # a LoRA adapter: serve the merged weights
+        model = model.merge_and_unload()
+    mlflow.transformers.log_model(
+        transformers_model={"model": model, "tokenizer": tok}, name="policy_transformers", task="text-generation"
+    )
+
+
+def register_policy(model_uri: str, name: str, alias: str | None = CHALLENGER, tags: dict[str, str] | None = None) -> int:
+    """Register ``model_uri`` under ``name`` (created on first use) and point ``alias`` at it; the version."""
+    import mlflow
+
+    mt.configure_mlflow()
+    mv = mlflow.register_model(model_uri, name, tags=tags)
+    if alias:
+        mt.client().set_registered_model_alias(name, alias, mv.version)
+    return int(mv.version)
+
+
+def set_alias(name: str, version: int, alias: str = CHAMPION) -> None:
+    mt.client().set_registered_model_alias(name, alias, str(version))
+
+
+def alias_version(name: str, alias: str) -> int | None:
+    """The version ``alias`` points at, or None when the model or alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return int(mt.client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def version_checkpoint(name: str, version: int | None = None, alias: str | None = None) -> Path:
+    """Download (or find locally) the checkpoint folder of a registered version; the local path."""
+    import mlflow
+
+    mt.configure_mlflow()
+    ref = f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}"
+    local = Path(mlflow.artifacts.download_artifacts(f"{ref}"))
+    for cand in (local / "artifacts" / "checkpoint", local / "artifacts"):
+        if (cand / "config.json").is_file() or (cand / "policy").is_dir():
+            return cand
+    found = next((p.parent for p in local.rglob("config.json") if (p.parent / "policy").is_dir()), None)
+    if found is None:
+        raise MissingArtifactError(f"registered model {ref} holds no rl4rec checkpoint (looked in {local})")
+    return found
+
+
+def load_policy_by_alias(name: str, alias: str = CHAMPION):
+    """The pyfunc model behind ``models:/{name}@{alias}``: ``.predict(histories) -> texts``;
+    ``.unwrap_python_model().policy`` is the rebuilt RecPolicy/DummyRecPolicy."""
+    import mlflow
+
+    mt.configure_mlflow()
+    if alias_version(name, alias) is None:
+        raise MissingArtifactError(
+            f"no model version of {name!r} has alias {alias!r}; train and register one first "
+            f"(`rl4rec run`) or list them with `mlflow models` / the MLflow UI"
+        )
+    return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
