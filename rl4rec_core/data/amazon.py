@@ -32,6 +32,7 @@ ID_FIELDS = ("asin", "item_id", "business_id")
 TEXT_FIELDS = ("title", "brand", "categories", "description")
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
 
 
 def read_sequences(path: Path, drops: dict[str, int]) -> list[tuple[str, list[str]]]:
@@ -52,7 +53,8 @@ def read_sequences(path: Path, drops: dict[str, int]) -> list[tuple[str, list[st
 
 
 def _clean(text: str) -> str:
-    return _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
+    # tags become spaces ("a<br>b" -> "a b"); "balm</b>." must not end up as "balm ."
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", _SPACE.sub(" ", _TAG.sub(" ", text))).strip()
 
 
 def _flatten(value: Any) -> list[str]:

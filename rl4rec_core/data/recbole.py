@@ -101,7 +101,7 @@ def read_sequences(path: Path, notes: dict) -> list[tuple[str, list[str]]]:
         log.warning("%s has no timestamp column: keeping each user's file order", path)
         notes["order"] = "file order (no timestamp column)"
     groups = inter.groupby("user_id", sort=False)["item_id"]
-    return [(str(u), list(s)) for u, s in groups]
+    return [(str(u), s.tolist()) for u, s in groups]
 
 
 def load_recbole(source: Path, name: str | None = None) -> RawData:
