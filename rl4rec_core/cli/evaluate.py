@@ -1,0 +1,101 @@
+"""``rl4rec evaluate``: full-ranking metrics for baselines (and, through policy_eval, trained policies)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from rl4rec_core.baselines import BASELINES
+from rl4rec_core.embedding import BACKENDS, DEFAULT_EMB_MODEL
+from rl4rec_core.errors import ConfigError
+from rl4rec_core.metrics import DEFAULT_KS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="rank all items for held-out users and report Hit@k / NDCG@k / MRR",
+        description="Full-ranking evaluation (history masked, target never masked, pessimistic ties) "
+        "of baselines and, with --checkpoint/--policy, of a policy.",
+    )
+    p.add_argument("--dataset", required=True, help="prepared dataset name")
+    p.add_argument("--baseline", choices=[*BASELINES, "all"], help="baseline(s) to evaluate")
+    p.add_argument("--checkpoint", help="policy checkpoint folder to evaluate (needs rl4rec_core.policy_eval)")
+    p.add_argument("--policy", help="policy model name or path to evaluate untrained (needs rl4rec_core.policy_eval)")
+    p.add_argument("--split", choices=("valid", "test"), default="test", help="held-out split (default: test)")
+    p.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS), help="cut-offs k (default: 5 10 20)")
+    p.add_argument("--emb_model", "--emb_model_name", dest="emb_model", default=DEFAULT_EMB_MODEL,
+                   help="embedding model of the item embeddings (echo baseline and policies)")
+    p.add_argument("--emb_type", default="item", help="embedding type label (default: item)")
+    p.add_argument("--emb_backend", choices=BACKENDS, default="auto", help="embedding backend for --service local")
+    p.add_argument("--service", choices=("local", "actor"), default="local",
+                   help="policies: score with an in-process retrieval service (local) or the running Ray actor")
+    p.add_argument("--actor_name", default="RetrievalService", help="name of the retrieval actor (--service actor)")
+    p.add_argument("--namespace", default="rl4rec", help="Ray namespace of the retrieval actor")
+    p.add_argument("--max_users", type=int, help="policies: evaluate a seeded subset of N users (quick checks)")
+    p.add_argument("--batch_size", type=int, default=1024, help="users ranked at once (bounds memory)")
+    p.add_argument("--output", help="also write the results as JSON to this path")
+    p.set_defaults(func=run)
+
+
+def _retrieval_service(args, dataset):
+    """``local``: an in-process RetrievalService; ``actor``: the running named Ray actor."""
+    from rl4rec_core import retrieval
+
+    if args.service == "actor":
+        return retrieval.RetrievalClient(retrieval.get_retrieval_actor(args.actor_name, args.namespace))
+    return retrieval.RetrievalService(
+        emb_model_name=args.emb_model, emb_type=args.emb_type, datasets=(dataset.name,), backend=args.emb_backend
+    )
+
+
+def _policy_rows(args, dataset) -> dict[str, dict[str, float]]:
+    """Evaluate ``--checkpoint`` / ``--policy`` through ``rl4rec_core.policy_eval`` (imported lazily)."""
+    try:
+        module = importlib.import_module("rl4rec_core.policy_eval")
+    except ModuleNotFoundError as e:
+        if e.name != "rl4rec_core.policy_eval":
+            raise
+        raise ConfigError(
+            "policy evaluation (--checkpoint/--policy) is not available yet in this version "
+            "(rl4rec_core.policy_eval is missing); evaluate a --baseline instead"
+        ) from None
+    target = args.checkpoint or args.policy
+    service = _retrieval_service(args, dataset)
+    result = module.evaluate_policy(
+        dataset, target, split=args.split, service=service, max_users=args.max_users, ks=tuple(args.ks), progress=True
+    )
+    # evaluate_policy returns (metrics, per-user ranks); keep only the summary for the table
+    if isinstance(result, tuple):
+        summary, ranks = result
+        metrics = {**summary, "users": int(len(ranks))}
+    else:
+        metrics = dict(result)
+    return {f"policy:{Path(str(target)).name or target}": metrics}
+
+
+def run(args: argparse.Namespace) -> int:
+    from rl4rec_core.baselines import make_baseline
+    from rl4rec_core.data import load_dataset
+    from rl4rec_core.evaluation import evaluate_scores, format_table, write_metrics
+
+    if not args.baseline and not args.checkpoint and not args.policy:
+        raise ConfigError("nothing to evaluate: pass --baseline popularity|echo|all, --checkpoint DIR or --policy MODEL")
+    if any(k <= 0 for k in args.ks):
+        raise ConfigError(f"--ks must be positive integers, got {args.ks}")
+    dataset = load_dataset(args.dataset)
+    split = dataset.split(args.split)
+    rows: dict[str, dict[str, float]] = {}
+    names = list(BASELINES) if args.baseline == "all" else [args.baseline] if args.baseline else []
+    for name in names:
+        scorer = make_baseline(name, dataset, emb_model=args.emb_model, emb_type=args.emb_type)
+        rows[name] = evaluate_scores(scorer, split, ks=args.ks, batch_size=args.batch_size)
+    if args.checkpoint or args.policy:
+        rows.update(_policy_rows(args, dataset))
+    print(f"{args.dataset} · {args.split} split · full ranking over {dataset.num_items} items, history masked")
+    print(format_table(rows))
+    if args.output:
+        path = write_metrics(args.output, rows, dataset=args.dataset, split=args.split, ks=list(args.ks))
+        print(f"wrote {path}")
+    return 0
