@@ -53,24 +53,18 @@ def policy_kind(checkpoint: str | Path) -> str:
 
 def policy_from_checkpoint(checkpoint: str | Path):
     """Rebuild the trained policy (dummy or LLM) saved in a checkpoint folder."""
-    ckpt = Path(checkpoint)
-    pdir = ckpt / "policy" if (ckpt / "policy").is_dir() else ckpt
-    if policy_kind(ckpt) == "dummy":
-        from rl4rec_core.policy.dummy import DummyRecPolicy
+    from rl4rec_core.policy_eval import load_policy
 
-        return DummyRecPolicy.from_dir(pdir)
-    from rl4rec_core.policy import RecPolicy  # the LLM policy; imported only when needed
-
-    if hasattr(RecPolicy, "from_dir"):
-        return RecPolicy.from_dir(pdir)
-    cfg = json.loads((ckpt / "config.json").read_text())
-    policy = RecPolicy(model_name=cfg.get("policy_model"), lora=cfg.get("lora", True))
-    policy.load(pdir)
-    return policy
+    return load_policy(checkpoint, trained=True)
 
 
 try:
+    import warnings
+
     import mlflow.pyfunc
+
+    # MLflow nags about type hints on predict(); ours takes a DataFrame *or* lists, so none are declared
+    warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
 
     class PolicyModel(mlflow.pyfunc.PythonModel):
         """pyfunc wrapper: input = histories (lists of item titles), output = generated texts."""

@@ -1,0 +1,87 @@
+"""Scheduled retraining: train a challenger, compare it with the champion on the same validation users,
+and promote it only when it is better by the rule in ``flows/promotion.py``. The decision is recorded
+in the MLflow run (tags ``rl4rec.decision*``, metrics ``decision/*``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows.params import PipelineParams
+from flows.pipeline import _train
+from flows.promotion import decide_promotion
+from flows.stages import mlflow_run, prepare_inputs, retrieval_service
+from tasks import mlflow_tracking as mt
+from tasks import registry
+from tasks.evaluation import evaluate_policy
+from tasks.models import fetch_model_checkpoint, promote_model, register_model
+from tasks.runtime import ray_options, task_runner
+
+
+@flow(name="rl4rec-retraining", task_runner=task_runner(), log_prints=True)
+def retraining_flow(
+    dataset: str = "ml-100k",
+    use_dummy: bool = False,
+    policy_model: str = "smollm2-135m-instruct",
+    emb_model: str = "all-MiniLM-L6-v2",
+    num_steps: int = 100,
+    batch_size: int = 16,
+    group_size: int = 4,
+    algorithm: str = "grpo",
+    reward: str = "ndcg@10",
+    learning_rate: float | None = None,
+    kl_coef: float = 0.0,
+    seed: int = 0,
+    eval_users: int | None = 200,
+    confidence: float = 0.95,
+    n_bootstrap: int = 1000,
+    model_name: str = "rl4rec-{dataset}",
+    experiment: str = "rl4rec",
+    num_gpus: float = 0.0,
+) -> dict[str, Any]:
+    """Returns the decision (``promote``, ``reason``, NDCG@10 of both, the bootstrap interval) and versions."""
+    p = PipelineParams(
+        dataset=dataset, use_dummy=use_dummy, policy_model=policy_model, emb_model=emb_model, num_steps=num_steps,
+        batch_size=batch_size, group_size=group_size, algorithm=algorithm, reward=reward,
+        learning_rate=learning_rate, kl_coef=kl_coef, seed=seed, eval_split="valid", eval_users=eval_users,
+        model_name=model_name, experiment=experiment, num_gpus=num_gpus,
+    )
+    if not 0 < confidence < 1:
+        from rl4rec_core.errors import ConfigError
+
+        raise ConfigError(f"confidence must be in (0, 1), e.g. 0.95; got {confidence}")
+    name = p.registered_name
+    with mlflow_run(p, "rl4rec-retraining", {"confidence": confidence, "n_bootstrap": n_bootstrap}) as run_id:
+        prepare_inputs(p)
+        champion_version = registry.alias_version(name, registry.CHAMPION)
+        with ray_options(num_cpus=1):
+            champion_ckpt = fetch_model_checkpoint.submit(name, registry.CHAMPION).result()
+        common = dict(split="valid", max_users=p.eval_users, seed=p.seed, device=p.device)
+        with retrieval_service(p) as ref:
+            summary = _train(p, ref, run_id)
+            with ray_options(num_cpus=1, num_gpus=p.num_gpus):
+                ch = evaluate_policy.submit(p.dataset, summary["final_checkpoint"], ref, **common)
+                cp = evaluate_policy.submit(p.dataset, champion_ckpt, ref, **common) if champion_ckpt else None
+                ch, cp = ch.result(), (cp.result() if cp else None)
+        results = {"challenger": ch["metrics"], **({"champion": cp["metrics"]} if cp else {})}
+        mt.log_evaluation(run_id, results, name="eval_valid")
+        decision = decide_promotion(
+            ch["ranks"], cp["ranks"] if cp else None, confidence=confidence, n_bootstrap=n_bootstrap, seed=p.seed
+        )
+        with ray_options(num_cpus=1):
+            reg = register_model.submit(run_id, summary["final_checkpoint"], name).result()
+            if decision.promote:
+                promote_model.submit(name, reg["version"]).result()
+        mt.set_tags(run_id, {
+            "rl4rec.decision": "promoted" if decision.promote else "kept_champion",
+            "rl4rec.decision_reason": decision.reason,
+            "rl4rec.decision_rule": decision.rule,
+            "rl4rec.challenger_version": reg["version"],
+            "rl4rec.champion_version_before": champion_version if champion_version is not None else "none",
+        })
+        mt.log_metrics(run_id, {k: v for k, v in decision.to_dict().items() if k not in ("promote", "reason", "rule")},
+                       prefix="decision/")
+        mt.log_metrics(run_id, {"promoted": float(decision.promote)}, prefix="decision/")
+    return {"mlflow_run_id": run_id, "model_name": name, "challenger_version": reg["version"],
+            "champion_version_before": champion_version, **decision.to_dict()}

@@ -1,0 +1,70 @@
+"""Evaluation tasks: a policy (trained or as it started) and the baselines, on the same users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.service import ServiceRef, service_client
+
+
+def _subset(split, rows):
+    from rl4rec_core.data import Split
+
+    return Split(split.name, split.user_idx[rows], [split.histories[i] for i in rows], split.targets[rows])
+
+
+# evaluation only reads; repeating it after a lost worker is harmless
+@task(name="evaluate_policy", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def evaluate_policy(
+    dataset: str,
+    checkpoint: str,
+    service: ServiceRef,
+    split: str = "valid",
+    max_users: int | None = None,
+    seed: int = 0,
+    trained: bool = True,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """``{"metrics": {hit@k, ndcg@k, mrr, users}, "ranks": [U] 1-based}`` of the checkpoint's policy.
+
+    The users are ``select_users(len(split), max_users, seed)``: the same seed gives the same users,
+    which is what the paired comparison of two policies needs. ``trained=False`` evaluates the policy
+    as it was before training (the "untrained" baseline).
+    """
+    from rl4rec_core import policy_eval
+    from rl4rec_core.data import load_dataset
+
+    ds = load_dataset(dataset)
+    policy = policy_eval.load_policy(checkpoint, trained=trained, device=device)
+    metrics, ranks = policy_eval.evaluate_policy(
+        ds, policy, split=split, service=service_client(service), max_users=max_users, seed=seed
+    )
+    metrics = dict(metrics)
+    metrics["users"] = int(len(ranks))
+    return {"metrics": metrics, "ranks": [int(r) for r in ranks.tolist()]}
+
+
+@task(name="evaluate_baselines", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def evaluate_baselines(
+    dataset: str,
+    split: str = "valid",
+    max_users: int | None = None,
+    seed: int = 0,
+    baselines: tuple[str, ...] = ("popularity", "echo"),
+    emb_model: str = "all-MiniLM-L6-v2",
+    emb_type: str = "item",
+) -> dict[str, dict[str, float]]:
+    """``{baseline: metrics}`` on the same users as :func:`evaluate_policy` with the same arguments."""
+    from rl4rec_core.baselines import make_baseline
+    from rl4rec_core.data import load_dataset
+    from rl4rec_core.evaluation import evaluate_scores
+    from rl4rec_core.policy_eval import select_users
+
+    ds = load_dataset(dataset)
+    sp = ds.split(split)
+    rows = select_users(len(sp), max_users, seed)
+    sub = _subset(sp, rows) if len(rows) < len(sp) else sp
+    return {name: evaluate_scores(make_baseline(name, ds, emb_model, emb_type), sub) for name in baselines}

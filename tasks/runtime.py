@@ -1,0 +1,121 @@
+"""How tasks reach Ray: the task runner, per-task resources, and the environment every worker gets.
+
+Two facts shape this file (docs: /work/shared/ENVIRONMENT.md, "Orchestration facts"):
+
+* A Ray worker records its task runs in the Prefect API it is pointed at. prefect-ray ships the
+  flow's settings context with each task, and we also put ``PREFECT_API_URL`` in the worker's
+  environment, so every task run lands in the *same* API as its flow run — never in a per-worker
+  temporary server.
+* Workers of an already running Ray (a cluster, a test session's Ray) do not see environment
+  variables the driver set later (``MLFLOW_TRACKING_URI``, ``RL4REC_DATA_DIR``, ...). Each task is
+  therefore submitted with a ``runtime_env`` carrying them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect.task_runners import TaskRunner
+from prefect_ray import RayTaskRunner
+from prefect_ray.context import remote_options
+
+RAY_NAMESPACE = "rl4rec"
+# variables a worker needs to find the same files, store and API as the flow
+_FORWARDED_PREFIXES = ("RL4REC_", "MLFLOW_", "HF_", "PREFECT_API_", "PREFECT_SERVER_ANALYTICS")
+_FORWARDED = ("TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "RAY_AUTH_MODE")
+# variables that hold paths: made absolute because a worker's working directory is Ray's session folder
+_PATH_VARS = ("RL4REC_DATA_DIR", "RL4REC_EMB_DIR", "RL4REC_CACHE_DIR", "RL4REC_CHECKPOINT_ROOT")
+
+
+def prefect_api_url() -> str | None:
+    """The API this process reports to (a harness or ``prefect server start``), or None (ephemeral)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+def worker_env() -> dict[str, str]:
+    """Environment for Ray workers: paths, MLflow store, Prefect API, offline switches."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_PREFIXES) or k in _FORWARDED}
+    for k in _PATH_VARS:
+        if env.get(k):
+            env[k] = str(Path(env[k]).expanduser().resolve())
+    from tasks.mlflow_tracking import tracking_uri
+
+    env["MLFLOW_TRACKING_URI"] = tracking_uri()
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    api = prefect_api_url()
+    if api:
+        env["PREFECT_API_URL"] = api
+    # relative default folders (data/, data_emb/, checkpoints/) resolve against the flow's folder
+    env.setdefault("RL4REC_DATA_DIR", str(Path("data").resolve()))
+    env.setdefault("RL4REC_EMB_DIR", str(Path("data_emb").resolve()))
+    env.setdefault("RL4REC_CHECKPOINT_ROOT", str(Path("checkpoints").resolve()))
+    return env
+
+
+def ray_options(num_cpus: float = 1, num_gpus: float = 0, **extra: Any):
+    """``with ray_options(num_cpus=1): task.submit(...)`` — resources plus the worker environment."""
+    opts: dict[str, Any] = {"num_cpus": num_cpus, "runtime_env": {"env_vars": worker_env()}, **extra}
+    if num_gpus:
+        opts["num_gpus"] = num_gpus
+    return remote_options(**opts)
+
+
+class LazyRayTaskRunner(RayTaskRunner):
+    """``RayTaskRunner`` that joins or starts Ray at the first submitted task, not when the flow starts.
+
+    A flow that rejects its parameters therefore fails in milliseconds without touching Ray, and a
+    flow whose work is all in the driver never starts a cluster. ``address`` / ``RAY_ADDRESS`` select an
+    existing cluster as with ``RayTaskRunner``; an already initialised Ray in this process is reused.
+    """
+
+    def __enter__(self):
+        TaskRunner.__enter__(self)
+        self._ray_joined = False
+        return self
+
+    def _join_ray(self) -> None:
+        import ray
+
+        self._ray_joined = True
+        if ray.is_initialized():
+            self._owns_ray = False
+            return
+        kwargs = dict(self.init_kwargs)
+        runtime_env = dict(kwargs.pop("runtime_env", None) or {})
+        runtime_env["env_vars"] = {**worker_env(), **runtime_env.get("env_vars", {})}
+        address = self.address if self.address and self.address != "auto" else None
+        self._owns_ray = True
+        self._ray_context = ray.init(address, runtime_env=runtime_env, **kwargs)
+        self.logger.info("Ray: %s", "connected to " + address if address else "started a local instance")
+
+    def submit(self, task, parameters, wait_for=None, dependencies=None):
+        if not getattr(self, "_ray_joined", False):
+            self._join_ray()
+        return super().submit(task, parameters, wait_for=wait_for, dependencies=dependencies)
+
+    def __exit__(self, *exc_info):
+        if getattr(self, "_ray_joined", False):
+            RayTaskRunner.__exit__(self, *exc_info)
+        else:
+            TaskRunner.__exit__(self, *exc_info)
+
+
+def task_runner(address: str | None = None, num_cpus: int | None = None) -> LazyRayTaskRunner:
+    """The flows' task runner: a local Ray unless ``address`` / ``RAY_ADDRESS`` names a cluster."""
+    init: dict[str, Any] = {"namespace": RAY_NAMESPACE, "include_dashboard": False}
+    if num_cpus:
+        init["num_cpus"] = num_cpus
+    return LazyRayTaskRunner(address=address or os.environ.get("RAY_ADDRESS"), init_kwargs=init)
+
+
+def current_flow_run() -> tuple[str | None, str | None]:
+    """``(flow_run_id, flow_run_name)`` of the running flow, or ``(None, None)`` outside one."""
+    from prefect.runtime import flow_run
+
+    fid = flow_run.get_id()
+    return (str(fid) if fid else None), (flow_run.get_name() if fid else None)

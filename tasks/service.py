@@ -1,0 +1,60 @@
+"""Tasks that start (or attach to) the retrieval actor and remove it when the flow is done with it."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+
+class ServiceRef(TypedDict):
+    """What later tasks need to find the actor; ``created`` says whether this flow owns it."""
+
+    name: str
+    namespace: str
+    created: bool
+
+
+@task(name="start_retrieval_service", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def start_retrieval_service(
+    dataset: str,
+    emb_model: str = "all-MiniLM-L6-v2",
+    emb_type: str = "item",
+    name: str = "RetrievalService",
+    namespace: str = "rl4rec",
+    num_gpus: float = 0,
+    backend: str = "auto",
+) -> ServiceRef:
+    """Attach to a running actor that serves ``dataset`` (e.g. ``rl4rec serve``) or launch one.
+
+    The actor is detached so it outlives this task's worker; the flow removes it at its end when it
+    created it (``created=True``). It takes no CPU so it never starves the training task on 2 cores.
+    """
+    from rl4rec_core.retrieval import actor as ra
+
+    existed = ra._lookup(name, namespace) is not None
+    ra.launch_retrieval_actor(
+        emb_model, emb_type=emb_type, datasets=[dataset], name=name, namespace=namespace,
+        num_cpus=0, num_gpus=num_gpus, backend=backend, detached=True, get_if_exists=True,
+    )
+    return ServiceRef(name=name, namespace=namespace, created=not existed)
+
+
+def stop_retrieval_service(ref: ServiceRef | None) -> bool:
+    """Remove the actor if this flow created it (plain function: called from the flow's ``finally``)."""
+    if not ref or not ref.get("created"):
+        return False
+    import ray
+
+    if not ray.is_initialized():
+        return False
+    from rl4rec_core.retrieval import remove_retrieval_actor
+
+    return remove_retrieval_actor(ref["name"], ref["namespace"])
+
+
+def service_client(ref: ServiceRef):
+    from rl4rec_core.retrieval import RetrievalClient, get_retrieval_actor
+
+    return RetrievalClient(get_retrieval_actor(ref["name"], ref["namespace"]), name=ref["name"], namespace=ref["namespace"])
