@@ -1,0 +1,107 @@
+"""Chunked cosine scoring over an item matrix: memory stays bounded by ``B x chunk`` however big ``N`` is.
+
+All functions take unit-norm queries ``q [B, d]`` and unit-norm item embeddings ``items [N, d]``,
+so a dot product is the cosine similarity. History masking follows :mod:`rl4rec_core.metrics`
+(the target is never masked; ties are pessimistic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+
+def chunks(num_items: int, chunk_size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, num_items, chunk_size):
+        yield start, min(start + chunk_size, num_items)
+
+
+def history_pairs(
+    histories: Sequence[Sequence[int]] | None, targets: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flatten histories into ``(rows [M], cols [M])``, dropping each row's own target."""
+    if histories is None:
+        empty = torch.empty(0, dtype=torch.long)
+        return empty, empty
+    lengths = torch.tensor([len(h) for h in histories], dtype=torch.long)
+    rows = torch.repeat_interleave(torch.arange(len(histories)), lengths)
+    cols = torch.tensor([int(i) for h in histories for i in h], dtype=torch.long)
+    if targets is not None and len(cols):
+        keep = cols != targets[rows]
+        rows, cols = rows[keep], cols[keep]
+    return rows, cols
+
+
+def _mask_chunk(s: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, start: int, stop: int) -> None:
+    """Set the history entries falling in ``[start, stop)`` to ``-inf`` in the chunk ``s [B, stop-start]``."""
+    if len(cols):
+        sel = (cols >= start) & (cols < stop)
+        if sel.any():
+            s[rows[sel], cols[sel] - start] = float("-inf")
+
+
+def full_scores(
+    q: torch.Tensor, items: torch.Tensor, chunk_size: int, histories=None, targets=None
+) -> torch.Tensor:
+    """Scores ``[B, N]`` filled chunk by chunk into one buffer (no ``[B, N]`` temporaries), history masked."""
+    out = torch.empty(q.shape[0], items.shape[0], dtype=torch.float32, device=q.device)
+    rows, cols = history_pairs(histories, targets)
+    rows, cols = rows.to(q.device), cols.to(q.device)
+    for start, stop in chunks(items.shape[0], chunk_size):
+        torch.matmul(q, items[start:stop].T, out=out[:, start:stop])
+    if len(cols):
+        out[rows, cols] = float("-inf")
+    return out
+
+
+def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """1-based pessimistic rank of each target in already-masked ``scores [B, N]``: long ``[B]``."""
+    t = scores.gather(1, targets[:, None])
+    ranks = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
+    for start, stop in chunks(scores.shape[1], chunk_size):
+        ranks += (scores[:, start:stop] >= t).sum(dim=1)
+    return ranks
+
+
+def chunked_ranks(
+    q: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, chunk_size: int, histories=None
+) -> torch.Tensor:
+    """Rank of each target among all items without ever holding ``[B, N]``: long ``[B]``.
+
+    The target's score is computed once (``q . items[target]``) and compared with every other
+    unmasked item; the target itself is excluded from the count and adds the leading 1.
+    """
+    t = (q * items[targets]).sum(dim=1, keepdim=True)  # [B, 1]
+    rows, cols = history_pairs(histories, targets)
+    rows, cols = rows.to(q.device), cols.to(q.device)
+    ar = torch.arange(q.shape[0], device=q.device)
+    ranks = torch.ones(q.shape[0], dtype=torch.long, device=q.device)
+    for start, stop in chunks(items.shape[0], chunk_size):
+        s = q @ items[start:stop].T  # [B, c]
+        _mask_chunk(s, rows, cols, start, stop)
+        own = (targets >= start) & (targets < stop)
+        if own.any():
+            s[ar[own], targets[own] - start] = float("-inf")
+        ranks += (s >= t).sum(dim=1)
+    return ranks
+
+
+def chunked_top_k(
+    q: torch.Tensor, items: torch.Tensor, k: int, chunk_size: int, histories=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k items per row, history masked: ``(indices [B, k] long, scores [B, k] float)``, best first."""
+    rows, cols = history_pairs(histories)
+    rows, cols = rows.to(q.device), cols.to(q.device)
+    best_s = torch.full((q.shape[0], 0), float("-inf"), device=q.device)
+    best_i = torch.empty((q.shape[0], 0), dtype=torch.long, device=q.device)
+    for start, stop in chunks(items.shape[0], chunk_size):
+        s = q @ items[start:stop].T
+        _mask_chunk(s, rows, cols, start, stop)
+        top = s.topk(min(k, stop - start), dim=1)
+        # merge the running best with this chunk's best and keep k
+        cand_s = torch.cat([best_s, top.values], dim=1)
+        cand_i = torch.cat([best_i, top.indices + start], dim=1)
+        keep = cand_s.topk(min(k, cand_s.shape[1]), dim=1)
+        best_s, best_i = keep.values, cand_i.gather(1, keep.indices)
+    return best_i, best_s

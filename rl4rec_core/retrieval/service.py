@@ -1,0 +1,293 @@
+"""The retrieval service: embeds texts and scores them against one or more catalogues of items.
+
+A plain class — Ray is applied only by :mod:`rl4rec_core.retrieval.actor` — so it is tested and
+benchmarked directly. Every method validates its input before touching state, so a bad call raises
+a clear error and the service (or the actor holding it) keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from rl4rec_core import rewards as reward_registry
+from rl4rec_core.errors import ConfigError, DataError
+from rl4rec_core.retrieval import scoring
+from rl4rec_core.retrieval.negatives import sample_candidates
+
+log = logging.getLogger(__name__)
+
+# 65,536 items x B=16 queries = 4 MB of scores per chunk: large enough that matmul speed is bound by
+# reading the item matrix, small enough that a 1M-item catalogue never needs a [B, N] temporary.
+DEFAULT_CHUNK_SIZE = 65_536
+
+
+@dataclass
+class RewardBatch:
+    """What a training step needs from the service, and nothing bigger.
+
+    Attributes:
+        rewards: float32 ``[B]``.
+        ranks: long ``[B]``, 1-based rank of each target among the candidates (all items, or
+            target + sampled negatives).
+    """
+
+    rewards: torch.Tensor
+    ranks: torch.Tensor
+
+
+class RetrievalService:
+    """Holds item embeddings of several datasets and one text encoder; answers scoring calls.
+
+    Args:
+        emb_model_name: embedding model, the same one that produced the item embeddings.
+        emb_type: which item-embedding file to load (``{dataset}_{emb_type}_{model}.pt``).
+        datasets: dataset names whose embeddings are loaded from ``emb_dir()``.
+        device: ``cpu`` or ``cuda[:i]``; the item matrices and the encoder live there.
+        backend: encoder backend (``auto``, ``vllm``, ``sentence-transformers``).
+        chunk_size: items scored per matmul; bounds memory at ``B x chunk_size`` floats.
+        encoder: an already-built encoder (``.encode``, ``.dim``, ``.model_name``); skips ``make_encoder``.
+        embeddings: already-built ``{dataset: FloatTensor [N, d]}``; replaces loading ``datasets``
+            from disk (tests, benchmarks). Rows are normalised in place.
+    """
+
+    def __init__(
+        self,
+        emb_model_name: str = "all-MiniLM-L6-v2",
+        emb_type: str = "item",
+        datasets: Sequence[str] = ("ml-100k",),
+        device: str = "cpu",
+        backend: str = "auto",
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        encoder=None,
+        embeddings: Mapping[str, torch.Tensor] | None = None,
+    ) -> None:
+        if not isinstance(chunk_size, int) or chunk_size <= 0:
+            raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        if isinstance(datasets, str):
+            datasets = [datasets]
+        if embeddings is None and not datasets:
+            raise ConfigError("no datasets to serve; pass at least one name, e.g. datasets=['ml-100k']")
+        self.emb_model_name = emb_model_name
+        self.emb_type = emb_type
+        self.device = torch.device(device)
+        self.chunk_size = chunk_size
+        # read the item files before loading the encoder: a missing or stale file fails in
+        # milliseconds instead of after a model load
+        loaded = {name: self._load(name) for name in datasets} if embeddings is None else {}
+        if encoder is None:
+            from rl4rec_core.embedding import make_encoder
+
+            encoder = make_encoder(emb_model_name, backend=backend, device=str(self.device))
+        self.encoder = encoder
+        self._items: dict[str, torch.Tensor] = {}
+        for name, (matrix, sidecar) in loaded.items():
+            self._check_model(name, sidecar)
+            self._items[name] = self._prepare(name, matrix)
+        for name, matrix in (embeddings or {}).items():
+            self._items[name] = self._prepare(name, matrix)
+        log.info("retrieval service ready: %s", self.datasets())
+
+    # ------------------------------------------------------------------ loading
+    def _load(self, name: str) -> tuple[torch.Tensor, dict]:
+        """``name``'s item embeddings and sidecar, validated by ``load_item_embeddings`` (dataset,
+        model, float32, finite, sidecar shape, and the prepared item count when the data is here)."""
+        from rl4rec_core.item_embeddings import load_item_embeddings
+
+        return load_item_embeddings(name, self.emb_type, self.emb_model_name, expect_items=_prepared_items(name))
+
+    def _check_model(self, name: str, sidecar: dict) -> None:
+        """The file's model must be the encoder's: a different model's vectors give meaningless cosines."""
+        made_by = {sidecar.get("model_name"), sidecar.get("short_name")}
+        ours = {self.encoder.model_name, getattr(self.encoder, "short_name", None)}
+        if not made_by & ours:
+            raise DataError(
+                f"embeddings of {name!r} were made with {sidecar.get('model_name')!r} but the service encodes with "
+                f"{self.encoder.model_name!r}. Regenerate them with "
+                f"`rl4rec embed --dataset {name} --emb_model {self.encoder.model_name}` or serve with "
+                f"--emb_model_name {sidecar.get('model_name')}"
+            )
+
+    def _prepare(self, name: str, matrix: torch.Tensor) -> torch.Tensor:
+        """Validate ``[N, d]`` float32 finite, move to the device, normalise rows in place (cosine = dot)."""
+        if not isinstance(matrix, torch.Tensor) or matrix.dim() != 2 or matrix.shape[0] == 0:
+            shape = tuple(matrix.shape) if isinstance(matrix, torch.Tensor) else type(matrix).__name__
+            raise DataError(f"item embeddings of {name!r} must be a non-empty [num_items, dim] tensor, got {shape}")
+        if matrix.dtype != torch.float32:
+            raise DataError(f"item embeddings of {name!r} are {matrix.dtype}, expected torch.float32; regenerate them")
+        if matrix.shape[1] != self.encoder.dim:
+            raise DataError(
+                f"item embeddings of {name!r} have dim {matrix.shape[1]} but the encoder "
+                f"{self.encoder.model_name!r} gives {self.encoder.dim}; regenerate them with the same model"
+            )
+        if not torch.isfinite(matrix).all():
+            raise DataError(f"item embeddings of {name!r} contain NaN or Inf; regenerate them")
+        matrix = matrix.to(self.device)
+        # in place: a 1M x 384 catalogue is 1.5 GB and must not be copied
+        matrix.div_(matrix.norm(dim=1, keepdim=True).clamp_min_(1e-12))
+        return matrix
+
+    # ------------------------------------------------------------------ calls
+    def ping(self) -> str:
+        return "ok"
+
+    def datasets(self) -> dict[str, tuple[int, int]]:
+        """``{dataset: (num_items, dim)}`` for every loaded dataset."""
+        return {name: (m.shape[0], m.shape[1]) for name, m in self._items.items()}
+
+    def info(self) -> dict:
+        """Device, model and datasets, for the server banner and health checks."""
+        return {"device": str(self.device), "emb_model_name": self.emb_model_name, "datasets": self.datasets()}
+
+    def calculate_reward(self, texts: Sequence[str], dataset_name: str) -> torch.Tensor:
+        """Cosine scores of each text against every item: float32 ``[len(texts), num_items]`` (the original's contract)."""
+        items = self._catalogue(dataset_name)
+        q = self._embed(texts)
+        return scoring.full_scores(q, items, self.chunk_size).cpu()
+
+    def compute_rewards(
+        self,
+        texts: Sequence[str],
+        dataset_name: str,
+        targets: Sequence[int] | torch.Tensor,
+        histories: Sequence[Sequence[int]] | None = None,
+        reward: str = "ndcg@10",
+        num_negatives: int = 0,
+        seed: int | None = None,
+        **reward_kwargs,
+    ) -> RewardBatch:
+        """Rank each user's target for the text generated for them and turn ranks into rewards.
+
+        Args:
+            texts: ``B`` generated texts.
+            targets: ``[B]`` the item each user really consumed next.
+            histories: optional per-user item indices, masked out (the target never is).
+            reward: a name from :mod:`rl4rec_core.rewards` or a dotted path to a user function.
+            num_negatives: 0 ranks against the full catalogue; ``n > 0`` ranks the target against
+                ``n`` sampled items outside the history (reproducible with ``seed``).
+            **reward_kwargs: passed through to the reward function.
+        """
+        items = self._catalogue(dataset_name)
+        n = items.shape[0]
+        texts = _check_texts(texts)
+        targets = _check_targets(targets, len(texts), n)
+        histories = _check_histories(histories, len(texts), n)
+        if not isinstance(num_negatives, int) or num_negatives < 0:
+            raise ValueError(f"num_negatives must be an integer >= 0, got {num_negatives!r}")
+        fn = reward_registry.resolve_reward(reward)
+        needs_scores = getattr(fn, "needs_scores", True)
+        extra = {"texts": list(texts), "histories": histories, "dataset_name": dataset_name}
+        clash = set(reward_kwargs) & (set(extra) | {"ranks", "scores", "targets", "num_items", "num_candidates"})
+        if clash:
+            raise ValueError(f"reward keyword(s) {sorted(clash)} are reserved; rename them")
+
+        if num_negatives:
+            cands = sample_candidates(targets, histories, n, num_negatives, seed).to(self.device)
+            q = self._embed(texts)
+            scores = torch.einsum("bd,bcd->bc", q, items[cands])  # [B, 1 + n]
+            ranks = 1 + (scores[:, 1:] >= scores[:, :1]).sum(dim=1)
+        elif needs_scores:
+            q = self._embed(texts)
+            scores = scoring.full_scores(q, items, self.chunk_size, histories, targets.to(self.device))
+            ranks = scoring.ranks_from_scores(scores, targets.to(self.device), self.chunk_size)
+        else:
+            q = self._embed(texts)
+            scores = None
+            ranks = scoring.chunked_ranks(q, items, targets.to(self.device), self.chunk_size, histories)
+        values = fn(
+            ranks=ranks.cpu(),
+            scores=scores.cpu() if scores is not None else None,
+            targets=targets,
+            num_items=n,
+            num_candidates=1 + num_negatives if num_negatives else n,
+            **extra,
+            **reward_kwargs,
+        )
+        return RewardBatch(rewards=reward_registry.check_rewards(values, len(texts), str(reward)), ranks=ranks.cpu())
+
+    def top_k(
+        self, texts: Sequence[str], dataset_name: str, k: int = 10, histories: Sequence[Sequence[int]] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Best ``k`` items per text, history masked: ``(indices [B, k] long, scores [B, k] float32)``."""
+        items = self._catalogue(dataset_name)
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if k > items.shape[0]:
+            raise ValueError(f"k={k} is more than the {items.shape[0]} items of {dataset_name!r}; use k <= {items.shape[0]}")
+        texts = _check_texts(texts)
+        histories = _check_histories(histories, len(texts), items.shape[0])
+        idx, s = scoring.chunked_top_k(self._embed(texts), items, k, self.chunk_size, histories)
+        return idx.cpu(), s.cpu()
+
+    # ------------------------------------------------------------------ helpers
+    def _catalogue(self, dataset_name: str) -> torch.Tensor:
+        if dataset_name not in self._items:
+            raise ValueError(
+                f"unknown dataset {dataset_name!r}; this service has {sorted(self._items)}. Start it with "
+                f"--datasets {dataset_name} (plus the ones you need) or fix the dataset name"
+            )
+        return self._items[dataset_name]
+
+    def _embed(self, texts: Sequence[str]) -> torch.Tensor:
+        q = self.encoder.encode(list(_check_texts(texts)))
+        q = torch.as_tensor(q, dtype=torch.float32).to(self.device)
+        if q.shape != (len(texts), self.encoder.dim) or not torch.isfinite(q).all():
+            raise RuntimeError(f"encoder returned shape {tuple(q.shape)} or non-finite values for {len(texts)} texts")
+        return q
+
+
+def _check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        raise ValueError("texts must be a list of strings, got a single string; wrap it: [text]")
+    texts = list(texts) if texts is not None else []
+    if not texts:
+        raise ValueError("texts is empty; pass at least one generated text")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"texts must all be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+    return texts
+
+
+def _check_targets(targets, batch_size: int, num_items: int) -> torch.Tensor:
+    try:
+        t = torch.as_tensor(targets)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"targets must be a list of item indices: {e}") from e
+    if t.dim() != 1 or len(t) != batch_size:
+        raise ValueError(f"targets must have one item index per text ({batch_size}), got shape {tuple(t.shape)}")
+    if t.is_floating_point() or t.dtype == torch.bool:
+        raise ValueError(f"targets must be integer item indices, got {t.dtype}")
+    t = t.long().cpu()
+    if t.min() < 0 or t.max() >= num_items:
+        raise ValueError(f"target index out of range: got {t.min().item()}..{t.max().item()}, items are 0..{num_items - 1}")
+    return t
+
+
+def _check_histories(histories, batch_size: int, num_items: int):
+    if histories is None:
+        return None
+    try:
+        histories = [[int(i) for i in h] for h in histories]
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"histories must be lists of integer item indices: {e}") from e
+    if len(histories) != batch_size:
+        raise ValueError(f"got {len(histories)} histories for {batch_size} texts; pass one (possibly empty) list per text")
+    flat = [i for h in histories for i in h]
+    if flat and (min(flat) < 0 or max(flat) >= num_items):
+        raise ValueError(f"history item index out of range 0..{num_items - 1}: got {min(flat)}..{max(flat)}")
+    return histories
+
+
+def _prepared_items(name: str) -> int | None:
+    """Item count of the prepared dataset, when it is present here (the actor may run where it is not)."""
+    from rl4rec_core.paths import dataset_dir
+
+    path = dataset_dir(name) / "items.parquet"
+    if not path.exists():
+        return None
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
