@@ -1,0 +1,136 @@
+"""Training checkpoints and the JSONL log: what ``--resume`` needs to continue as if never stopped.
+
+A checkpoint folder (``checkpoint_step_N/`` or ``checkpoint_final/``), written atomically::
+
+    policy/             the policy's own save(): weights or LoRA adapter, optimizer, baseline, its RNG
+    trainer_state.json  {"step": N, "sampler": <numpy Generator state>, "rng": {python, numpy, torch}}
+    config.json         the TrainConfig (which also says which policy it was: dummy or LLM)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rl4rec_core.errors import MissingArtifactError
+from rl4rec_core.io import atomic_dir, atomic_path, write_json
+
+LOG_NAME = "training_log.jsonl"
+FINAL_NAME = "checkpoint_final"
+_STEP_RE = re.compile(r"^checkpoint_step_(\d+)$")
+
+
+def capture_rng() -> dict[str, Any]:
+    """Global RNG states (python, numpy, torch) as JSON-able values."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    return {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        "torch": torch.get_rng_state().tolist(),
+    }
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), *n[2:]))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+
+
+def save_checkpoint(path: Path, policy, trainer_state: dict[str, Any], config: dict[str, Any]) -> Path:
+    """Write a complete checkpoint folder atomically (an old one at ``path`` survives a failure)."""
+    with atomic_dir(path) as tmp:
+        policy.save(tmp / "policy")
+        write_json(tmp / "trainer_state.json", trainer_state)
+        write_json(tmp / "config.json", config)
+    return path
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(trainer_state, config)`` of a checkpoint folder."""
+    path = Path(path)
+    state_file = path / "trainer_state.json"
+    if not state_file.is_file():
+        raise MissingArtifactError(
+            f"{path} is not a training checkpoint (no trainer_state.json); pass a checkpoint_step_N or "
+            f"checkpoint_final folder, or the run folder that holds them"
+        )
+    return json.loads(state_file.read_text()), json.loads((path / "config.json").read_text())
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints under ``run_dir`` as ``(step, path)``, oldest first (final last on ties)."""
+    run_dir = Path(run_dir)
+    found: list[tuple[int, int, Path]] = []
+    if not run_dir.is_dir():
+        return []
+    for p in run_dir.iterdir():
+        if not (p / "trainer_state.json").is_file():
+            continue  # a temporary or half-deleted folder
+        m = _STEP_RE.match(p.name)
+        if m:
+            found.append((int(m.group(1)), 0, p))
+        elif p.name == FINAL_NAME:
+            step = json.loads((p / "trainer_state.json").read_text())["step"]
+            found.append((step, 1, p))
+    return [(s, p) for s, _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = list_checkpoints(run_dir)
+    return ckpts[-1][1] if ckpts else None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder from either itself or its run folder (final, else the latest step)."""
+    path = Path(path)
+    if (path / "trainer_state.json").is_file():
+        return path
+    latest = latest_checkpoint(path)
+    if latest is None:
+        raise MissingArtifactError(
+            f"no checkpoint found at {path}; train one first with `rl4rec train --checkpoint_dir {path}` "
+            f"or pass a folder that holds checkpoint_step_N/ or checkpoint_final/"
+        )
+    return latest
+
+
+class TrainingLog:
+    """Append-only ``training_log.jsonl``: one JSON object per step, flushed line by line."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def truncate(self, step: int) -> int:
+        """Keep only records of steps ``< step`` (those a resumed run will not redo); returns how many."""
+        if not self.path.is_file():
+            return 0
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill
+            if rec.get("step", step) < step:
+                kept.append(line)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in kept))
+        return len(kept)

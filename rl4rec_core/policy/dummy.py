@@ -1,0 +1,246 @@
+"""``DummyRecPolicy``: the RecPolicy interface without an LLM, so the whole loop runs in seconds.
+
+It still *really* learns. A "text" is ``num_words`` words drawn from a vocabulary of words found in the
+item texts (titles, genres). The word distribution is a softmax over learnable logits::
+
+    logits[p] = bias + features(prompt p) @ weight        bias [V], weight [V, V], features [V]
+
+where ``features`` is the normalised bag of vocabulary words in the prompt (so what a user watched can
+steer what gets "generated"). Updates use the same policy-gradient code as the LLM policy
+(``rl4rec_core.rl.algorithms``): GRPO group advantages or REINFORCE with a running baseline, the
+token-level surrogate loss (a word plays the part of a token), optional PPO clipping and a KL penalty
+against the starting (uniform) distribution — exact here, because the distribution is small.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+
+from rl4rec_core.errors import ConfigError, MissingArtifactError
+from rl4rec_core.io import atomic_path, write_json
+from rl4rec_core.rl.algorithms import AlgoConfig, RunningBaseline, compute_advantages, policy_gradient_loss
+
+_WORD = re.compile(r"[a-z][a-z']+")
+# words that say nothing about an item
+_STOP = frozenset(
+    "the a an and of in on to for with from at by is it its as or be this that his her their our your "
+    "my me you we they he she them us not no but are was were has have had la le les el de der die das "
+    "und ii iii".split()
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of ``text`` (the unit the dummy policy generates)."""
+    return _WORD.findall(text.lower())
+
+
+def build_vocab(texts: Iterable[str], size: int = 256) -> list[str]:
+    """The ``size`` most frequent non-stop words of ``texts`` (ties broken alphabetically)."""
+    counts = Counter(w for t in texts for w in words(t) if w not in _STOP and len(w) > 2)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [w for w, _ in ranked[:size]]
+
+
+class DummyRecPolicy:
+    kind = "dummy"
+
+    def __init__(
+        self,
+        vocab: Sequence[str],
+        num_words: int = 6,
+        learning_rate: float = 0.05,
+        algo: AlgoConfig | None = None,
+        seed: int = 0,
+        history_items: int = 5,
+    ):
+        if len(vocab) < 2:
+            raise ConfigError(f"the dummy policy needs a vocabulary of >= 2 words, got {len(vocab)}")
+        if len(set(vocab)) != len(vocab):
+            raise ConfigError("the dummy policy's vocabulary has duplicate words")
+        if num_words < 1:
+            raise ConfigError(f"num_words must be >= 1, got {num_words}")
+        if not learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {learning_rate}")
+        self.vocab = list(vocab)
+        self.index = {w: i for i, w in enumerate(self.vocab)}
+        self.num_words = num_words
+        self.learning_rate = learning_rate
+        self.algo = algo or AlgoConfig()
+        self.seed = seed
+        self.history_items = history_items
+        v = len(self.vocab)
+        # zero init = the uniform distribution, which is also the KL reference
+        self.bias = torch.nn.Parameter(torch.zeros(v))
+        self.weight = torch.nn.Parameter(torch.zeros(v, v))
+        self.optimizer = torch.optim.Adam([self.bias, self.weight], lr=learning_rate)
+        self.baseline = RunningBaseline(self.algo.baseline_momentum)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def from_item_texts(cls, texts: Iterable[str], vocab_size: int = 256, **kwargs) -> "DummyRecPolicy":
+        return cls(build_vocab(texts, vocab_size), **kwargs)
+
+    @classmethod
+    def from_dataset(cls, dataset, vocab_size: int = 256, **kwargs) -> "DummyRecPolicy":
+        """Vocabulary from the dataset's item titles and text columns (genres, categories, ...)."""
+        items = dataset.items
+        import pandas as pd
+
+        cols = [c for c in items.columns if c not in ("item_idx", "item_id") and not pd.api.types.is_numeric_dtype(items[c])]
+        texts = (" ".join(map(str, row)) for row in items[cols].itertuples(index=False))
+        return cls.from_item_texts(texts, vocab_size, **kwargs)
+
+    # ------------------------------------------------------------------ the RecPolicy interface
+    def build_prompts(self, user_histories: list[list[str]]) -> list[str]:
+        return [
+            "Recently watched: " + "; ".join(h[-self.history_items :]) + ". Recommend the next one:"
+            for h in user_histories
+        ]
+
+    def generate(self, prompts: list[str], num_samples: int = 1, greedy: bool = False, **_) -> list[str]:
+        """``len(prompts) * num_samples`` texts, prompt i's at ``i*num_samples:(i+1)*num_samples``."""
+        with torch.no_grad():
+            probs = torch.softmax(self.logits(prompts), dim=-1)  # [P, V]
+            if greedy:
+                ids = probs.topk(min(self.num_words, len(self.vocab)), dim=-1).indices
+                ids = ids.repeat_interleave(num_samples, dim=0)
+            else:
+                ids = torch.multinomial(
+                    probs.repeat_interleave(num_samples, dim=0), self.num_words, replacement=True,
+                    generator=self.generator,
+                )  # [P*S, L]
+        return [" ".join(self.vocab[i] for i in row) for row in ids.tolist()]
+
+    def update(self, prompts: list[str], texts: list[str], rewards: torch.Tensor) -> dict[str, float]:
+        """One policy-gradient update. prompts/texts ``[N]`` (one prompt per text), rewards ``[N]``."""
+        rewards = torch.as_tensor(rewards, dtype=torch.float32).reshape(-1)
+        if not len(prompts) == len(texts) == rewards.shape[0]:
+            raise ValueError(f"{len(prompts)} prompts, {len(texts)} texts, {rewards.shape[0]} rewards: need one each")
+        adv = compute_advantages(rewards, self.algo, self.baseline)  # [N]
+        ids, mask = self._encode(texts)  # [N, T]
+        with torch.no_grad():
+            old = self._token_logprobs(prompts, ids)
+        stats: dict[str, float] = {}
+        for _ in range(self.algo.ppo_epochs):
+            logp = self._token_logprobs(prompts, ids)
+            loss, stats = policy_gradient_loss(logp, old, adv, mask, self.algo.clip_eps)
+            kl = self.kl(prompts)
+            if self.algo.kl_coef > 0:
+                loss = loss + self.algo.kl_coef * kl
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+        with torch.no_grad():
+            p = torch.softmax(self.logits(prompts), dim=-1)
+            entropy = float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
+        return {
+            **stats,
+            "loss": float(loss.detach()),
+            "kl": float(kl.detach()),
+            "entropy": entropy,
+            "adv_abs_mean": float(adv.abs().mean()),
+            "gen_len": float(mask.sum(1).mean()),
+        }
+
+    # ------------------------------------------------------------------ internals
+    def features(self, prompts: list[str]) -> torch.Tensor:
+        """``[P, V]`` bag of vocabulary words per prompt, each non-empty row summing to 1."""
+        feats = torch.zeros(len(prompts), len(self.vocab))
+        for r, p in enumerate(prompts):
+            for w in words(p):
+                j = self.index.get(w)
+                if j is not None:
+                    feats[r, j] += 1.0
+        return feats / feats.sum(1, keepdim=True).clamp_min(1.0)
+
+    def logits(self, prompts: list[str]) -> torch.Tensor:
+        """``[P, V]`` word logits per prompt."""
+        return self.bias + self.features(prompts) @ self.weight
+
+    def kl(self, prompts: list[str]) -> torch.Tensor:
+        """Exact mean KL(π(·|prompt) ‖ uniform) = log V − H(π), a scalar with grad."""
+        logp = torch.log_softmax(self.logits(prompts), dim=-1)
+        return (logp.exp() * logp).sum(-1).mean() + torch.log(torch.tensor(float(len(self.vocab))))
+
+    def _encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Texts -> word ids ``[N, T]`` (right-padded with 0) and mask ``[N, T]``; unknown words dropped."""
+        rows = [[self.index[w] for w in words(t) if w in self.index] for t in texts]
+        t = max(1, max(len(r) for r in rows))
+        ids = torch.zeros(len(rows), t, dtype=torch.long)
+        mask = torch.zeros(len(rows), t)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            mask[i, : len(r)] = 1.0
+        return ids, mask
+
+    def _token_logprobs(self, prompts: list[str], ids: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.logits(prompts), dim=-1).gather(1, ids)  # [N, T]
+
+    # ------------------------------------------------------------------ checkpoints
+    def config_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "vocab": self.vocab,
+            "num_words": self.num_words,
+            "learning_rate": self.learning_rate,
+            "seed": self.seed,
+            "history_items": self.history_items,
+            "algo": dataclasses.asdict(self.algo),
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Weights, optimizer, baseline and sampling RNG, so a resumed run samples the same texts."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        write_json(path / "policy.json", self.config_dict())
+        state = {
+            "bias": self.bias.detach().clone(),
+            "weight": self.weight.detach().clone(),
+            "optimizer": self.optimizer.state_dict(),
+            "baseline": self.baseline.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+        with atomic_path(path / "state.pt") as tmp:
+            torch.save(state, tmp)
+
+    def load(self, path: str | Path) -> None:
+        path = Path(path)
+        cfg = _read_config(path)
+        if cfg["vocab"] != self.vocab:
+            raise ConfigError(f"{path} was saved with another vocabulary; load it with DummyRecPolicy.from_dir")
+        state = torch.load(path / "state.pt", weights_only=True)
+        with torch.no_grad():
+            self.bias.copy_(state["bias"])
+            self.weight.copy_(state["weight"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.baseline.load_state_dict(state["baseline"])
+        self.generator.set_state(state["generator"])
+
+    @classmethod
+    def from_dir(cls, path: str | Path, trained: bool = True) -> "DummyRecPolicy":
+        """Rebuild a saved policy; ``trained=False`` gives the same policy before any update."""
+        cfg = _read_config(Path(path))
+        policy = cls(
+            cfg["vocab"], num_words=cfg["num_words"], learning_rate=cfg["learning_rate"],
+            algo=AlgoConfig(**cfg["algo"]), seed=cfg["seed"], history_items=cfg["history_items"],
+        )
+        if trained:
+            policy.load(path)
+        return policy
+
+
+def _read_config(path: Path) -> dict:
+    f = path / "policy.json"
+    if not f.is_file():
+        raise MissingArtifactError(f"{path} holds no saved dummy policy (policy.json missing)")
+    cfg = json.loads(f.read_text())
+    if cfg.get("kind") != DummyRecPolicy.kind:
+        raise ConfigError(f"{path} holds a {cfg.get('kind')!r} policy, not a dummy one")
+    return cfg

@@ -1,0 +1,324 @@
+"""``RLTrainer``: users' histories -> prompts -> policy samples -> retrieval rewards -> policy update.
+
+The trainer knows nothing about the model (anything satisfying :class:`Policy`) nor where rewards come
+from (anything satisfying :class:`RewardSource`: the plain ``RetrievalService``, its Ray client, or a
+test double). It owns the loop, the user sampler, the JSONL log, checkpoints and callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rl4rec_core import checkpoint as ckpt
+from rl4rec_core.errors import ConfigError, DataError, Rl4recError
+from rl4rec_core.trainer_config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What the trainer needs from a policy (``RecPolicy`` and ``DummyRecPolicy`` both fit).
+
+    ``generate`` returns texts grouped by prompt: prompt i's samples at ``i*num_samples:(i+1)*num_samples``.
+    ``update`` gets one prompt per text (prompts repeated per sample) and rewards ``[len(texts)]``.
+    """
+
+    def build_prompts(self, user_histories: list[list[str]]) -> list[str]: ...
+
+    def generate(self, prompts: list[str], num_samples: int = 1, greedy: bool = False) -> list[str]: ...
+
+    def update(self, prompts: list[str], texts: list[str], rewards: torch.Tensor) -> dict[str, float]: ...
+
+    def save(self, path: str | Path) -> None: ...
+
+    def load(self, path: str | Path) -> None: ...
+
+
+class RewardSource(Protocol):
+    """Anything with the retrieval service's ``compute_rewards`` (plain class or Ray client)."""
+
+    def compute_rewards(
+        self,
+        texts: list[str],
+        dataset_name: str,
+        targets: list[int],
+        histories: list[list[int]] | None = None,
+        reward: str = "ndcg@10",
+        num_negatives: int = 0,
+        seed: int | None = None,
+    ) -> Any: ...
+
+
+class TrainerCallback:
+    """Hooks for outside observers (e.g. MLflow logging in ``tasks/``); override what you need."""
+
+    def on_train_start(self, trainer: "RLTrainer") -> None: ...
+
+    def on_step_end(self, step: int, stats: dict[str, Any]) -> None: ...
+
+    def on_checkpoint(self, step: int, path: Path) -> None: ...
+
+    def on_train_end(self, summary: dict[str, Any]) -> None: ...
+
+
+def format_step(step: int, stats: dict[str, Any]) -> str:
+    """The original's console line: ``Step     10 | Loss: 0.4876 | Reward: 0.6721 (max: 0.9034, min: 0.4567)``."""
+    return (
+        f"Step {step:6d} | Loss: {stats['loss']:.4f} | Reward: {stats['avg_reward']:.4f} "
+        f"(max: {stats['max_reward']:.4f}, min: {stats['min_reward']:.4f})"
+    )
+
+
+def item_titles(dataset) -> list[str]:
+    """Item titles in item-index order (what prompts show of each history item)."""
+    titles = getattr(dataset, "item_titles", None)
+    if titles is None:
+        titles = dataset.items["title"].astype(str).tolist()
+    return list(titles)
+
+
+class RLTrainer:
+    def __init__(
+        self,
+        config: TrainConfig,
+        policy: Policy,
+        reward_source: RewardSource,
+        dataset,
+        callbacks: Sequence[TrainerCallback] = (),
+    ):
+        self.config = config
+        self.policy = policy
+        self.reward_source = reward_source
+        self.dataset = dataset
+        self.callbacks = list(callbacks)
+        self.output_dir = config.output_dir
+        self.log = ckpt.TrainingLog(self.output_dir / ckpt.LOG_NAME)
+        self.step = 0  # number of completed steps
+        self.titles = item_titles(dataset)
+        split = dataset.split("train")
+        # users whose train history (seq[:-3]) is empty have nothing to put in a prompt
+        keep = [i for i, h in enumerate(split.histories) if len(h) > 0]
+        if not keep:
+            raise DataError(
+                f"no user of {config.dataset_name!r} has a training history (every sequence needs >= 4 "
+                f"items: history = seq[:-3], target = seq[-3]); prepare a dataset with longer sequences"
+            )
+        self.histories = [list(map(int, split.histories[i])) for i in keep]
+        self.targets = [int(split.targets[i]) for i in keep]
+        if config.users_per_step > len(keep):
+            raise ConfigError(
+                f"batch_size {config.batch_size} / group_size {config.group_size} = {config.users_per_step} "
+                f"users per step, but the train split has only {len(keep)} usable users; lower --batch_size"
+            )
+        self.sampler = np.random.default_rng(config.seed)
+
+    # ---------------------------------------------------------------- one step
+    def sample_users(self) -> np.ndarray:
+        """Indices (into self.histories) of the users of one step, drawn without replacement."""
+        return self.sampler.choice(len(self.histories), size=self.config.users_per_step, replace=False)
+
+    def compute_rewards(self, texts: list[str], users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rewards and target ranks ``([B*G] float, [B*G] long)`` for grouped texts of ``users [B]``."""
+        g = self.config.group_size
+        targets = [self.targets[u] for u in users for _ in range(g)]
+        histories = [self.histories[u] for u in users for _ in range(g)]
+        try:
+            out = self.reward_source.compute_rewards(
+                texts,
+                self.config.dataset_name,
+                targets=targets,
+                histories=histories,
+                reward=self.config.reward,
+                num_negatives=self.config.num_negatives,
+                # negatives differ per step but are the same on a resumed run
+                seed=self.config.seed * 1_000_003 + self.step,
+            )
+        except Rl4recError:
+            raise
+        except Exception as e:  # ray.exceptions.* and connection errors: say what to do
+            raise _service_error(e) from e
+        rewards = torch.as_tensor(out.rewards, dtype=torch.float32).reshape(-1)
+        ranks = torch.as_tensor(out.ranks).reshape(-1)
+        if rewards.shape[0] != len(texts):
+            raise Rl4recError(f"reward source returned {rewards.shape[0]} rewards for {len(texts)} texts")
+        return rewards, ranks
+
+    def train_step(self) -> dict[str, Any]:
+        """Run one step and return its stats (the JSONL record)."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        users = self.sample_users()
+        prompts = self.policy.build_prompts([[self.titles[i] for i in self.histories[u]] for u in users])
+        texts = self.policy.generate(prompts, num_samples=cfg.group_size)
+        t1 = time.perf_counter()
+        rewards, ranks = self.compute_rewards(texts, users)
+        t2 = time.perf_counter()
+        per_sample_prompts = [p for p in prompts for _ in range(cfg.group_size)]
+        upd = dict(self.policy.update(per_sample_prompts, texts, rewards))
+        t3 = time.perf_counter()
+        stats: dict[str, Any] = {
+            "step": self.step,
+            "loss": float(upd.pop("loss", float("nan"))),
+            "avg_reward": float(rewards.mean()),
+            "max_reward": float(rewards.max()),
+            "min_reward": float(rewards.min()),
+            "std_reward": float(rewards.std()) if len(rewards) > 1 else 0.0,
+            "mean_rank": float(ranks.float().mean()),
+            "kl": float(upd.pop("kl", 0.0)),
+            # words, not tokens: comparable across policies; LLM policies also report gen_tokens
+            "gen_len": float(upd.pop("gen_len", np.mean([len(t.split()) for t in texts]))),
+            "time_generate": t1 - t0,
+            "time_reward": t2 - t1,
+            "time_update": t3 - t2,
+            "time_step": t3 - t0,
+        }
+        for k, v in upd.items():
+            if isinstance(v, (int, float)) and k not in stats:
+                stats[k] = float(v)
+        self.step += 1
+        return stats
+
+    # ---------------------------------------------------------------- the loop
+    def train(self) -> dict[str, Any]:
+        """Train until ``num_steps`` steps are done, resuming first if asked; returns a summary."""
+        cfg = self.config
+        self._prepare_output()
+        self._check_service()
+        self._emit("on_train_start", self)
+        start = self.step
+        bar = tqdm(total=cfg.num_steps, initial=start, desc="train", unit="step", disable=not cfg.progress)
+        last: dict[str, Any] = {}
+        try:
+            while self.step < cfg.num_steps:
+                step = self.step
+                stats = self.train_step()
+                last = stats
+                self.log.append(stats)
+                if step % cfg.log_every == 0 or self.step == cfg.num_steps:
+                    _print(format_step(step, stats), bar)
+                bar.set_postfix(reward=f"{stats['avg_reward']:.4f}", loss=f"{stats['loss']:.4f}")
+                bar.update(1)
+                self._emit("on_step_end", step, stats)
+                if self.step % cfg.save_every == 0 and self.step < cfg.num_steps:
+                    self.save(self.output_dir / f"checkpoint_step_{self.step}", bar)
+        finally:
+            bar.close()
+        final = self.output_dir / ckpt.FINAL_NAME
+        self.save(final, None)
+        records = self.log.read()
+        rewards = [r["avg_reward"] for r in records]
+        summary = {
+            "steps": self.step,
+            "resumed_from": start,
+            "final_checkpoint": str(final),
+            "training_log": str(self.log.path),
+            "last": last,
+            "first_avg_reward": rewards[0] if rewards else None,
+            "last_avg_reward": rewards[-1] if rewards else None,
+        }
+        self._emit("on_train_end", summary)
+        return summary
+
+    def save(self, path: Path, bar=None) -> Path:
+        state = {"step": self.step, "sampler": self.sampler.bit_generator.state, "rng": ckpt.capture_rng()}
+        ckpt.save_checkpoint(path, self.policy, state, self.config.to_dict())
+        _print(f"✓ Checkpoint saved: {path}", bar)
+        self._emit("on_checkpoint", self.step, path)
+        return path
+
+    def _emit(self, hook: str, *args) -> None:
+        # a callback may implement only the hooks it cares about
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(*args)
+
+    def restore(self, path: Path) -> None:
+        """Load policy, step, sampler and RNG states from a checkpoint folder."""
+        state, _ = ckpt.read_checkpoint(path)
+        self.policy.load(Path(path) / "policy")
+        self.step = int(state["step"])
+        self.sampler.bit_generator.state = state["sampler"]
+        ckpt.restore_rng(state["rng"])
+
+    def _prepare_output(self) -> None:
+        cfg = self.config
+        out = self.output_dir
+        existing = ckpt.latest_checkpoint(out)
+        if cfg.resume:
+            if existing is None:
+                log.warning("--resume: no checkpoint in %s yet, starting from step 0", out)
+                seed_everything(cfg.seed)
+                self.log.truncate(0)
+                return
+            self.restore(existing)
+            kept = self.log.truncate(self.step)
+            print(f"Resumed from {existing} at step {self.step} ({kept} log lines kept)")
+            return
+        if (existing is not None or self.log.path.exists()) and not cfg.overwrite:
+            raise ConfigError(
+                f"{out} already holds a training run; pass --resume to continue it, --overwrite to delete "
+                f"it and start over, or another --checkpoint_dir"
+            )
+        seed_everything(cfg.seed)
+        for _, old in ckpt.list_checkpoints(out):  # stale later steps would hijack a future --resume
+            shutil.rmtree(old)
+        self.log.truncate(0)
+
+    def _check_service(self) -> None:
+        src = self.reward_source
+        if not hasattr(src, "compute_rewards"):
+            raise ConfigError(f"reward source {type(src).__name__} has no compute_rewards(...)")
+        datasets = getattr(src, "datasets", None)
+        if datasets is None:
+            return
+        try:
+            loaded = datasets()
+        except Rl4recError:
+            raise
+        except Exception as e:
+            raise _service_error(e) from e
+        name = self.config.dataset_name
+        if name not in loaded:
+            raise ConfigError(
+                f"the retrieval service does not hold dataset {name!r} (it has {sorted(loaded)}); start it "
+                f"with `rl4rec serve --datasets {name}` or use --service local"
+            )
+        n_items = loaded[name][0]
+        if n_items != self.dataset.num_items:
+            raise DataError(
+                f"the retrieval service has {n_items} item embeddings for {name!r} but the dataset has "
+                f"{self.dataset.num_items} items; regenerate them with `rl4rec embed --dataset {name} --force`"
+            )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch global RNGs (LLM sampling draws from torch's)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _service_error(e: Exception) -> Rl4recError:
+    return Rl4recError(
+        f"the retrieval service failed or is unreachable ({type(e).__name__}: {e}); start it with "
+        f"`rl4rec serve` (check with `ray list actors --namespace rl4rec`) or train with --service local"
+    )
+
+
+def _print(line: str, bar) -> None:
+    if bar is not None and not bar.disable:
+        tqdm.write(line)
+    else:
+        print(line, flush=True)
