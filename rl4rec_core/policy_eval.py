@@ -1,0 +1,161 @@
+"""Evaluate a text policy as a recommender: greedy text per user -> retrieval rank of the held-out item.
+
+``evaluate_policy`` is what ``rl4rec evaluate --checkpoint/--policy`` calls; ``paired_bootstrap`` says
+whether one policy beats another on the same users; ``load_policy`` rebuilds a policy (dummy or LLM)
+from a checkpoint folder, trained or as it was before training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rl4rec_core import metrics
+from rl4rec_core.checkpoint import list_checkpoints, read_checkpoint, resolve_checkpoint
+from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
+from rl4rec_core.trainer import item_titles
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+
+
+def load_policy(checkpoint: str | Path, trained: bool = True, device: str = "cpu"):
+    """The policy saved in ``checkpoint`` (a checkpoint folder or a run folder holding them).
+
+    ``trained=False`` rebuilds the same policy before any update (the "untrained" comparison): the
+    dummy policy at its uniform start, the LLM as its base model (with a fresh LoRA adapter, which is
+    a no-op until trained).
+    """
+    path = resolve_checkpoint(checkpoint)
+    _, config = read_checkpoint(path)
+    policy_dir = path / "policy"
+    meta = policy_dir / "policy.json"
+    kind = json.loads(meta.read_text()).get("kind") if meta.is_file() else None
+    if kind == "dummy" or (kind is None and config.get("use_dummy")):
+        from rl4rec_core.policy.dummy import DummyRecPolicy
+
+        return DummyRecPolicy.from_dir(policy_dir, trained=trained)
+    from rl4rec_core.policy.rec_policy import RecPolicy
+
+    return RecPolicy.from_pretrained(policy_dir, trained=trained, device=device)
+
+
+def _policy_from(target: str | Path):
+    """A checkpoint (or run folder) -> its trained policy; anything else -> that untrained LLM."""
+    p = Path(target)
+    if (p / "trainer_state.json").is_file() or (p.is_dir() and list_checkpoints(p)):
+        return load_policy(p)
+    if p.is_dir() and not (p / "config.json").is_file():
+        raise MissingArtifactError(f"{p} holds neither a training checkpoint nor a Hugging Face model")
+    from rl4rec_core.policy.rec_policy import RecPolicy
+
+    log.info("evaluating %s as an untrained policy (no checkpoint there)", target)
+    return RecPolicy(model_name=str(target))
+
+
+def select_users(num_users: int, max_users: int | None, seed: int = 0) -> np.ndarray:
+    """Row indices of the evaluated users: all, or a seeded sorted subset of ``max_users``."""
+    if max_users is None or max_users >= num_users:
+        return np.arange(num_users)
+    if max_users < 1:
+        raise ConfigError(f"max_users must be >= 1, got {max_users}")
+    return np.sort(np.random.default_rng(seed).choice(num_users, size=max_users, replace=False))
+
+
+def evaluate_policy(
+    dataset,
+    policy_or_checkpoint,
+    split: str = "valid",
+    service=None,
+    max_users: int | None = None,
+    ks: Sequence[int] = metrics.DEFAULT_KS,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[dict[str, float], torch.Tensor]:
+    """Greedy generation for each user of ``split``, ranked against every item by the retrieval service.
+
+    Args:
+        dataset: a loaded ``Dataset`` (or its name).
+        policy_or_checkpoint: a policy object or a checkpoint path (see :func:`load_policy`).
+        split: ``valid`` (history seq[:-2] -> seq[-2]), ``test`` or ``train``.
+        service: a reward source with ``compute_rewards`` (plain RetrievalService or its Ray client).
+        max_users: evaluate a seeded subset of this many users (same users for the same seed).
+    Returns:
+        ``(metrics, ranks)``: ``summarize`` of the ranks (``hit@k``, ``ndcg@k``, ``mrr``) and the
+        1-based rank per evaluated user, long ``[U]``, in :func:`select_users` order, for paired tests.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if service is None:
+        raise ConfigError(
+            "evaluate_policy needs a retrieval service (service=RetrievalService(...) or a Ray client); "
+            "the CLI builds one from --emb_model_name/--service"
+        )
+    if isinstance(dataset, str):
+        from rl4rec_core.data import load_dataset
+
+        dataset = load_dataset(dataset)
+    policy = policy_or_checkpoint
+    if isinstance(policy, (str, Path)):
+        policy = _policy_from(policy)
+    titles = item_titles(dataset)
+    sp = dataset.split(split)
+    rows = select_users(len(sp.histories), max_users, seed)
+    ranks: list[torch.Tensor] = []
+    for start in tqdm(range(0, len(rows), batch_size), desc=f"eval {split}", disable=not progress):
+        batch = rows[start : start + batch_size]
+        histories = [list(map(int, sp.histories[i])) for i in batch]
+        targets = [int(sp.targets[i]) for i in batch]
+        prompts = policy.build_prompts([[titles[i] for i in h] for h in histories])
+        texts = policy.generate(prompts, num_samples=1, greedy=True)
+        try:
+            out = service.compute_rewards(
+                texts, dataset.name, targets=targets, histories=histories, reward="mrr", num_negatives=0
+            )
+        except Rl4recError:
+            raise
+        except Exception as e:
+            raise Rl4recError(
+                f"the retrieval service failed or is unreachable ({type(e).__name__}: {e}); start it with "
+                f"`rl4rec serve` or use --service local"
+            ) from e
+        ranks.append(torch.as_tensor(out.ranks).reshape(-1).long())
+    all_ranks = torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
+    if len(all_ranks) == 0:
+        raise MissingArtifactError(f"split {split!r} of {dataset.name!r} has no users to evaluate")
+    return metrics.summarize(all_ranks, ks), all_ranks
+
+
+def paired_bootstrap(
+    per_user_a, per_user_b, n: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over users and its percentile bootstrap interval ``(mean, lo, hi)``.
+
+    ``a`` and ``b`` are per-user metric values ``[U]`` of two systems on the *same* users in the same
+    order (e.g. ``metrics.ndcg_at_k(ranks, 10)``); users are resampled with replacement ``n`` times.
+    An interval that excludes 0 means the difference is unlikely to be resampling noise.
+    """
+    a = np.asarray(torch.as_tensor(per_user_a, dtype=torch.float64))
+    b = np.asarray(torch.as_tensor(per_user_b, dtype=torch.float64))
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ConfigError(f"paired bootstrap needs two equal-length 1-D per-user vectors, got {a.shape} and {b.shape}")
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    means = np.empty(n)
+    # chunks keep the [n, U] index matrix small for large user counts
+    for s in range(0, n, 256):
+        m = min(256, n - s)
+        means[s : s + m] = diff[rng.integers(0, len(diff), size=(m, len(diff)))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return float(diff.mean()), float(lo), float(hi)
