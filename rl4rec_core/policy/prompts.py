@@ -1,0 +1,140 @@
+"""Prompt templates: a user's item history (item texts, oldest first) -> the text the policy continues.
+
+The policy's output is embedded and matched against item texts such as
+``"Toy Story (1995). Genres: Animation, Children's, Comedy"``, so the default template asks for exactly
+that kind of line: the retrieval reward is highest when the generated text *looks like an item text*,
+not like marketing copy. The original's two templates are kept for comparison (``compelling`` is its
+customisation example, ``plain`` a bare continuation prompt that suits base models such as GPT-2).
+
+With a tokenizer that has a chat template (SmolLM2-Instruct, Llama-2-chat, ...) the rendered text is
+sent as the user message and the assistant header is appended, so the model answers instead of
+continuing the question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rl4rec_core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """``text`` is formatted with ``history`` (the rendered item list), ``n`` (how many items it
+    shows) and ``item_noun`` (``movie``, ``product``, ...). ``history_len``: last-N items shown by default.
+    ``numbered``: one item per line with numbers (else comma separated, as the original)."""
+
+    name: str
+    text: str
+    history_len: int
+    numbered: bool
+
+
+PROMPT_TEMPLATES: dict[str, PromptTemplate] = {
+    t.name: t
+    for t in (
+        PromptTemplate(
+            name="next_item",
+            text=(
+                "A user liked these {item_noun}s, oldest first:\n{history}\n\n"
+                "Recommend the one {item_noun} this user will like next. Answer with a single line "
+                "in the same style: title (year). Genres: genres. No explanation."
+            ),
+            history_len=10,
+            numbered=True,
+        ),
+        # the original's customisation example (last 5 purchases, "a compelling description")
+        PromptTemplate(
+            name="compelling",
+            text=(
+                "User Profile:\n- Recent purchases: {history}\n- Preferences: High-quality products\n\n"
+                "Generate a compelling description for the next recommended product:"
+            ),
+            history_len=5,
+            numbered=False,
+        ),
+        # bare continuation: works for base LMs without instruction tuning
+        PromptTemplate(
+            name="plain",
+            text="User history: {history}\nNext {item_noun}:",
+            history_len=10,
+            numbered=False,
+        ),
+    )
+}
+
+EMPTY_HISTORY = "(no history yet)"
+
+
+def get_template(template: str | PromptTemplate) -> PromptTemplate:
+    """A template by name, a ``PromptTemplate``, or a custom format string containing ``{history}``."""
+    if isinstance(template, PromptTemplate):
+        return template
+    if template in PROMPT_TEMPLATES:
+        return PROMPT_TEMPLATES[template]
+    if "{history}" in template:
+        return PromptTemplate(name="custom", text=template, history_len=10, numbered=False)
+    raise ConfigError(
+        f"unknown prompt template {template!r}; use one of {', '.join(PROMPT_TEMPLATES)} "
+        "or a format string containing {history} (and optionally {n}, {item_noun})"
+    )
+
+
+def render_prompt(
+    history: list[str], template: str | PromptTemplate = "next_item", history_len: int | None = None,
+    item_noun: str = "item",
+) -> str:
+    """The template filled with the last ``history_len`` items of ``history`` (oldest first)."""
+    tpl = get_template(template)
+    n = tpl.history_len if history_len is None else history_len
+    if n < 1:
+        raise ConfigError(f"history_len must be ≥ 1, got {n}")
+    recent = [str(h).strip() for h in history[-n:]]
+    if not recent:
+        shown = EMPTY_HISTORY
+    elif tpl.numbered:
+        shown = "\n".join(f"{i}. {h}" for i, h in enumerate(recent, 1))
+    else:
+        shown = ", ".join(recent)
+    try:
+        return tpl.text.format(history=shown, n=len(recent), item_noun=item_noun)
+    except (KeyError, IndexError) as e:
+        raise ConfigError(
+            f"prompt template {tpl.name!r} uses an unknown field {e}; the fields are {{history}}, {{n}}, {{item_noun}}"
+        ) from None
+
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def apply_chat(text: str, tokenizer, system: str | None = None) -> str:
+    """Wrap ``text`` as the user turn and open the assistant turn (text, not token ids)."""
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def build_prompts(
+    user_histories: list[list[str]],
+    tokenizer=None,
+    template: str | PromptTemplate = "next_item",
+    history_len: int | None = None,
+    item_noun: str = "item",
+    use_chat_template: bool | None = None,
+    system: str | None = None,
+) -> list[str]:
+    """One prompt per history. ``use_chat_template=None`` applies the chat template when the tokenizer
+    has one; ``True`` without one is an error."""
+    if isinstance(user_histories, (str, bytes)) or any(isinstance(h, (str, bytes)) for h in user_histories):
+        raise ConfigError(
+            "user_histories must be a list of histories, each a list of item texts, "
+            "e.g. [['Product A', 'Product B'], ['Product C']]"
+        )
+    chat = has_chat_template(tokenizer) if use_chat_template is None else use_chat_template
+    if chat and not has_chat_template(tokenizer):
+        raise ConfigError(
+            "use_chat_template=True but the tokenizer has no chat template; leave it unset (auto) or pick "
+            "an instruction-tuned model"
+        )
+    texts = [render_prompt(h, template, history_len, item_noun) for h in user_histories]
+    return [apply_chat(t, tokenizer, system) for t in texts] if chat else texts
