@@ -88,10 +88,12 @@ class LazyRayTaskRunner(RayTaskRunner):
         kwargs = dict(self.init_kwargs)
         runtime_env = dict(kwargs.pop("runtime_env", None) or {})
         runtime_env["env_vars"] = {**worker_env(), **runtime_env.get("env_vars", {})}
-        address = self.address if self.address and self.address != "auto" else None
+        # "local" starts a fresh instance: plain ray.init() would attach to any cluster it finds on the
+        # machine (someone else's `ray start --head`); a cluster is used only when named (RAY_ADDRESS=auto works)
+        address = self.address or "local"
         self._owns_ray = True
         self._ray_context = ray.init(address, runtime_env=runtime_env, **kwargs)
-        self.logger.info("Ray: %s", "connected to " + address if address else "started a local instance")
+        self.logger.info("Ray: %s", "started a local instance" if address == "local" else f"connected to {address}")
 
     def submit(self, task, parameters, wait_for=None, dependencies=None):
         if not getattr(self, "_ray_joined", False):

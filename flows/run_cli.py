@@ -1,0 +1,182 @@
+"""``rl4rec run``: the whole pipeline on the offline defaults, with whatever it needs started locally.
+
+    rl4rec run --quick        # dummy policy, 20 steps: a one-minute look at every part
+    rl4rec run                # SmolLM2-135M-Instruct policy, all-MiniLM-L6-v2 retrieval, MovieLens-100k
+
+Needs nothing running: a local Ray is started by the flow's task runner (or ``RAY_ADDRESS`` is
+used), a Prefect API is started in the background unless ``PREFECT_API_URL`` is configured, and
+MLflow writes to ``mlruns/`` (or ``MLFLOW_TRACKING_URI``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from typing import Any
+
+from rl4rec_core.errors import Rl4recError
+
+QUICK = dict(use_dummy=True, num_steps=20, batch_size=16, group_size=4, eval_users=100, save_every=10)
+FULL = dict(use_dummy=False, num_steps=30, batch_size=8, group_size=4, eval_users=100, save_every=10)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run the whole pipeline (data, embeddings, retrieval actor, RL training, evaluation, registry)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true", help=f"dummy policy and few steps ({QUICK})")
+    p.add_argument("--dataset", default="ml-100k")
+    p.add_argument("--source", default=None, help="raw files of a dataset other than ml-100k")
+    p.add_argument("--use_dummy", action="store_true", default=None, help="train the dummy policy (no LLM)")
+    p.add_argument("--policy_model", default="smollm2-135m-instruct")
+    p.add_argument("--emb_model", default="all-MiniLM-L6-v2")
+    p.add_argument("--num_steps", type=int, default=None, help=f"default {FULL['num_steps']} ({QUICK['num_steps']} with --quick)")
+    p.add_argument("--batch_size", type=int, default=None, help="texts per step (users x group_size)")
+    p.add_argument("--group_size", type=int, default=None)
+    p.add_argument("--algorithm", default="grpo", help="grpo or reinforce")
+    p.add_argument("--reward", default="ndcg@10", help="ndcg@k, hit@k, mrr, mixed, top5_diversity or pkg.module:fn")
+    p.add_argument("--learning_rate", type=float, default=None)
+    p.add_argument("--kl_coef", type=float, default=0.0)
+    p.add_argument("--save_every", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval_split", default="test", choices=("valid", "test"))
+    p.add_argument("--eval_users", type=int, default=None, help="evaluate this many users (default 100; 0 = all)")
+    p.add_argument("--checkpoint_dir", default=None, help="default checkpoints/{dataset}_rl/{flow run name}")
+    p.add_argument("--model_name", default="rl4rec-{dataset}", help="registered model name template")
+    p.add_argument("--experiment", default="rl4rec", help="MLflow experiment")
+    p.add_argument("--promote", default="first", choices=("first", "always", "never"),
+                   help="make the new version 'champion': only if there is none (first), always, never")
+    p.add_argument("--num_gpus", type=float, default=0.0)
+    p.set_defaults(func=run)
+
+
+def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The pipeline_flow parameters for these flags (``--quick`` fills what was not given)."""
+    profile = QUICK if args.quick else FULL
+    out: dict[str, Any] = {
+        "dataset": args.dataset, "source": args.source, "policy_model": args.policy_model,
+        "emb_model": args.emb_model, "algorithm": args.algorithm, "reward": args.reward,
+        "learning_rate": args.learning_rate, "kl_coef": args.kl_coef, "seed": args.seed,
+        "eval_split": args.eval_split, "checkpoint_dir": args.checkpoint_dir, "model_name": args.model_name,
+        "experiment": args.experiment, "promote": args.promote, "num_gpus": args.num_gpus,
+    }
+    for key in ("use_dummy", "num_steps", "batch_size", "group_size", "save_every", "eval_users"):
+        given = getattr(args, key)
+        out[key] = profile[key] if given is None else given
+    if out["eval_users"] == 0:
+        out["eval_users"] = None
+    return out
+
+
+@contextlib.contextmanager
+def prefect_api():
+    """``(api_url, how)``: the configured API if it answers, else a background ``prefect server start``."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.prefect_server import background_server, configured_api_url, healthy
+
+    url = configured_api_url()
+    if url:
+        if not healthy(url, timeout=5):
+            raise Rl4recError(
+                f"PREFECT_API_URL={url} does not answer; start that server (`prefect server start`) or unset "
+                f"PREFECT_API_URL to let `rl4rec run` start one for itself"
+            )
+        yield url, "configured (PREFECT_API_URL)"
+        return
+    print("Starting a Prefect server in the background (PREFECT_API_URL is not set) ...", flush=True)
+    t0 = time.perf_counter()
+    with background_server() as (url, log_file):
+        os.environ["PREFECT_API_URL"] = url  # for Ray workers started below
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                yield url, f"started for this command in {time.perf_counter() - t0:.0f} s (log: {log_file})"
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+
+
+def task_timeline(flow_run_id: str) -> tuple[float, list[tuple[str, str, float]]]:
+    """``(seconds covered by task runs, [(task, state, seconds)])`` read back from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    spans, rows = [], []
+    for r in runs:
+        if r.start_time and r.end_time:
+            spans.append((r.start_time.timestamp(), r.end_time.timestamp()))
+        secs = (r.end_time - r.start_time).total_seconds() if r.start_time and r.end_time else 0.0
+        rows.append((r.name, r.state_type.value if r.state_type else "?", secs))
+    covered, end = 0.0, float("-inf")
+    for a, b in sorted(spans):  # union of intervals: tasks that ran side by side count once
+        if b > end:
+            covered += b - max(a, end)
+            end = b
+    return covered, sorted(rows, key=lambda x: x[0])
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.params import PipelineParams
+    from tasks import mlflow_tracking as mt
+
+    import logging
+
+    for noisy in ("httpx", "httpcore"):  # one line per API call otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    params = flow_parameters(args)
+    PipelineParams(**params)  # bad flags fail here, before any server, cluster or model starts
+    t_start = time.perf_counter()
+    uri = mt.configure_mlflow()
+    with prefect_api() as (api_url, how):
+        print(f"Prefect API: {api_url} — {how}", flush=True)
+        print(f"MLflow store: {uri}", flush=True)
+        from flows.pipeline import pipeline_flow
+
+        t_flow = time.perf_counter()
+        out = pipeline_flow(**params)
+        flow_wall = time.perf_counter() - t_flow
+        work, tasks = task_timeline(out["flow_run_id"])
+    wall = time.perf_counter() - t_start
+    print_summary(out, params, api_url, uri, wall, flow_wall, work, tasks)
+    return 0
+
+
+def print_summary(out, params, api_url, uri, wall, flow_wall, work, tasks) -> None:
+    from rl4rec_core.evaluation import format_table
+
+    print("\n" + "=" * 78)
+    kind = "dummy policy" if params["use_dummy"] else params["policy_model"]
+    print(f"rl4rec pipeline finished: {params['dataset']}, {kind}, {params['num_steps']} steps")
+    print(f"\nEvaluation on {params['eval_split']} ({out['evaluation']['policy'].get('users', '?')} users; "
+          "full ranking, history masked):")
+    print(format_table({k: {m: v for m, v in row.items() if m != "users"} for k, row in out["evaluation"].items()}))
+    last = out.get("last_step") or {}
+    if last:
+        print(f"\nLast training step: reward {last.get('avg_reward', float('nan')):.4f}, "
+              f"loss {last.get('loss', float('nan')):.4f}, kl {last.get('kl', float('nan')):.4f}")
+    print(f"\nCheckpoint:        {out['checkpoint']}")
+    print(f"MLflow run:        {out['mlflow_run_id']}  (experiment {params['experiment']!r})")
+    alias = "challenger" + (", champion" if out["promoted"] else "")
+    print(f"Registered model:  {out['model_name']} version {out['version']} (aliases: {alias})")
+    print(f"Prefect flow run:  {out['flow_run_id']}")
+    print("\nTasks (from the Prefect API):")
+    for name, state, secs in tasks:
+        print(f"  {name:<34} {state:<10} {secs:7.1f} s")
+    print(f"\nWall time {wall:.1f} s: flow {flow_wall:.1f} s, of which tasks ran {work:.1f} s; "
+          f"outside the work (Prefect server/API, Ray start, MLflow) {wall - work:.1f} s")
+    store = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
+    print("\nOpen the UIs:")
+    if store:
+        print(f"  mlflow ui --backend-store-uri sqlite:///{os.path.relpath(store)}   # then http://127.0.0.1:5000")
+    else:
+        print(f"  mlflow ui --backend-store-uri {uri}")
+    if os.environ.get("PREFECT_API_URL") or "127.0.0.1:4200" in api_url:
+        print(f"  Prefect UI: {api_url.removesuffix('/api')}")
+    else:
+        print("  prefect server start   # then http://127.0.0.1:4200 (this run is in ~/.prefect/prefect.db)")
