@@ -1,0 +1,107 @@
+"""``rl4rec serve``: the original's "terminal 1" — a long-lived retrieval actor on a running Ray cluster.
+
+    ray start --head
+    rl4rec serve --emb_model_name all-MiniLM-L6-v2 --emb_type item --datasets ml-100k
+
+The actor is detached (it lives in the cluster, not in this process) and named, so learners find it
+with ``ray.get_actor(name, namespace=...)``. This command waits until Ctrl-C (SIGINT) or SIGTERM,
+then removes the actor so no stale service is left holding the name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import threading
+
+import torch
+
+from rl4rec_core.errors import ConfigError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="run the retrieval service (a named Ray actor) on a running Ray cluster",
+        description="Start the retrieval service as a detached named Ray actor and wait for learners.",
+    )
+    p.add_argument("--emb_model_name", default="all-MiniLM-L6-v2", help="embedding model (same as the item embeddings)")
+    p.add_argument("--emb_type", default="item", help="item-embedding file type: {dataset}_{emb_type}_{model}.pt")
+    p.add_argument("--datasets", nargs="+", default=["ml-100k"], help="datasets to serve (embeddings in data_emb/)")
+    p.add_argument("--actor_name", default="RetrievalService", help="Ray actor name learners look up")
+    p.add_argument("--namespace", default="rl4rec", help="Ray namespace of the actor")
+    p.add_argument("--num_gpus", type=float, default=0.0, help="GPUs reserved for the actor (>0 puts it on cuda)")
+    p.add_argument("--num_cpus", type=float, default=0.0, help="CPUs reserved for the actor (0 never starves tasks)")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address (default: $RAY_ADDRESS, else 'auto' = the cluster `ray start --head` started here)",
+    )
+    p.add_argument(
+        "--emb_backend", default="auto", choices=("auto", "vllm", "sentence-transformers"), help="text encoder backend"
+    )
+    p.add_argument("--max_restarts", type=int, default=3, help="times Ray restarts the actor after a crash")
+    p.set_defaults(func=run)
+
+
+def _connect(address: str | None, namespace: str) -> None:
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or "auto"
+    fix = "Start one first with `ray start --head` (add --num-gpus=N on a GPU machine) or pass --address HOST:6379"
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit() and "://" not in address:
+        # ray.init retries an unreachable GCS for a long time; a plain TCP probe fails in seconds
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as e:
+            raise ConfigError(f"no running Ray cluster at {address!r} ({e.strerror or e}). {fix}") from e
+    try:
+        ray.init(address=address, namespace=namespace, log_to_driver=False)
+    except ConnectionError as e:
+        raise ConfigError(f"no running Ray cluster at {address!r} ({e}). {fix}") from e
+
+
+def run(args: argparse.Namespace) -> int:
+    import ray
+
+    from rl4rec_core.retrieval.actor import launch_retrieval_actor, remove_retrieval_actor
+
+    if args.num_gpus < 0 or args.num_cpus < 0:
+        raise ConfigError("--num_gpus and --num_cpus must be >= 0")
+    _connect(args.address, args.namespace)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        actor = launch_retrieval_actor(
+            args.emb_model_name,
+            args.emb_type,
+            args.datasets,
+            backend=args.emb_backend,
+            name=args.actor_name,
+            namespace=args.namespace,
+            num_cpus=args.num_cpus,
+            num_gpus=args.num_gpus,
+            max_restarts=args.max_restarts,
+            detached=True,
+        )
+        try:
+            info = ray.get(actor.info.remote())
+            sets = info["datasets"]
+            print(f"✓ Loaded {len(sets)} dataset(s) on {info['device']}")
+            for name, shape in sets.items():
+                print(f"  Loaded dataset '{name}': {torch.Size(shape)}")
+            print("✓ DB Server is up and running. Waiting for learners...", flush=True)
+            while not stop.wait(1.0):
+                pass
+        finally:
+            # also on errors and Ctrl-C: a detached actor would otherwise outlive this command
+            remove_retrieval_actor(args.actor_name, args.namespace)
+        print(f"✓ {args.actor_name} stopped.", flush=True)
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        ray.shutdown()

@@ -1,0 +1,284 @@
+"""The retrieval service as a named Ray actor, and a client that finds it, calls it and survives restarts.
+
+Ray is applied here only (``ray.remote(RetrievalService)``); the service itself is a plain class.
+The actor runs with ``max_restarts`` so a crashed process comes back and re-runs ``__init__``
+(reloading its datasets from disk); calls that were in flight fail with ``RayActorError``, and
+:class:`RetrievalClient` retries such a call once before giving up with a clear error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+import ray
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTaskError
+
+from rl4rec_core import errors, paths
+from rl4rec_core.errors import ConfigError, Rl4recError
+from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE, RetrievalService
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAME = "RetrievalService"
+DEFAULT_NAMESPACE = "rl4rec"
+# environment the actor process needs to find the same files (and user reward modules) as the launcher
+_FORWARDED_ENV = ("PYTHONPATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "RL4REC_CACHE_DIR")
+
+
+class RetrievalServiceNotFound(Rl4recError, LookupError):
+    """No actor of that name in that namespace."""
+
+
+def not_found_message(name: str, namespace: str) -> str:
+    # the first line is the original guide's troubleshooting entry, kept verbatim
+    return (
+        f"❌ Error: {name} not found! (namespace {namespace!r})\n"
+        f"Start it first, e.g. in another terminal:\n"
+        f"  ray start --head\n"
+        f"  rl4rec serve --datasets ml-100k --actor_name {name} --namespace {namespace}\n"
+        f"and check which actors are running with: ray list actors --filter ray_namespace={namespace}\n"
+        f"(the original's `ray list actors --namespace {namespace}`; Ray 2.60 filters by field instead)"
+    )
+
+
+def _actor_env() -> dict[str, str]:
+    # absolute paths: the actor's working directory is Ray's session folder, not the launcher's
+    env = {
+        "RL4REC_EMB_DIR": str(paths.emb_dir().resolve()),
+        "RL4REC_DATA_DIR": str(paths.data_dir().resolve()),
+    }
+    env.update({k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ})
+    return env
+
+
+def launch_retrieval_actor(
+    emb_model_name: str = "all-MiniLM-L6-v2",
+    emb_type: str = "item",
+    datasets: Sequence[str] = ("ml-100k",),
+    *,
+    device: str | None = None,
+    backend: str = "auto",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    name: str = DEFAULT_NAME,
+    namespace: str = DEFAULT_NAMESPACE,
+    num_cpus: float = 0,
+    num_gpus: float = 0,
+    detached: bool = False,
+    max_restarts: int = 3,
+    get_if_exists: bool = False,
+    embeddings=None,
+    wait: bool = True,
+    timeout_s: float = 600,
+):
+    """Create the named retrieval actor and (with ``wait``) block until its datasets are loaded.
+
+    Args:
+        device: where the actor keeps items and encoder; default ``cuda`` when ``num_gpus > 0``, else ``cpu``.
+        num_cpus: 0 by default so a long-lived service never starves training tasks on a small box.
+        detached: outlive the driver (``rl4rec serve``); otherwise the actor dies with the launching job.
+        max_restarts: Ray restarts a crashed actor this many times, re-running ``__init__``.
+        get_if_exists: when an actor of this name already runs, return it *as it is* (its datasets
+            and model were fixed when it started; the requested datasets must be among them, else
+            ``ConfigError``). When False an existing name is an error.
+        embeddings: ``{dataset: tensor}`` to ship to the actor instead of loading from ``emb_dir()``
+            (small catalogues and tests; large ones should be loaded by the actor from disk).
+
+    Returns:
+        the Ray actor handle.
+
+    Raises:
+        ConfigError: name taken, or the existing actor lacks a requested dataset.
+        Rl4recError: the actor failed to start (missing embeddings, wrong model, ...), with its reason.
+    """
+    if not ray.is_initialized():
+        ray.init(namespace=namespace, log_to_driver=False)
+    if device is None:
+        device = "cuda" if num_gpus else "cpu"
+    datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+    if get_if_exists:
+        existing = _lookup(name, namespace)
+        if existing is not None:
+            loaded = RetrievalClient(existing, name=name, namespace=namespace).datasets()
+            missing = [d for d in datasets if d not in loaded and embeddings is None]
+            if missing:
+                raise ConfigError(
+                    f"actor {name!r} already runs with datasets {sorted(loaded)}, not {missing}; stop it "
+                    f"(Ctrl-C its `rl4rec serve`, or remove_retrieval_actor) or pick another --actor_name"
+                )
+            return existing
+    elif _lookup(name, namespace) is not None:
+        raise ConfigError(
+            f"a retrieval actor named {name!r} already runs in namespace {namespace!r}; use it, stop it first, "
+            f"or pick another --actor_name (see: ray list actors --filter ray_namespace={namespace})"
+        )
+    options = dict(
+        name=name,
+        namespace=namespace,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        max_restarts=max_restarts,
+        lifetime="detached" if detached else None,
+        runtime_env={"env_vars": _actor_env()},
+    )
+    actor = (
+        ray.remote(RetrievalService)
+        .options(**options)
+        .remote(
+            emb_model_name,
+            emb_type=emb_type,
+            datasets=datasets,
+            device=device,
+            backend=backend,
+            chunk_size=chunk_size,
+            embeddings=embeddings,
+        )
+    )
+    if wait:
+        try:
+            ray.get(actor.ping.remote(), timeout=timeout_s)
+        except RayActorError as e:
+            ray.kill(actor, no_restart=True)
+            cls, reason = _startup_error(e)
+            raise cls(f"retrieval actor {name!r} failed to start: {reason}") from None
+        except GetTimeoutError:
+            ray.kill(actor, no_restart=True)
+            raise Rl4recError(
+                f"retrieval actor {name!r} did not come up within {timeout_s:.0f} s; is there a node with "
+                f"num_cpus={num_cpus}, num_gpus={num_gpus} free? Check `ray status`"
+            ) from None
+    log.info("retrieval actor %s/%s up with %s", namespace, name, datasets)
+    return actor
+
+
+def _reason(e: RayActorError) -> str:
+    """The user-facing cause of an actor death: the constructor's own error message when there is one."""
+    cause = getattr(e, "error_msg", None) or str(e)
+    for line in reversed(str(cause).splitlines()):
+        line = line.strip()
+        if ("Error:" in line or "Error(" in line) and not line.startswith("ray."):
+            return line
+    return str(cause).strip().splitlines()[0] if str(cause).strip() else type(e).__name__
+
+
+def _startup_error(e: RayActorError) -> tuple[type[Rl4recError], str]:
+    """Recover the rl4rec error class and message a failed constructor raised (Ray sends only its text)."""
+    reason = _reason(e)
+    qualified, sep, message = reason.partition(": ")
+    module, _, cls_name = qualified.rpartition(".")
+    cls = getattr(errors, cls_name, None) if module == errors.__name__ else None
+    if sep and isinstance(cls, type) and issubclass(cls, Rl4recError):
+        return cls, message
+    return Rl4recError, reason
+
+
+def _lookup(name: str, namespace: str):
+    try:
+        return ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return None
+
+
+def get_retrieval_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMESPACE, address: str | None = None):
+    """Find the running actor (``ray.get_actor``); connects to Ray (``address``/``RAY_ADDRESS``) when needed.
+
+    Raises:
+        RetrievalServiceNotFound: with the original's message plus how to start and list actors.
+    """
+    if not ray.is_initialized():
+        ray.init(address=address, namespace=namespace, log_to_driver=False)
+    actor = _lookup(name, namespace)
+    if actor is None:
+        raise RetrievalServiceNotFound(not_found_message(name, namespace))
+    return actor
+
+
+def remove_retrieval_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMESPACE) -> bool:
+    """Kill the actor for good (no restart). Returns False when there was none."""
+    actor = _lookup(name, namespace)
+    if actor is None:
+        return False
+    ray.kill(actor, no_restart=True)
+    return True
+
+
+class RetrievalClient:
+    """Calls the retrieval actor like the plain service, with one retry when the actor died.
+
+    Errors raised inside the actor (bad dataset name, bad targets, ...) come back as the original
+    exception (``ValueError``, ``ConfigError``) without Ray's wrapping; the actor keeps serving.
+    """
+
+    def __init__(
+        self,
+        actor=None,
+        *,
+        name: str = DEFAULT_NAME,
+        namespace: str = DEFAULT_NAMESPACE,
+        timeout_s: float | None = 300,
+        restart_wait_s: float = 180,
+    ) -> None:
+        self.name, self.namespace = name, namespace
+        self.timeout_s, self.restart_wait_s = timeout_s, restart_wait_s
+        self._actor = actor if actor is not None else get_retrieval_actor(name, namespace)
+
+    def _call(self, method: str, *args, **kwargs):
+        for attempt in (1, 2):
+            try:
+                return ray.get(getattr(self._actor, method).remote(*args, **kwargs), timeout=self.timeout_s)
+            except RayTaskError as e:
+                # an error raised by the service itself: the actor is fine, hand back the real exception
+                cause = getattr(e, "cause", None)
+                raise (cause if isinstance(cause, BaseException) else e) from None
+            except RayActorError as e:
+                if attempt == 1:
+                    log.warning("retrieval actor %s failed during %s (%s); retrying once", self.name, method, _reason(e))
+                    if self._wait_until_back():
+                        continue
+                raise Rl4recError(
+                    f"retrieval actor {self.name!r} died during {method}() and did not come back ({_reason(e)}). "
+                    f"Check `ray list actors --filter ray_namespace={self.namespace}` and the actor's log "
+                    f"(`ray logs`), then restart it with `rl4rec serve ...`"
+                ) from None
+
+    def _wait_until_back(self) -> bool:
+        """Wait for a restarting actor (Ray re-runs ``__init__``, reloading datasets); False if it is gone for good."""
+        deadline = time.monotonic() + self.restart_wait_s
+        while time.monotonic() < deadline:
+            try:
+                ray.get(self._actor.ping.remote(), timeout=max(1.0, deadline - time.monotonic()))
+                return True
+            except ActorDiedError:
+                # out of restarts or killed for good: someone may have started a fresh one under the name
+                fresh = _lookup(self.name, self.namespace)
+                if fresh is None or fresh._actor_id == self._actor._actor_id:
+                    return False
+                self._actor = fresh
+            except (RayActorError, GetTimeoutError):
+                time.sleep(0.5)  # restarting: the constructor is still loading
+        return False
+
+    def ping(self) -> str:
+        return self._call("ping")
+
+    def datasets(self) -> dict[str, tuple[int, int]]:
+        return self._call("datasets")
+
+    def info(self) -> dict:
+        return self._call("info")
+
+    def calculate_reward(self, texts, dataset_name):
+        """float32 ``[len(texts), num_items]`` cosine scores (crosses the object store: big for big N)."""
+        return self._call("calculate_reward", texts, dataset_name)
+
+    def compute_rewards(self, texts, dataset_name, targets, histories=None, reward="ndcg@10", num_negatives=0, seed=None, **kw):
+        """``RewardBatch(rewards [B], ranks [B])`` computed inside the actor."""
+        return self._call(
+            "compute_rewards", texts, dataset_name, targets, histories, reward=reward, num_negatives=num_negatives, seed=seed, **kw
+        )
+
+    def top_k(self, texts, dataset_name, k=10, histories=None):
+        """``(indices [B, k], scores [B, k])``."""
+        return self._call("top_k", texts, dataset_name, k=k, histories=histories)
