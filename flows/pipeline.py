@@ -73,6 +73,7 @@ def pipeline_flow(
     experiment: str = "rl4rec",
     promote: str = "first",
     num_gpus: float = 0.0,
+    actor_name: str = "RetrievalService",
 ) -> dict[str, Any]:
     """Data -> item embeddings -> retrieval actor -> RL training -> evaluation vs. baselines -> registry.
 

@@ -39,13 +39,14 @@ def retraining_flow(
     model_name: str = "rl4rec-{dataset}",
     experiment: str = "rl4rec",
     num_gpus: float = 0.0,
+    actor_name: str = "RetrievalService",
 ) -> dict[str, Any]:
     """Returns the decision (``promote``, ``reason``, NDCG@10 of both, the bootstrap interval) and versions."""
     p = PipelineParams(
         dataset=dataset, use_dummy=use_dummy, policy_model=policy_model, emb_model=emb_model, num_steps=num_steps,
         batch_size=batch_size, group_size=group_size, algorithm=algorithm, reward=reward,
         learning_rate=learning_rate, kl_coef=kl_coef, seed=seed, eval_split="valid", eval_users=eval_users,
-        model_name=model_name, experiment=experiment, num_gpus=num_gpus,
+        model_name=model_name, experiment=experiment, num_gpus=num_gpus, actor_name=actor_name,
     )
     if not 0 < confidence < 1:
         from rl4rec_core.errors import ConfigError

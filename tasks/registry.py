@@ -64,7 +64,7 @@ try:
     import mlflow.pyfunc
 
     # MLflow nags about type hints on predict(); ours takes a DataFrame *or* lists, so none are declared
-    warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
+    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
     class PolicyModel(mlflow.pyfunc.PythonModel):
         """pyfunc wrapper: input = histories (lists of item titles), output = generated texts."""

@@ -24,7 +24,8 @@ from prefect_ray.context import remote_options
 RAY_NAMESPACE = "rl4rec"
 # variables a worker needs to find the same files, store and API as the flow
 _FORWARDED_PREFIXES = ("RL4REC_", "MLFLOW_", "HF_", "PREFECT_API_", "PREFECT_SERVER_ANALYTICS")
-_FORWARDED = ("TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "RAY_AUTH_MODE")
+# PYTHONPATH: user code named by dotted path (custom rewards) must import in workers too
+_FORWARDED = ("TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "RAY_AUTH_MODE", "PYTHONPATH")
 # variables that hold paths: made absolute because a worker's working directory is Ray's session folder
 _PATH_VARS = ("RL4REC_DATA_DIR", "RL4REC_EMB_DIR", "RL4REC_CACHE_DIR", "RL4REC_CHECKPOINT_ROOT")
 
