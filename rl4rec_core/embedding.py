@@ -139,11 +139,19 @@ class VLLMEncoder:
 
     vLLM starts an engine process, so the calling script must be import-safe
     (``if __name__ == "__main__":``). Extra keyword arguments go to ``vllm.LLM``.
+
+    ``memory_fraction`` is vLLM's ``gpu_memory_utilization``: the share of GPU memory — or, on the
+    CPU build, of the NUMA node's RAM — reserved up front. vLLM's default (0.92) is sized for one big
+    generator per device and fails on a shared CPU box; an embedder needs only a small KV cache.
     """
 
     backend = "vllm"
 
-    def __init__(self, model_name: str = DEFAULT_EMB_MODEL, device: str = "cpu", **llm_kwargs):
+    def __init__(
+        self, model_name: str = DEFAULT_EMB_MODEL, device: str = "cpu", memory_fraction: float = 0.1, **llm_kwargs
+    ):
+        if not 0 < memory_fraction <= 1:
+            raise ConfigError(f"memory_fraction must be in (0, 1], got {memory_fraction}")
         try:
             import vllm
         except ImportError as e:
@@ -155,7 +163,7 @@ class VLLMEncoder:
         self.short_name = short_name(model_name)
         self.device = device
         path = resolve_model_path(model_name)
-        kwargs = {"runner": "pooling", "enforce_eager": True, **llm_kwargs}
+        kwargs = {"runner": "pooling", "enforce_eager": True, "gpu_memory_utilization": memory_fraction, **llm_kwargs}
         try:
             self.llm = vllm.LLM(model=path, **kwargs)
         except OSError as e:
