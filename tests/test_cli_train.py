@@ -1,0 +1,85 @@
+"""``rl4rec train`` as a user runs it: flags, config errors, and kill -9 then --resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rl4rec_core.cli import main
+from tiny_recdata import write_tiny_dataset
+
+
+def test_config_errors_exit_2_with_the_fix(rl4rec_dirs, capsys):
+    assert main(["train", "--use_dummy", "--batch_size", "10", "--group_size", "4"]) == 2
+    assert "not divisible by group_size" in capsys.readouterr().err
+    assert main(["train", "--use_dummy", "--reward", "nope"]) == 2
+    assert "'nope'" in capsys.readouterr().err
+    assert main(["train", "--use_dummy", "--algorithm", "reinforce", "--group_size", "1", "--batch_size", "4",
+                 "--resume", "--overwrite"]) == 2
+    assert "contradict" in capsys.readouterr().err
+
+
+def test_missing_dataset_names_the_prepare_command(rl4rec_dirs, capsys):
+    assert main(["train", "--use_dummy", "--dataset_name", "nowhere", "--service", "local"]) == 2
+    assert "rl4rec data prepare --dataset nowhere" in capsys.readouterr().err
+
+
+def _records(path):
+    return [{k: v for k, v in json.loads(line).items() if not k.startswith("time_")}
+            for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_kill_then_resume_matches_uninterrupted(rl4rec_dirs, tmp_path, capsys):
+    """A real process killed with SIGKILL after its first checkpoint, resumed with --resume, writes the
+    same training_log.jsonl (times aside) as a run that was never stopped."""
+    from rl4rec_core.data import load_dataset
+    from rl4rec_core.item_embeddings import generate_item_embeddings
+
+    name = write_tiny_dataset(rl4rec_dirs["data"])
+    generate_item_embeddings(load_dataset(name), backend="sentence-transformers")
+    args = ["train", "--dataset_name", name, "--use_dummy", "--num_steps", "40", "--batch_size", "8",
+            "--group_size", "4", "--save_every", "2", "--log_every", "5", "--service", "local", "--no_progress"]
+
+    assert main([*args, "--checkpoint_dir", str(tmp_path / "whole")]) == 0
+    out = capsys.readouterr().out
+    assert "Reward source: in-process RetrievalService" in out and "Step      0 | Loss:" in out
+    expected = _records(tmp_path / "whole" / "training_log.jsonl")
+    assert len(expected) == 40
+
+    cut = tmp_path / "cut"
+    cmd = [sys.executable, "-m", "flows.cli", *args, "--checkpoint_dir", str(cut)]
+    proc = subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (cut / "checkpoint_step_2").is_dir() and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (cut / "checkpoint_final").exists()
+
+    done = subprocess.run([*cmd, "--resume"], env=os.environ.copy(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Resumed from" in done.stdout
+    assert _records(cut / "training_log.jsonl") == expected
+
+
+def test_service_ray_without_the_actor_is_a_clear_error(ray_local):
+    from rl4rec_core.errors import Rl4recError
+    from rl4rec_core.reward_source import ServiceConfig, connect_reward_source
+
+    cfg = ServiceConfig(mode="ray", actor_name="NoSuchRetrievalService", namespace="rl4rec")
+    with pytest.raises(Rl4recError, match="RetrievalService not found.*rl4rec serve --datasets ml-100k"):
+        connect_reward_source("ml-100k", cfg)
+
+
+def test_unknown_service_mode():
+    from rl4rec_core.errors import ConfigError
+    from rl4rec_core.reward_source import ServiceConfig
+
+    with pytest.raises(ConfigError, match="--service"):
+        ServiceConfig(mode="remote")
