@@ -15,7 +15,19 @@ def test_default_template_numbers_the_last_n_items_oldest_first():
     text = render_prompt(HISTORY, "next_item", history_len=3, item_noun="movie")
     assert "1. Movie 5 (1995)" in text and "3. Movie 7 (1997)" in text
     assert "Movie 4" not in text
-    assert "movies" in text and "title (year). Genres:" in text
+    assert text.startswith("Movies the user liked") and "title, year and genres" in text
+
+
+def test_default_template_sets_a_recommender_system_message():
+    tok = make_tiny_tokenizer(chat=True)
+    tok.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }} {% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    (prompt,) = build_prompts([["Heat (1995)"]], tok, item_noun="movie")
+    assert prompt.startswith("<system> You are a movie recommender.")
+    (prompt,) = build_prompts([["Heat (1995)"]], tok, item_noun="movie", system="Be brief.")
+    assert prompt.startswith("<system> Be brief. <user> Movies the user liked")
 
 
 def test_compelling_template_is_the_originals_example():

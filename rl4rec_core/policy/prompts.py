@@ -28,6 +28,7 @@ class PromptTemplate:
     text: str
     history_len: int
     numbered: bool
+    system: str | None = None  # system message for chat models (formatted with item_noun); None = model default
 
 
 PROMPT_TEMPLATES: dict[str, PromptTemplate] = {
@@ -35,13 +36,15 @@ PROMPT_TEMPLATES: dict[str, PromptTemplate] = {
     for t in (
         PromptTemplate(
             name="next_item",
+            # tried on SmolLM2-135M-Instruct: asking for "the same style: title (year). Genres: genres"
+            # made it echo the instruction; this wording gets new titles in the item-text format
             text=(
-                "A user liked these {item_noun}s, oldest first:\n{history}\n\n"
-                "Recommend the one {item_noun} this user will like next. Answer with a single line "
-                "in the same style: title (year). Genres: genres. No explanation."
+                "{Item_noun}s the user liked, oldest first:\n{history}\n\n"
+                "Which other {item_noun} will the user like next? Answer with its title, year and genres only."
             ),
             history_len=10,
             numbered=True,
+            system="You are a {item_noun} recommender. You answer with one {item_noun} only.",
         ),
         # the original's customisation example (last 5 purchases, "a compelling description")
         PromptTemplate(
@@ -97,10 +100,11 @@ def render_prompt(
     else:
         shown = ", ".join(recent)
     try:
-        return tpl.text.format(history=shown, n=len(recent), item_noun=item_noun)
+        return tpl.text.format(history=shown, n=len(recent), item_noun=item_noun, Item_noun=item_noun.capitalize())
     except (KeyError, IndexError) as e:
         raise ConfigError(
-            f"prompt template {tpl.name!r} uses an unknown field {e}; the fields are {{history}}, {{n}}, {{item_noun}}"
+            f"prompt template {tpl.name!r} uses an unknown field {e}; the fields are {{history}}, {{n}}, "
+            "{{item_noun}}, {{Item_noun}}"
         ) from None
 
 
@@ -124,7 +128,7 @@ def build_prompts(
     system: str | None = None,
 ) -> list[str]:
     """One prompt per history. ``use_chat_template=None`` applies the chat template when the tokenizer
-    has one; ``True`` without one is an error."""
+    has one; ``True`` without one is an error. ``system`` overrides the template's system message."""
     if isinstance(user_histories, (str, bytes)) or any(isinstance(h, (str, bytes)) for h in user_histories):
         raise ConfigError(
             "user_histories must be a list of histories, each a list of item texts, "
@@ -137,4 +141,8 @@ def build_prompts(
             "an instruction-tuned model"
         )
     texts = [render_prompt(h, template, history_len, item_noun) for h in user_histories]
-    return [apply_chat(t, tokenizer, system) for t in texts] if chat else texts
+    if not chat:
+        return texts
+    tpl_system = get_template(template).system
+    system = system if system is not None else (tpl_system.format(item_noun=item_noun) if tpl_system else None)
+    return [apply_chat(t, tokenizer, system) for t in texts]
