@@ -13,6 +13,7 @@ EXPECTED_TASKS = {"prepare_dataset", "generate_item_embeddings", "start_retrieva
                   "evaluate_policy", "evaluate_baselines", "register_model", "promote_model"}
 
 
+@pytest.mark.slow
 def test_pipeline_end_to_end(flow_env):
     from flows.pipeline import pipeline_flow
 
