@@ -69,3 +69,11 @@ def test_chat_template_applied_only_when_the_tokenizer_has_one():
 def test_bad_input_is_explained(call, match):
     with pytest.raises(ConfigError, match=match):
         call()
+
+
+def test_item_noun_follows_the_dataset():
+    from rl4rec_core.policy.prompts import item_noun_for
+
+    assert item_noun_for("ml-100k") == "movie"
+    assert item_noun_for("beauty") == "product" and item_noun_for("yelp") == "business"
+    assert item_noun_for("my-shop") == "item"

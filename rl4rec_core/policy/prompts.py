@@ -146,3 +146,18 @@ def build_prompts(
     tpl_system = get_template(template).system
     system = system if system is not None else (tpl_system.format(item_noun=item_noun) if tpl_system else None)
     return [apply_chat(t, tokenizer, system) for t in texts]
+
+
+# what the prompts call an item, by dataset name prefix (ML: movies; Amazon categories: products)
+_ITEM_NOUNS = (("ml-", "movie"), ("movielens", "movie"), ("beauty", "product"), ("sports", "product"),
+               ("toys", "product"), ("amazon", "product"), ("yelp", "business"))
+
+
+def item_noun_for(dataset_name: str) -> str:
+    """``movie`` for MovieLens, ``product`` for the Amazon sets, ``business`` for Yelp, else ``item``.
+
+    The word matters to small models: SmolLM2-135M names real films when asked for a "movie" and
+    rambles about "the item" otherwise.
+    """
+    name = dataset_name.lower()
+    return next((noun for prefix, noun in _ITEM_NOUNS if name.startswith(prefix)), "item")
