@@ -150,5 +150,7 @@ def test_cli_evaluate(hand, tmp_path, capsys):
     assert "rl4rec embed --dataset hand" in capsys.readouterr().err
     assert cli_main(["evaluate", "--dataset", "hand"]) == 2
     assert "nothing to evaluate" in capsys.readouterr().err
+    assert cli_main(["evaluate", "--dataset", "hand", "--checkpoint", str(tmp_path / "missing")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
     assert cli_main(["evaluate", "--dataset", "nope", "--baseline", "popularity"]) == 2
     assert "rl4rec data prepare --dataset nope" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rl4rec_core.baselines import BASELINES
 from rl4rec_core.embedding import BACKENDS, DEFAULT_EMB_MODEL
-from rl4rec_core.errors import ConfigError
+from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.metrics import DEFAULT_KS
 
 
@@ -61,6 +61,11 @@ def _policy_rows(args, dataset) -> dict[str, dict[str, float]]:
             "policy evaluation (--checkpoint/--policy) is not available yet in this version "
             "(rl4rec_core.policy_eval is missing); evaluate a --baseline instead"
         ) from None
+    if args.checkpoint and not Path(args.checkpoint).exists():
+        raise MissingArtifactError(
+            f"no checkpoint at {args.checkpoint}; train one with `rl4rec train --dataset {dataset.name} ...`, "
+            "or pass --policy MODEL to evaluate an untrained model"
+        )
     target = args.checkpoint or args.policy
     service = _retrieval_service(args, dataset)
     result = module.evaluate_policy(
