@@ -345,10 +345,10 @@ class RecPolicy:
         """One policy-gradient step on these samples; returns stats.
 
         prompts ``[B]`` (or ``[B*G]``, each repeated per sample), texts ``[B*G]`` grouped per prompt,
-        rewards ``[B*G]``. Each of ``ppo_epochs``
-        passes is one optimizer step over the whole batch, accumulated over micro-batches.
-        Stats: loss, pg_loss, kl (0 when off), grad_norm (before clipping), gen_tokens (mean tokens),
-        reward_mean/std, adv_abs_mean, clip_frac/ratio_mean (PPO), num_sequences, update_s.
+        rewards ``[B*G]``. Each of ``ppo_epochs`` passes is one optimizer step over the whole batch,
+        accumulated over micro-batches. Stats: loss, pg_loss, kl (0 when off), grad_norm (before
+        clipping), gen_tokens (mean tokens), reward_mean/std, adv_abs_mean, num_sequences, update_s,
+        and clip_frac/ratio_mean with PPO clip and ppo_epochs > 1.
         """
         t0 = time.perf_counter()
         algo = self.config.algo
@@ -363,8 +363,11 @@ class RecPolicy:
         chunks = [list(range(s, min(s + self.config.micro_batch_size, n))) for s in range(0, n, self.config.micro_batch_size)]
         pad = self.tokenizer.pad_token_id
         batches = [pack(rollout, idx, pad, self.device) for idx in chunks]
+        # with one epoch the ratio is exactly 1, the clip never binds and the gradient is REINFORCE's:
+        # skip the extra forward pass
+        clipped = algo.clip_eps is not None and algo.ppo_epochs > 1
         with torch.no_grad():  # fixed targets for every inner epoch
-            old = [self.logprobs(b) for b in batches] if algo.clip_eps is not None else [None] * len(batches)
+            old = [self.logprobs(b) for b in batches] if clipped else [None] * len(batches)
             ref = [self.logprobs(b, reference=True) for b in batches] if algo.kl_coef > 0 else [None] * len(batches)
         for _ in range(algo.ppo_epochs):
             self.optimizer.zero_grad(set_to_none=True)
