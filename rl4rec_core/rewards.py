@@ -12,7 +12,8 @@ A reward function is a plain callable, in the TRL style::
   ``scores=None`` and never materialises the ``[B, N]`` matrix.
 * ``targets``: long ``[B]`` item indices; ``num_items``: catalogue size ``N``.
 * ``**kwargs``: everything else the caller knows (``texts``, ``histories``, ``dataset_name``,
-  ``num_candidates`` and any user keyword), so new fields never break an old function.
+  ``num_candidates``, ``target_columns`` (each target's column in ``scores``) and any user
+  keyword), so new fields never break an old function.
 
 Names: ``ndcg@K`` and ``hit@K`` for any K > 0, ``mrr``, ``mixed`` (``0.5 * ndcg@10 + 0.5 * mrr``:
 NDCG gives the sharp top-of-list signal, MRR keeps a non-zero gradient when the target falls

@@ -120,14 +120,17 @@ def test_sampled_negatives(service):
 
 def test_reward_kwargs_and_dotted_user_reward(service, tmp_path, monkeypatch):
     (tmp_path / "svc_rewards.py").write_text(
-        "def closeness(*, scores, targets, texts, bonus=0.0, **kwargs):\n"
+        "def closeness(*, scores, target_columns, texts, bonus=0.0, **kwargs):\n"
         "    # the target's own cosine score plus a bonus\n"
-        "    return scores.gather(1, targets[:, None]).squeeze(1) + bonus\n"
+        "    return scores.gather(1, target_columns[:, None]).squeeze(1) + bonus\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     out = service.compute_rewards(QUERIES, "movies", TARGETS, reward="svc_rewards:closeness", bonus=1.0)
     cos = service.calculate_reward(QUERIES, "movies").gather(1, torch.tensor(TARGETS)[:, None]).squeeze(1)
     assert torch.allclose(out.rewards, cos + 1.0, atol=1e-5)
+    # with sampled negatives the target sits in column 0 and the same function still reads its score
+    neg = service.compute_rewards(QUERIES, "movies", TARGETS, reward="svc_rewards:closeness", num_negatives=5, seed=0)
+    assert torch.allclose(neg.rewards, cos + 0.0, atol=1e-5)
     with pytest.raises(ValueError, match="reserved"):
         service.compute_rewards(QUERIES, "movies", TARGETS, reward="mrr", num_items=5)
 
@@ -192,3 +195,22 @@ def test_refuses_embeddings_of_another_model(rl4rec_dirs, encoder):
     write_embeddings("movies", random_items(10), model="mixedbread-ai/mxbai-embed-large-v1")
     with pytest.raises(DataError, match="mxbai"):
         RetrievalService("mixedbread-ai/mxbai-embed-large-v1", datasets=["movies"], encoder=encoder)
+
+
+@pytest.mark.parametrize("chunk", [97, 4096, 50_000])
+def test_chunked_ranks_equal_full_ranks_with_exact_ties(chunk):
+    from rl4rec_core.retrieval import scoring
+
+    g = torch.Generator().manual_seed(0)
+    items = random_items(20_000, dim=64, seed=4)
+    items[5] = items[7]
+    items[19_999] = items[7]  # two exact duplicates of item 7, in other chunks
+    q = torch.nn.functional.normalize(torch.randn(8, 64, generator=g), dim=1)
+    q[0] = items[7]
+    targets = torch.randint(20_000, (8,), generator=g)
+    targets[0] = 7
+    histories = [torch.randint(20_000, (30,), generator=g).tolist() for _ in range(8)]
+    expected = metrics.target_ranks(q @ items.T, targets, histories)
+    got = scoring.chunked_ranks(q, items, targets, chunk, histories)
+    assert got.tolist() == expected.tolist()
+    assert got[0].item() == 3  # pessimistic: both duplicates count as ahead of the target

@@ -64,27 +64,44 @@ def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor, chunk_size: i
     return ranks
 
 
+# |float32 dot - float32 dot| for unit vectors of a few thousand dims stays far below this; scores
+# within the band around a target's score are settled exactly after the pass (see chunked_ranks)
+_TIE_BAND = 1e-4
+
+
 def chunked_ranks(
     q: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, chunk_size: int, histories=None
 ) -> torch.Tensor:
     """Rank of each target among all items without ever holding ``[B, N]``: long ``[B]``.
 
-    The target's score is computed once (``q . items[target]``) and compared with every other
-    unmasked item; the target itself is excluded from the count and adds the leading 1.
+    Equal to ``metrics.target_ranks`` on the full score matrix. The rank needs the target's
+    score before its chunk comes up, so a first estimate ``t ~ q . items[target]`` (a different
+    summation order, hence rounding) sorts items into clearly-ahead (``s > t + band``) and
+    near-ties; near-ties are kept (rare: a band of 1e-4 in cosine) and compared with the target's
+    score from the matmul itself once it is known, so ties are pessimistic exactly as in the
+    full-matrix path.
     """
-    t = (q * items[targets]).sum(dim=1, keepdim=True)  # [B, 1]
+    t = (q * items[targets]).sum(dim=1, keepdim=True)  # [B, 1] estimate
+    exact = t.squeeze(1).clone()
     rows, cols = history_pairs(histories, targets)
     rows, cols = rows.to(q.device), cols.to(q.device)
     ar = torch.arange(q.shape[0], device=q.device)
-    ranks = torch.ones(q.shape[0], dtype=torch.long, device=q.device)
+    ahead = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+    near_rows, near_vals = [], []
     for start, stop in chunks(items.shape[0], chunk_size):
         s = q @ items[start:stop].T  # [B, c]
         _mask_chunk(s, rows, cols, start, stop)
         own = (targets >= start) & (targets < stop)
         if own.any():
-            s[ar[own], targets[own] - start] = float("-inf")
-        ranks += (s >= t).sum(dim=1)
-    return ranks
+            exact[own] = s[ar[own], targets[own] - start]
+            s[ar[own], targets[own] - start] = float("-inf")  # the target itself is the leading 1
+        ahead += (s > t + _TIE_BAND).sum(dim=1)
+        r, c = ((s >= t - _TIE_BAND) & (s <= t + _TIE_BAND)).nonzero(as_tuple=True)
+        near_rows.append(r)
+        near_vals.append(s[r, c])
+    r, v = torch.cat(near_rows), torch.cat(near_vals)
+    ahead.index_add_(0, r, (v >= exact[r]).long())
+    return 1 + ahead
 
 
 def chunked_top_k(

@@ -180,7 +180,7 @@ class RetrievalService:
         fn = reward_registry.resolve_reward(reward)
         needs_scores = getattr(fn, "needs_scores", True)
         extra = {"texts": list(texts), "histories": histories, "dataset_name": dataset_name}
-        clash = set(reward_kwargs) & (set(extra) | {"ranks", "scores", "targets", "num_items", "num_candidates"})
+        clash = set(reward_kwargs) & (set(extra) | {"ranks", "scores", "targets", "num_items", "num_candidates", "target_columns"})
         if clash:
             raise ValueError(f"reward keyword(s) {sorted(clash)} are reserved; rename them")
 
@@ -203,6 +203,8 @@ class RetrievalService:
             targets=targets,
             num_items=n,
             num_candidates=1 + num_negatives if num_negatives else n,
+            # where each target sits in `scores`: column 0 with sampled negatives, its index otherwise
+            target_columns=torch.zeros_like(targets) if num_negatives else targets,
             **extra,
             **reward_kwargs,
         )
