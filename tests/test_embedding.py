@@ -66,11 +66,17 @@ def test_encode_edge_cases(minilm):
         minilm.encode(["ok", 3])
 
 
-def test_backend_choice():
+def test_backend_choice(monkeypatch):
+    monkeypatch.delenv("RL4REC_EMB_BACKEND", raising=False)
     with pytest.raises(ConfigError, match="unknown embedding backend 'onnx'"):
         resolve_backend("onnx")
     assert resolve_backend("sentence-transformers") == "sentence-transformers"
     assert resolve_backend("auto") == ("vllm" if vllm_available() else "sentence-transformers")
+    monkeypatch.setenv("RL4REC_EMB_BACKEND", "sentence-transformers")
+    assert resolve_backend("auto") == "sentence-transformers"
+    monkeypatch.setenv("RL4REC_EMB_BACKEND", "onnx")
+    with pytest.raises(ConfigError, match="RL4REC_EMB_BACKEND='onnx'"):
+        resolve_backend("auto")
 
 
 @pytest.mark.skipif(vllm_available(), reason="vLLM is installed here")
