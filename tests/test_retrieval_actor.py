@@ -136,3 +136,9 @@ def test_restart_after_crash_then_clean_removal(served):
     with pytest.raises(Rl4recError, match="did not come back"):
         client.ping()
     assert remove_retrieval_actor(name) is False
+
+
+def test_find_returns_none_when_missing(ray_local):
+    from rl4rec_core.retrieval import find_retrieval_actor
+
+    assert find_retrieval_actor("NoSuchService", namespace="rl4rec") is None

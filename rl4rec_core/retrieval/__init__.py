@@ -2,7 +2,7 @@
 
 from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE, RetrievalService, RewardBatch
 
-_ACTOR_NAMES = ("launch_retrieval_actor", "get_retrieval_actor", "remove_retrieval_actor", "RetrievalClient")
+_ACTOR_NAMES = ("launch_retrieval_actor", "get_retrieval_actor", "find_retrieval_actor", "remove_retrieval_actor", "RetrievalClient")
 
 
 def __getattr__(name):

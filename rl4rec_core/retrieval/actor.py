@@ -174,11 +174,15 @@ def _startup_error(e: RayActorError) -> tuple[type[Rl4recError], str]:
     return Rl4recError, reason
 
 
-def _lookup(name: str, namespace: str):
+def find_retrieval_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMESPACE):
+    """The running actor's handle, or None (no error): for "attach if running, else launch" logic."""
     try:
         return ray.get_actor(name, namespace=namespace)
     except ValueError:
         return None
+
+
+_lookup = find_retrieval_actor
 
 
 def get_retrieval_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMESPACE, address: str | None = None):
