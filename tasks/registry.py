@@ -110,24 +110,33 @@ def log_policy_model(run_id: str, checkpoint: str | Path, log_transformers: bool
             metadata={"rl4rec_policy_kind": kind},
         )
         if log_transformers and kind != "dummy":
-            _log_transformers(policy_from_checkpoint(ckpt))
+            tf_uri = _log_transformers(policy_from_checkpoint(ckpt))
+            if tf_uri:
+                mlflow.set_tag("rl4rec.transformers_model_uri", tf_uri)
     # MLflow 3 keeps models as "logged models" linked to the run (models:/m-...), not as run artifacts
     return info.model_uri
 
 
-def _log_transformers(policy) -> None:
+def _log_transformers(policy) -> str | None:
+    """The merged LM + tokenizer as an MLflow ``transformers`` model (task text-generation); its URI."""
     import mlflow
 
     model = getattr(policy, "model", None)
     tok = getattr(policy, "tokenizer", None)
     if model is None or tok is None:
         log.warning("policy %s exposes no .model/.tokenizer; transformers flavour skipped", type(policy).__name__)
-        return
+        return None
     if hasattr(model, "merge_and_unload"):  # a LoRA adapter: serve the merged weights
         model = model.merge_and_unload()
-    mlflow.transformers.log_model(
-        transformers_model={"model": model, "tokenizer": tok}, name="policy_transformers", task="text-generation"
+    import torch
+    import transformers
+
+    info = mlflow.transformers.log_model(
+        transformers_model={"model": model, "tokenizer": tok}, name="policy_transformers", task="text-generation",
+        # the inferred list names torchvision, which CPU torch here does not have
+        pip_requirements=[f"transformers=={transformers.__version__}", f"torch=={torch.__version__.split('+')[0]}"],
     )
+    return info.model_uri
 
 
 def register_policy(model_uri: str, name: str, alias: str | None = CHALLENGER, tags: dict[str, str] | None = None) -> int:

@@ -67,3 +67,27 @@ def test_registered_name_template_is_checked():
 
     with pytest.raises(ConfigError, match="dataset"):
         registry.registered_name("ml-100k", "recs-{data}")
+
+
+@pytest.mark.slow
+def test_llm_policy_registers_as_pyfunc_and_transformers(store):
+    import mlflow
+
+    from rl4rec_core.policy.rec_policy import RecPolicy
+    from tiny_lm import make_tiny_lm
+
+    lm = make_tiny_lm(store / "tiny_lm")
+    policy = RecPolicy(model_name=lm, max_new_tokens=6)
+    ckpt = save_checkpoint(store / "llm_ckpt" / "checkpoint_final", policy, {"step": 0},
+                           {"use_dummy": False, "policy_model": lm})
+    with mt.tracked_run(run_name="llm", experiment="rl4rec-test") as run_id:
+        uri = registry.log_policy_model(run_id, ckpt, log_transformers=True)
+        version = registry.register_policy(uri, "rl4rec-tiny-llm", alias=registry.CHAMPION)
+    model = registry.load_policy_by_alias("rl4rec-tiny-llm", registry.CHAMPION)
+    [text] = model.predict([["toy story (1995)", "heat (1995)"]])
+    assert isinstance(text, str) and isinstance(model.unwrap_python_model().policy, RecPolicy)
+    tf_uri = mt.client().get_run(run_id).data.tags["rl4rec.transformers_model_uri"]
+    pipe = mlflow.transformers.load_model(tf_uri)
+    assert pipe.task == "text-generation"
+    assert isinstance(pipe("<user> toy story <assistant>", max_new_tokens=3)[0]["generated_text"], str)
+    assert version == 1
