@@ -1,7 +1,7 @@
 """``rl4rec run``: the whole pipeline on the offline defaults, with whatever it needs started locally.
 
-    rl4rec run --quick        # dummy policy, 20 steps: a one-minute look at every part
-    rl4rec run                # SmolLM2-135M-Instruct policy, all-MiniLM-L6-v2 retrieval, MovieLens-100k
+    rl4rec run --quick        # dummy policy, 20 steps: a quick look at every part (minutes, mostly start-up)
+    rl4rec run                # SmolLM2-135M-Instruct policy (30 steps), all-MiniLM-L6-v2 retrieval, MovieLens-100k
 
 Needs nothing running: a local Ray is started by the flow's task runner (or ``RAY_ADDRESS`` is
 used), a Prefect API is started in the background unless ``PREFECT_API_URL`` is configured, and

@@ -14,6 +14,7 @@ Two facts shape this file (docs: /work/shared/ENVIRONMENT.md, "Orchestration fac
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,10 @@ class LazyRayTaskRunner(RayTaskRunner):
         # machine (someone else's `ray start --head`); a cluster is used only when named (RAY_ADDRESS=auto works)
         address = self.address or "local"
         self._owns_ray = True
+        t0 = time.perf_counter()
         self._ray_context = ray.init(address, runtime_env=runtime_env, **kwargs)
-        self.logger.info("Ray: %s", "started a local instance" if address == "local" else f"connected to {address}")
+        what = "started a local instance" if address == "local" else f"connected to {address}"
+        self.logger.info("Ray: %s in %.1f s", what, time.perf_counter() - t0)
 
     def submit(self, task, parameters, wait_for=None, dependencies=None):
         if not getattr(self, "_ray_joined", False):
