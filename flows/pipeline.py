@@ -123,13 +123,14 @@ def training_flow(
     algorithm: str = "grpo", reward: str = "ndcg@10", learning_rate: float | None = None, kl_coef: float = 0.0,
     seed: int = 0, checkpoint_dir: str | None = None, model_name: str = "rl4rec-{dataset}",
     experiment: str = "rl4rec", register_policy: bool = True, num_gpus: float = 0.0,
+    actor_name: str = "RetrievalService",
 ) -> dict[str, Any]:
     """Train and (optionally) register as ``challenger``; no evaluation."""
     p = PipelineParams(
         dataset=dataset, use_dummy=use_dummy, policy_model=policy_model, emb_model=emb_model, num_steps=num_steps,
         batch_size=batch_size, group_size=group_size, algorithm=algorithm, reward=reward,
         learning_rate=learning_rate, kl_coef=kl_coef, seed=seed, checkpoint_dir=checkpoint_dir,
-        model_name=model_name, experiment=experiment, num_gpus=num_gpus,
+        model_name=model_name, experiment=experiment, num_gpus=num_gpus, actor_name=actor_name,
     )
     with mlflow_run(p, "rl4rec-training") as run_id:
         prepare_inputs(p)
@@ -147,13 +148,14 @@ def evaluation_flow(
     dataset: str = "ml-100k", checkpoint: str | None = None, model_name: str = "rl4rec-{dataset}",
     alias: str = "champion", emb_model: str = "all-MiniLM-L6-v2", split: str = "test", eval_users: int | None = 200,
     baselines: list[str] = ["popularity", "echo"],  # noqa: B006
-    seed: int = 0, experiment: str = "rl4rec",
+    seed: int = 0, experiment: str = "rl4rec", actor_name: str = "RetrievalService",
 ) -> dict[str, dict]:
     """Evaluate a checkpoint (or the registered version behind ``alias``) beside the baselines."""
     from tasks.models import fetch_model_checkpoint
 
     p = PipelineParams(dataset=dataset, emb_model=emb_model, eval_split=split, eval_users=eval_users,
-                       baselines=baselines, seed=seed, model_name=model_name, experiment=experiment)
+                       baselines=baselines, seed=seed, model_name=model_name, experiment=experiment,
+                       actor_name=actor_name)
     with mlflow_run(p, "rl4rec-evaluation", {"checkpoint": checkpoint, "alias": alias}) as run_id:
         if checkpoint is None:
             with ray_options(num_cpus=1):
