@@ -37,7 +37,8 @@ def ray_local():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, namespace="rl4rec", log_to_driver=False)
+        # "local": a fresh instance, never another process's `ray start --head` cluster found on the machine
+        ray.init("local", num_cpus=2, include_dashboard=False, namespace="rl4rec", log_to_driver=False)
     yield ray
     ray.shutdown()
 
