@@ -31,10 +31,10 @@ def start_retrieval_service(
     The actor is detached so it outlives this task's worker; the flow removes it at its end when it
     created it (``created=True``). It takes no CPU so it never starves the training task on 2 cores.
     """
-    from rl4rec_core.retrieval import actor as ra
+    from rl4rec_core.retrieval import find_retrieval_actor, launch_retrieval_actor
 
-    existed = ra._lookup(name, namespace) is not None
-    ra.launch_retrieval_actor(
+    existed = find_retrieval_actor(name, namespace) is not None
+    launch_retrieval_actor(
         emb_model, emb_type=emb_type, datasets=[dataset], name=name, namespace=namespace,
         num_cpus=0, num_gpus=num_gpus, backend=backend, detached=True, get_if_exists=True,
     )
