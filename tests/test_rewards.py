@@ -48,8 +48,15 @@ def test_top5_diversity_is_mean_plus_tenth_std_of_top5():
         call("top5_diversity", ranks=torch.tensor([1]), scores=torch.ones(1, 3))
 
 
+def test_rank_pct_is_linear_in_rank_over_the_candidates():
+    # 20 items: 1 - (rank-1)/19 -> ranks 1, 2, 10, 11 give 1, 18/19, 10/19, 9/19
+    assert call("rank_pct").tolist() == pytest.approx([1.0, 18 / 19, 10 / 19, 9 / 19])
+    # with sampled negatives the service passes num_candidates (here 11): rank 11 is the bottom -> 0
+    assert call("rank_pct", num_candidates=11).tolist() == pytest.approx([1.0, 0.9, 0.1, 0.0])
+
+
 def test_rank_only_rewards_do_not_ask_for_scores():
-    for name in ("ndcg@10", "hit@5", "mrr", "mixed"):
+    for name in ("ndcg@10", "hit@5", "mrr", "mixed", "rank_pct"):
         assert rewards.resolve_reward(name).needs_scores is False
     assert rewards.resolve_reward("top5_diversity").needs_scores is True
 

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a("--kl_coef", type=float, default=0.0, help="KL penalty against the starting policy (default: off)")
     a("--clip_eps", type=float, default=None, help="PPO clip range (default: off)")
     a("--ppo_epochs", type=int, default=1, help="passes over each batch (needs --clip_eps when > 1)")
-    a("--reward", default="ndcg@10", help="reward name (ndcg@k, hit@k, mrr, mixed, top5_diversity) or pkg.module:fn")
+    a("--reward", default="ndcg@10", help="reward name (ndcg@k, hit@k, mrr, mixed, rank_pct, top5_diversity) or pkg.module:fn")
     a("--num_negatives", type=int, default=0, help="rank against N sampled negatives instead of all items")
     a("--max_new_tokens", type=int, default=None, help="LLM generation length")
     a("--temperature", type=float, default=None, help="LLM sampling temperature")

@@ -28,8 +28,11 @@ def build_policy(cfg: TrainConfig, dataset, device: str = "cpu", algo_overrides:
         return DummyRecPolicy.from_dataset(
             dataset, learning_rate=cfg.learning_rate or DUMMY_LEARNING_RATE, algo=algo, seed=cfg.seed
         )
+    from rl4rec_core.policy.prompts import item_noun_for
     from rl4rec_core.policy.rec_policy import RecPolicy
 
+    # small models need the domain word: SmolLM2 names real films for "movie", rambles for "item"
+    llm_kwargs.setdefault("item_noun", item_noun_for(cfg.dataset_name))
     return RecPolicy(
         model_name=cfg.policy_model,
         device=device,
