@@ -50,3 +50,33 @@ def prefect_api():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A real MLflow SQLite store per test module (a fresh one costs seconds of schema migration)."""
+    from tasks import mlflow_tracking as mt
+
+    tmp_path = tmp_path_factory.mktemp("mlflow")
+    uri = mt.default_tracking_uri(tmp_path / "mlruns")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mt.configure_mlflow(uri)
+        yield tmp_path
+
+
+@pytest.fixture
+def tiny(rl4rec_dirs):
+    """The tiny real-movie dataset of tests/tiny_recdata.py, prepared in the test's data folder."""
+    from rl4rec_core.data import load_dataset
+    from tests.tiny_recdata import write_tiny_dataset
+
+    return load_dataset(write_tiny_dataset(rl4rec_dirs["data"]))
+
+
+@pytest.fixture
+def service(tiny):
+    """A plain RetrievalService over ``tiny`` with a deterministic word-vector encoder."""
+    from tests.tiny_recdata import WordVectorEncoder, make_service
+
+    return make_service(tiny, WordVectorEncoder())

@@ -15,17 +15,6 @@ TITLES = ["Alien (1979) Horror Sci-Fi", "Unforgiven (1992) Western", "Shining, T
           "Tombstone (1993) Western", "Brazil (1985) Sci-Fi"]
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One SQLite store per module: a fresh one costs seconds of schema migration."""
-    tmp_path = tmp_path_factory.mktemp("mlflow")
-    uri = mt.default_tracking_uri(tmp_path / "mlruns")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mt.configure_mlflow(uri)
-        yield tmp_path
-
-
 def _checkpoint(tmp_path, seed=0):
     policy = DummyRecPolicy.from_item_texts(TITLES, seed=seed)
     prompts = policy.build_prompts([["Alien"], ["Unforgiven"]])

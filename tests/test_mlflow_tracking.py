@@ -9,17 +9,6 @@ import pytest
 from tasks import mlflow_tracking as mt
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One SQLite store per module: a fresh one costs seconds of schema migration."""
-    tmp_path = tmp_path_factory.mktemp("mlflow")
-    uri = mt.default_tracking_uri(tmp_path / "mlruns")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mt.configure_mlflow(uri)
-        yield tmp_path
-
-
 def _write_log(folder, steps):
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "training_log.jsonl", "w") as f:

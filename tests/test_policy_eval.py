@@ -6,24 +6,12 @@ import pytest
 import torch
 
 from rl4rec_core import metrics
-from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.policy.dummy import DummyRecPolicy
 from rl4rec_core.policy.factory import build_policy
 from rl4rec_core.policy_eval import evaluate_policy, load_policy, paired_bootstrap, select_users
 from rl4rec_core.trainer import RLTrainer, item_titles
 from rl4rec_core.trainer_config import TrainConfig
-from tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
-
-
-@pytest.fixture
-def tiny(rl4rec_dirs):
-    return load_dataset(write_tiny_dataset(rl4rec_dirs["data"]))
-
-
-@pytest.fixture
-def service(tiny):
-    return make_service(tiny, WordVectorEncoder())
 
 
 def test_ranks_are_the_services_ranks_of_greedy_texts(tiny, service):

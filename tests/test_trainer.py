@@ -18,16 +18,6 @@ from tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 LINE = re.compile(r"^Step +\d+ \| Loss: -?\d+\.\d{4} \| Reward: \d+\.\d{4} \(max: \d+\.\d{4}, min: \d+\.\d{4}\)$")
 
 
-@pytest.fixture
-def tiny(rl4rec_dirs):
-    return load_dataset(write_tiny_dataset(rl4rec_dirs["data"]))
-
-
-@pytest.fixture
-def service(tiny):
-    return make_service(tiny, WordVectorEncoder())
-
-
 def make(tiny, service, callbacks=(), **kw):
     cfg = TrainConfig(**{"dataset_name": tiny.name, "num_steps": 12, "batch_size": 8, "group_size": 4,
                          "use_dummy": True, "save_every": 5, "log_every": 5, "progress": False, **kw})
