@@ -9,7 +9,7 @@ from pathlib import Path
 from rl4rec_core.baselines import BASELINES
 from rl4rec_core.embedding import BACKENDS, DEFAULT_EMB_MODEL
 from rl4rec_core.errors import ConfigError, MissingArtifactError
-from rl4rec_core.metrics import DEFAULT_KS
+from rl4rec_core.metrics import DEFAULT_KS, ndcg_at_k
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="policies: score with an in-process retrieval service (local) or the running Ray actor")
     p.add_argument("--actor_name", default="RetrievalService", help="name of the retrieval actor (--service actor)")
     p.add_argument("--namespace", default="rl4rec", help="Ray namespace of the retrieval actor")
+    p.add_argument("--with_untrained", action="store_true",
+                   help="with --checkpoint: also evaluate the untrained starting policy on the same users and "
+                   "print a paired bootstrap 95%% interval of the NDCG@10 difference")
     p.add_argument("--max_users", type=int, help="policies: evaluate a seeded subset of N users (quick checks)")
     p.add_argument("--batch_size", type=int, default=1024, help="users ranked at once (bounds memory)")
     p.add_argument("--output", help="also write the results as JSON to this path")
@@ -61,6 +64,8 @@ def _policy_rows(args, dataset) -> dict[str, dict[str, float]]:
             "policy evaluation (--checkpoint/--policy) is not available yet in this version "
             "(rl4rec_core.policy_eval is missing); evaluate a --baseline instead"
         ) from None
+    if args.with_untrained and not args.checkpoint:
+        raise ConfigError("--with_untrained compares a trained --checkpoint with its starting policy; pass --checkpoint DIR")
     if args.checkpoint and not Path(args.checkpoint).exists():
         raise MissingArtifactError(
             f"no checkpoint at {args.checkpoint}; train one with `rl4rec train --dataset {dataset.name} ...`, "
@@ -68,16 +73,22 @@ def _policy_rows(args, dataset) -> dict[str, dict[str, float]]:
         )
     target = args.checkpoint or args.policy
     service = _retrieval_service(args, dataset)
-    result = module.evaluate_policy(
-        dataset, target, split=args.split, service=service, max_users=args.max_users, ks=tuple(args.ks), progress=True
-    )
-    # evaluate_policy returns (metrics, per-user ranks); keep only the summary for the table
-    if isinstance(result, tuple):
-        summary, ranks = result
-        metrics = {**summary, "users": int(len(ranks))}
-    else:
-        metrics = dict(result)
-    return {f"policy:{Path(str(target)).name or target}": metrics}
+
+    def evaluate(policy):
+        # the same seeded users for every policy, so per-user ranks pair up
+        summary, ranks = module.evaluate_policy(dataset, policy, split=args.split, service=service,
+                                                max_users=args.max_users, ks=tuple(args.ks), progress=True)
+        return {**summary, "users": int(len(ranks))}, ranks
+
+    rows = {}
+    rows[f"policy:{Path(str(target)).name or target}"], ranks = evaluate(target)
+    if args.with_untrained:
+        untrained = module.load_policy(args.checkpoint, trained=False)
+        rows["untrained"], base_ranks = evaluate(untrained)
+        diff, lo, hi = module.paired_bootstrap(ndcg_at_k(ranks, 10), ndcg_at_k(base_ranks, 10))
+        print(f"NDCG@10 trained - untrained: {diff:+.4f}, paired bootstrap 95% interval [{lo:+.4f}, {hi:+.4f}] "
+              f"over {len(ranks)} users ({'excludes' if lo > 0 or hi < 0 else 'includes'} 0)")
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:

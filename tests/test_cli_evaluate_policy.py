@@ -1,0 +1,39 @@
+"""``rl4rec evaluate --checkpoint ... --with_untrained`` as a user runs it, on a real dummy-policy checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+from rl4rec_core.cli import main
+from rl4rec_core.data import load_dataset
+from rl4rec_core.item_embeddings import generate_item_embeddings
+from tiny_recdata import write_tiny_dataset
+
+
+def test_checkpoint_beside_untrained_and_popularity(rl4rec_dirs, tmp_path, capsys):
+    name = write_tiny_dataset(rl4rec_dirs["data"])
+    generate_item_embeddings(load_dataset(name), backend="sentence-transformers")
+    ckpt = tmp_path / "run"
+    assert main(["train", "--dataset_name", name, "--use_dummy", "--num_steps", "4", "--batch_size", "8",
+                 "--group_size", "4", "--save_every", "2", "--service", "local", "--no_progress",
+                 "--checkpoint_dir", str(ckpt)]) == 0
+    capsys.readouterr()
+
+    out_json = tmp_path / "metrics.json"
+    assert main(["evaluate", "--dataset", name, "--split", "valid", "--baseline", "popularity",
+                 "--checkpoint", str(ckpt / "checkpoint_final"), "--with_untrained",
+                 "--emb_backend", "sentence-transformers", "--output", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "policy:checkpoint_final" in out and "untrained" in out and "popularity" in out
+    assert "paired bootstrap 95% interval" in out
+    rows = json.loads(out_json.read_text())
+    rows = rows["results"]
+    users = load_dataset(name).num_users
+    assert rows["untrained"]["users"] == rows["policy:checkpoint_final"]["users"] == users
+    assert 0.0 <= rows["untrained"]["ndcg@10"] <= 1.0
+
+
+def test_with_untrained_needs_a_checkpoint(rl4rec_dirs, capsys):
+    name = write_tiny_dataset(rl4rec_dirs["data"])
+    assert main(["evaluate", "--dataset", name, "--policy", "x", "--with_untrained"]) == 2
+    assert "pass --checkpoint DIR" in capsys.readouterr().err
