@@ -90,7 +90,7 @@ def test_save_load_round_trip_resumes_sampling(tiny, tmp_path):
     assert torch.count_nonzero(fresh.logits(prompts)) == 0
 
 
-def _learns(tiny, service):
+def _assert_learns(tiny, service):
     cfg = TrainConfig(dataset_name=tiny.name, num_steps=50, batch_size=16, group_size=4, use_dummy=True,
                       save_every=50, progress=False, seed=0)
     policy = DummyRecPolicy.from_dataset(tiny, seed=0, learning_rate=0.1, algo=AlgoConfig(group_size=4))
@@ -103,10 +103,10 @@ def _learns(tiny, service):
 
 def test_dummy_policy_learns_word_vector_retrieval(tiny):
     """50 GRPO steps against a real RetrievalService over small random word-vector embeddings."""
-    _learns(tiny, make_service(tiny, WordVectorEncoder()))
+    _assert_learns(tiny, make_service(tiny, WordVectorEncoder()))
 
 
 @pytest.mark.slow
 def test_dummy_policy_learns_minilm_retrieval(tiny, minilm):
     """The same against all-MiniLM-L6-v2 (the default embedder): the average reward goes up."""
-    _learns(tiny, make_service(tiny, minilm))
+    _assert_learns(tiny, make_service(tiny, minilm))
