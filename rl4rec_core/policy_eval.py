@@ -19,7 +19,6 @@ from tqdm.auto import tqdm
 from rl4rec_core import metrics
 from rl4rec_core.checkpoint import list_checkpoints, read_checkpoint, resolve_checkpoint
 from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
-from rl4rec_core.trainer import item_titles
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ def evaluate_policy(
     policy = policy_or_checkpoint
     if isinstance(policy, (str, Path)):
         policy = _policy_from(policy)
-    titles = item_titles(dataset)
+    titles = dataset.item_titles
     sp = dataset.split(split)
     rows = select_users(len(sp.histories), max_users, seed)
     ranks: list[torch.Tensor] = []

@@ -133,26 +133,22 @@ def check_rewards(values: torch.Tensor, batch_size: int, name: str) -> torch.Ten
 # ---------------------------------------------------------------------------- built-in rewards
 
 
-def _ndcg(k: int) -> RewardFn:
-    def ndcg(*, ranks, **_):
-        return metrics.ndcg_at_k(ranks, k)
+def _rank_reward(prefix: str, metric: Callable[[torch.Tensor, int], torch.Tensor]) -> Callable[[int], RewardFn]:
+    """A family ``{prefix}@k`` of rewards computed from ranks alone (so no score matrix is built)."""
 
-    ndcg.needs_scores = False  # type: ignore[attr-defined]
-    ndcg.__name__ = f"ndcg@{k}"
-    return ndcg
+    def factory(k: int) -> RewardFn:
+        def reward(*, ranks, **_):
+            return metric(ranks, k)
 
+        reward.needs_scores = False  # type: ignore[attr-defined]
+        reward.__name__ = f"{prefix}@{k}"
+        return reward
 
-def _hit(k: int) -> RewardFn:
-    def hit(*, ranks, **_):
-        return metrics.hit_at_k(ranks, k)
-
-    hit.needs_scores = False  # type: ignore[attr-defined]
-    hit.__name__ = f"hit@{k}"
-    return hit
+    return factory
 
 
-register_reward_family("ndcg", _ndcg)
-register_reward_family("hit", _hit)
+register_reward_family("ndcg", _rank_reward("ndcg", metrics.ndcg_at_k))
+register_reward_family("hit", _rank_reward("hit", metrics.hit_at_k))
 
 
 @register_reward("mrr", needs_scores=False)

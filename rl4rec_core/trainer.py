@@ -80,14 +80,6 @@ def format_step(step: int, stats: dict[str, Any]) -> str:
     )
 
 
-def item_titles(dataset) -> list[str]:
-    """Item titles in item-index order (what prompts show of each history item)."""
-    titles = getattr(dataset, "item_titles", None)
-    if titles is None:
-        titles = dataset.items["title"].astype(str).tolist()
-    return list(titles)
-
-
 class RLTrainer:
     def __init__(
         self,
@@ -105,7 +97,7 @@ class RLTrainer:
         self.output_dir = config.output_dir
         self.log = ckpt.TrainingLog(self.output_dir / ckpt.LOG_NAME)
         self.step = 0  # number of completed steps
-        self.titles = item_titles(dataset)
+        self.titles = dataset.item_titles
         split = dataset.split("train")
         # users whose train history (seq[:-3]) is empty have nothing to put in a prompt
         keep = [i for i, h in enumerate(split.histories) if len(h) > 0]

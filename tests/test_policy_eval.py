@@ -10,7 +10,7 @@ from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.policy.dummy import DummyRecPolicy
 from rl4rec_core.policy.factory import build_policy
 from rl4rec_core.policy_eval import evaluate_policy, load_policy, paired_bootstrap, select_users
-from rl4rec_core.trainer import RLTrainer, item_titles
+from rl4rec_core.trainer import RLTrainer
 from rl4rec_core.trainer_config import TrainConfig
 
 
@@ -20,7 +20,7 @@ def test_ranks_are_the_services_ranks_of_greedy_texts(tiny, service):
     sp = tiny.split("valid")
     assert ranks.shape == (len(sp),) and ranks.dtype == torch.long
     # the same ranks computed by hand: full cosine scores of the greedy texts, history masked
-    titles = item_titles(tiny)
+    titles = tiny.item_titles
     texts = policy.generate(policy.build_prompts([[titles[i] for i in h] for h in sp.histories]), greedy=True)
     scores = service.calculate_reward(texts, tiny.name)
     assert torch.equal(ranks, metrics.target_ranks(scores, sp.targets, sp.histories))
