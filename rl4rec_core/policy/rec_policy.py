@@ -37,6 +37,7 @@ from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.io import atomic_path, write_json
 from rl4rec_core.policy import prompts as prompt_lib
 from rl4rec_core.policy.rollout import Rollout, TokenBatch, completion_logprobs, pack
+from rl4rec_core.policy.shared_prefix import GroupedTokenBatch, grouped_completion_logprobs, pack_groups, prefill
 from rl4rec_core.rl.algorithms import AlgoConfig, RunningBaseline, compute_advantages, kl_penalty, policy_gradient_loss
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class PolicyConfig:
     micro_batch_size: sequences per forward/backward; the whole batch is still one optimizer step
         (gradients accumulate), so this bounds memory without changing the result.
     generation_batch_size: sequences generated at once.
+    share_prompt: run each prompt once per group of samples, in sampling and in the update (exact;
+        ~2.5x less compute with G = 4, see ``shared_prefix.py``). False = one sequence at a time.
     max_prompt_tokens: longer prompts lose their oldest tokens (left truncation keeps the question).
     prompt_template / history_len / item_noun / use_chat_template / system_prompt: see ``prompts.py``.
     dtype: ``float32`` (CPU) or ``bfloat16`` / ``float16`` (GPU).
@@ -79,6 +82,7 @@ class PolicyConfig:
     top_k: int = 0
     micro_batch_size: int = 8
     generation_batch_size: int = 64
+    share_prompt: bool = True
     max_grad_norm: float | None = 1.0
     max_prompt_tokens: int = 512
     prompt_template: str = "next_item"
@@ -247,18 +251,37 @@ class RecPolicy:
             width = max(len(p) for p in chunk)
             ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk], device=self.device)
             attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=self.device)
-            out = self.model.generate(
-                input_ids=ids, attention_mask=attn, do_sample=not greedy,
-                num_return_sequences=1 if greedy else num_samples,
-                max_new_tokens=cfg.max_new_tokens, pad_token_id=pad, eos_token_id=sorted(self._eos_ids) or None,
-                **sampling,
-            )
+            out = self._generate(ids, attn, 1 if greedy else num_samples, not greedy, sampling)
             rows = [self._cut_completion(row) for row in out[:, width:].tolist()]
             # greedy samples of one prompt are identical: decode once, repeat
             completions += [r for r in rows for _ in range(num_samples)] if greedy else rows
         texts = [self.tokenizer.decode(c, skip_special_tokens=True).strip() for c in completions]
         self.last_rollout = Rollout(list(prompts), texts, prompt_ids, completions, num_samples)
         return self.last_rollout
+
+    def _generate(self, ids: torch.Tensor, attn: torch.Tensor, num_samples: int, do_sample: bool, sampling: dict):
+        """``model.generate`` for ``num_samples`` continuations of each row, rows grouped per prompt.
+
+        With ``share_prompt`` the prompts (all but their last token) are run once and the cache is
+        repeated per sample, instead of ``generate`` expanding the prompts ``num_samples`` times.
+        """
+        cfg = self.config
+        common = dict(
+            do_sample=do_sample, max_new_tokens=cfg.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=sorted(self._eos_ids) or None, **sampling,
+        )
+        if not (self._shares_prompt and num_samples > 1 and ids.shape[1] > 1):
+            return self.model.generate(input_ids=ids, attention_mask=attn, num_return_sequences=num_samples, **common)
+        cache, _ = prefill(self.model, ids[:, :-1], attn[:, :-1], num_samples)
+        return self.model.generate(
+            input_ids=ids.repeat_interleave(num_samples, dim=0), attention_mask=attn.repeat_interleave(num_samples, dim=0),
+            past_key_values=cache, **common,
+        )
+
+    @property
+    def _shares_prompt(self) -> bool:
+        # logits_to_keep marks the HF models whose forward takes the cache arguments prefill relies on
+        return self.config.share_prompt and self._keep_logits
 
     def generate(self, prompts: list[str], num_samples: int = 1, greedy: bool = False) -> list[str]:
         """Texts ``[len(prompts) * num_samples]``, prompt i's samples at ``i*num_samples:(i+1)*num_samples``.
@@ -300,12 +323,27 @@ class RecPolicy:
         return Rollout(unique, list(texts), self._encode_prompts(unique), [list(x) for x in enc["input_ids"]], g)
 
     # ------------------------------------------------------------------ learning
-    def logprobs(self, batch: TokenBatch, reference: bool = False) -> torch.Tensor:
+    def logprobs(self, batch: TokenBatch | GroupedTokenBatch, reference: bool = False) -> torch.Tensor:
         """``[n, T]`` log-probs of the batch's completion tokens under the policy (or the reference)."""
         if reference:
             with torch.no_grad(), self._reference() as ref:
-                return completion_logprobs(ref, batch, self.config.temperature, self._keep_logits)
-        return completion_logprobs(self.model, batch, self.config.temperature, self._keep_logits)
+                return self._logprobs(ref, batch)
+        return self._logprobs(self.model, batch)
+
+    def _logprobs(self, model, batch: TokenBatch | GroupedTokenBatch) -> torch.Tensor:
+        if isinstance(batch, GroupedTokenBatch):
+            return grouped_completion_logprobs(model, batch, self.config.temperature)
+        return completion_logprobs(model, batch, self.config.temperature, self._keep_logits)
+
+    def _micro_batches(self, rollout: Rollout) -> list[TokenBatch | GroupedTokenBatch]:
+        """``micro_batch_size`` sequences per forward: whole groups sharing their prompt, or single sequences."""
+        mb, pad, g = self.config.micro_batch_size, self.tokenizer.pad_token_id, rollout.num_samples
+        if self._shares_prompt and g > 1:
+            per = max(1, mb // g)
+            groups = list(range(len(rollout.prompts)))
+            return [pack_groups(rollout, groups[s:s + per], pad, self.device) for s in range(0, len(groups), per)]
+        n = len(rollout)
+        return [pack(rollout, list(range(s, min(s + mb, n))), pad, self.device) for s in range(0, n, mb)]
 
     def compute_loss(
         self,
@@ -360,9 +398,7 @@ class RecPolicy:
             raise DataError("rewards contain NaN or Inf; check the reward function")
         adv = self._advantages(rollout, rewards)
         n = len(rollout)
-        chunks = [list(range(s, min(s + self.config.micro_batch_size, n))) for s in range(0, n, self.config.micro_batch_size)]
-        pad = self.tokenizer.pad_token_id
-        batches = [pack(rollout, idx, pad, self.device) for idx in chunks]
+        batches = self._micro_batches(rollout)
         # with one epoch the ratio is exactly 1, the clip never binds and the gradient is REINFORCE's:
         # skip the extra forward pass
         clipped = algo.clip_eps is not None and algo.ppo_epochs > 1
