@@ -16,7 +16,8 @@ A reward function is a plain callable, in the TRL style::
   keyword), so new fields never break an old function.
 
 Names: ``ndcg@K`` and ``hit@K`` for any K > 0, ``mrr``, ``mixed``, ``rank_pct`` (``1 - (rank-1)/(C-1)``, a dense
-reward for large catalogues), (``0.5 * ndcg@10 + 0.5 * mrr``:
+reward for large catalogues), ``log_rank`` (``1 - ln(rank)/ln(C)``, dense but top-heavy), ``mixed``
+(``0.5 * ndcg@10 + 0.5 * mrr``:
 NDCG gives the sharp top-of-list signal, MRR keeps a non-zero gradient when the target falls
 outside the top 10), ``top5_diversity`` (the original guide's example: mean of the top-5 scores
 plus 0.1 x their standard deviation), or a user function by dotted path ``pkg.module:function``
@@ -24,6 +25,8 @@ plus 0.1 x their standard deviation), or a user function by dotted path ``pkg.mo
 """
 
 from __future__ import annotations
+
+import math
 
 import importlib
 import re
@@ -175,6 +178,19 @@ def rank_pct(*, ranks, num_items, num_candidates=None, **_):
     if c < 2:
         return torch.ones_like(ranks, dtype=torch.float32)
     return 1.0 - (ranks.float() - 1.0) / float(c - 1)
+
+
+@register_reward("log_rank", needs_scores=False)
+def log_rank(*, ranks, num_items, num_candidates=None, **_):
+    """``1 - ln(rank) / ln(C)``: 1 for the top, 0 for the bottom, dense everywhere like ``rank_pct``.
+
+    Moving the target from rank 1,000 to 100 earns as much as from 10 to 1, so the reward leans
+    towards the top of the list as NDCG's log discount does, instead of paying for every rank alike.
+    """
+    c = num_candidates if num_candidates is not None else num_items
+    if c < 2:
+        return torch.ones_like(ranks, dtype=torch.float32)
+    return 1.0 - torch.log(ranks.float()) / math.log(c)
 
 
 @register_reward("top5_diversity", needs_scores=True)

@@ -83,3 +83,29 @@ def test_unknown_service_mode():
 
     with pytest.raises(ConfigError, match="--service"):
         ServiceConfig(mode="remote")
+
+
+def test_llm_flags_reach_the_saved_policy(rl4rec_dirs, tmp_path, capsys):
+    """Prompt and sampling flags of a tiny-LM run end up in the checkpoint's policy.json; a bad one
+    exits 2 naming the flag's problem."""
+    from rl4rec_core.data import load_dataset
+    from rl4rec_core.item_embeddings import generate_item_embeddings
+    from tiny_lm import make_tiny_lm
+
+    name = write_tiny_dataset(rl4rec_dirs["data"])
+    generate_item_embeddings(load_dataset(name), backend="sentence-transformers")
+    model = make_tiny_lm(tmp_path / "lm")
+    args = ["train", "--dataset_name", name, "--policy_model", model, "--num_steps", "1", "--batch_size", "4",
+            "--group_size", "2", "--service", "local", "--no_progress", "--max_new_tokens", "3",
+            "--checkpoint_dir", str(tmp_path / "run")]
+    flags = ["--history_len", "2", "--prompt_template", "plain", "--top_p", "0.9", "--lora_r", "4",
+             "--micro_batch_size", "2", "--temperature", "0.7", "--reward", "log_rank"]
+    assert main([*args, *flags]) == 0
+    saved = json.loads((tmp_path / "run" / "checkpoint_final" / "policy" / "policy.json").read_text())["config"]
+    assert {k: saved[k] for k in ("history_len", "prompt_template", "top_p", "lora_r", "micro_batch_size",
+                                  "temperature", "max_new_tokens")} == {
+        "history_len": 2, "prompt_template": "plain", "top_p": 0.9, "lora_r": 4, "micro_batch_size": 2,
+        "temperature": 0.7, "max_new_tokens": 3}
+    capsys.readouterr()
+    assert main([*args, "--overwrite", "--history_len", "0"]) == 2
+    assert "history_len must be ≥ 1" in capsys.readouterr().err

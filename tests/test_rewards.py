@@ -55,8 +55,16 @@ def test_rank_pct_is_linear_in_rank_over_the_candidates():
     assert call("rank_pct", num_candidates=11).tolist() == pytest.approx([1.0, 0.9, 0.1, 0.0])
 
 
+def test_log_rank_pays_each_tenfold_step_up_the_list_alike():
+    # 20 items: 1 - ln(rank)/ln(20) -> ranks 1, 2, 10, 11
+    assert call("log_rank").tolist() == pytest.approx([1 - math.log(r) / math.log(20) for r in (1, 2, 10, 11)])
+    out = rewards.resolve_reward("log_rank")(ranks=torch.tensor([1, 10, 100, 1000]), scores=None, num_items=1000)
+    assert out.tolist() == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0], abs=1e-6)
+    assert call("log_rank", num_candidates=11).tolist()[-1] == pytest.approx(0.0, abs=1e-6)
+
+
 def test_rank_only_rewards_do_not_ask_for_scores():
-    for name in ("ndcg@10", "hit@5", "mrr", "mixed", "rank_pct"):
+    for name in ("ndcg@10", "hit@5", "mrr", "mixed", "rank_pct", "log_rank"):
         assert rewards.resolve_reward(name).needs_scores is False
     assert rewards.resolve_reward("top5_diversity").needs_scores is True
 

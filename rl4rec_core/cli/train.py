@@ -7,6 +7,9 @@ import logging
 
 log = logging.getLogger(__name__)
 
+# flags that go to RecPolicy as they are (None = the policy's default)
+LLM_FLAGS = ("max_new_tokens", "temperature", "top_p", "history_len", "prompt_template", "lora_r", "micro_batch_size")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -31,10 +34,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a("--kl_coef", type=float, default=0.0, help="KL penalty against the starting policy (default: off)")
     a("--clip_eps", type=float, default=None, help="PPO clip range (default: off)")
     a("--ppo_epochs", type=int, default=1, help="passes over each batch (needs --clip_eps when > 1)")
-    a("--reward", default="ndcg@10", help="reward name (ndcg@k, hit@k, mrr, mixed, rank_pct, top5_diversity) or pkg.module:fn")
+    a("--reward", default="ndcg@10", help="reward name (ndcg@k, hit@k, mrr, mixed, rank_pct, log_rank, top5_diversity) or pkg.module:fn")
     a("--num_negatives", type=int, default=0, help="rank against N sampled negatives instead of all items")
     a("--max_new_tokens", type=int, default=None, help="LLM generation length")
     a("--temperature", type=float, default=None, help="LLM sampling temperature")
+    a("--top_p", type=float, default=None, help="LLM nucleus sampling (default: off)")
+    a("--history_len", type=int, default=None, help="last N history items in the prompt (default: the template's)")
+    a("--prompt_template", default=None, help="next_item (default), compelling, plain, or a format string with {history}")
+    a("--lora_r", type=int, default=None, help="LoRA rank (default: 16)")
+    a("--micro_batch_size", type=int, default=None, help="sequences per forward/backward (bounds memory; default: 8)")
     a("--checkpoint_dir", default=None, help="default: checkpoints/{dataset_name}_rl")
     a("--save_every", type=int, default=100, help="checkpoint every N steps (default: %(default)s)")
     a("--log_every", type=int, default=10, help="console line every N steps (default: %(default)s)")
@@ -77,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     print(description)
     seed_everything(cfg.seed)
     algo_overrides = {"ppo_epochs": args.ppo_epochs, **({"clip_eps": args.clip_eps} if args.clip_eps else {})}
-    llm_kwargs = {k: v for k in ("max_new_tokens", "temperature") if (v := getattr(args, k)) is not None}
+    llm_kwargs = {k: v for k in LLM_FLAGS if (v := getattr(args, k)) is not None}
     if cfg.use_dummy and llm_kwargs:
         log.warning("--use_dummy ignores %s", ", ".join(f"--{k}" for k in llm_kwargs))
         llm_kwargs = {}

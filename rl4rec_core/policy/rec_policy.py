@@ -107,6 +107,8 @@ class PolicyConfig:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}; use greedy=True for greedy decoding")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.history_len is not None and self.history_len < 1:
+            raise ConfigError(f"history_len must be ≥ 1 (or None for the template's), got {self.history_len}")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ConfigError(f"max_grad_norm must be > 0 or None (no clipping), got {self.max_grad_norm}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
