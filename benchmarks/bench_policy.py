@@ -1,8 +1,9 @@
 """RecPolicy throughput on a real model: sampling tokens/s against plain ``model.generate``, and the time
-of one policy-gradient update.
+of one policy-gradient update, with each GRPO group's prompt run once (``share_prompt``, the default) and
+once per sample.
 
     rl4rec assets fetch
-    python benchmarks/bench_policy.py [--model smollm2-135m-instruct] [--prompts 16] [--new_tokens 48]
+    python benchmarks/bench_policy.py [--model smollm2-135m-instruct] [--prompts 8] [--group_size 4] [--new_tokens 20]
 
 Both generators get the same chat-formatted prompts (real MovieLens titles), the same sampling
 settings and ``min_new_tokens = max_new_tokens``, so every sequence produces exactly ``--new_tokens``
@@ -43,8 +44,9 @@ def best_of(repeats: int, fn) -> tuple[float, object]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m-instruct")
-    ap.add_argument("--prompts", type=int, default=16)
-    ap.add_argument("--new_tokens", type=int, default=48)
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--group_size", type=int, default=4, help="samples per prompt (GRPO's G)")
+    ap.add_argument("--new_tokens", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -56,9 +58,9 @@ def main() -> None:
     from rl4rec_core.policy.rec_policy import RecPolicy
     from rl4rec_core.rl.algorithms import AlgoConfig
 
-    n, t = args.prompts, args.new_tokens
-    policy = RecPolicy(model_name=args.model, max_new_tokens=t, micro_batch_size=8, generation_batch_size=n,
-                       learning_rate=1e-4, item_noun="movie", algo=AlgoConfig(group_size=4))
+    n, g, t = args.prompts, args.group_size, args.new_tokens
+    policy = RecPolicy(model_name=args.model, max_new_tokens=t, micro_batch_size=16, generation_batch_size=n * g,
+                       learning_rate=1e-4, item_noun="movie", algo=AlgoConfig(group_size=g))
     # every sample runs to the token budget, so both sides generate exactly n × t tokens
     policy.model.generation_config.min_new_tokens = t
     histories = [HISTORIES[i % len(HISTORIES)] for i in range(n)]
@@ -70,23 +72,37 @@ def main() -> None:
 
     def plain_generate():
         with torch.no_grad():
-            return plain.generate(**enc, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+            return plain.generate(**enc, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, num_return_sequences=g,
                                   max_new_tokens=t, min_new_tokens=t, pad_token_id=tok.pad_token_id)
 
-    policy_s, texts = best_of(args.repeats, lambda: policy.generate(prompts))
+    def sample():
+        return policy.generate(prompts, num_samples=g)
+
+    shared_s, texts = best_of(args.repeats, sample)
     produced = sum(policy.last_rollout.gen_lengths)
-    print(f"RecPolicy.generate done: {policy_s:.2f} s", flush=True)
+    rollout = policy.last_rollout
+    print(f"RecPolicy.generate (shared prompt) done: {shared_s:.2f} s", flush=True)
+    policy.config.share_prompt = False
+    unshared_s, _ = best_of(args.repeats, sample)
+    print(f"RecPolicy.generate (prompt per sample) done: {unshared_s:.2f} s", flush=True)
     plain_s, _ = best_of(args.repeats, plain_generate)
     print(f"plain generate done: {plain_s:.2f} s", flush=True)
     rewards = torch.rand(len(texts))
-    upd_s, stats = best_of(args.repeats, lambda: policy.update(prompts, texts, rewards))
+    updates = {}
+    for share in (True, False):
+        policy.config.share_prompt = share
+        policy.last_rollout = rollout
+        updates[share] = best_of(args.repeats, lambda: policy.update(prompts, texts, rewards))
 
     print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}")
-    print(f"model: {args.model}; {n} prompts x {t} new tokens (prompt length ~{enc['input_ids'].shape[1]} tokens)")
-    print(f"RecPolicy.generate (LoRA wrapper): {policy_s:6.2f} s  {produced / policy_s:6.1f} tok/s")
-    print(f"plain model.generate:              {plain_s:6.2f} s  {n * t / plain_s:6.1f} tok/s")
-    print(f"update on {len(texts)} samples (micro-batch 8): {upd_s:6.2f} s  "
-          f"(loss {stats['loss']:.4f}, grad_norm {stats['grad_norm']:.3f})")
+    print(f"model: {args.model}; {n} prompts x {g} samples x {t} new tokens "
+          f"(prompt length ~{enc['input_ids'].shape[1]} tokens)")
+    print(f"RecPolicy.generate, shared prompt:     {shared_s:6.2f} s  {produced / shared_s:6.1f} tok/s")
+    print(f"RecPolicy.generate, prompt per sample: {unshared_s:6.2f} s  {produced / unshared_s:6.1f} tok/s")
+    print(f"plain model.generate (no LoRA):        {plain_s:6.2f} s  {n * g * t / plain_s:6.1f} tok/s")
+    for share, (upd_s, stats) in updates.items():
+        print(f"update on {len(texts)} samples, {'shared prompt    ' if share else 'prompt per sample'}: {upd_s:6.2f} s  "
+              f"(loss {stats['loss']:.4f}, grad_norm {stats['grad_norm']:.3f})")
     print("sample:", texts[0][:200])
 
 

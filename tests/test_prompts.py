@@ -43,6 +43,15 @@ def test_plain_template_and_custom_format_string():
     assert render_prompt(["A", "B", "C"], "Seen {n}: {history} ->", history_len=2) == "Seen 2: B, C ->"
 
 
+def test_response_prefix_starts_the_answer():
+    prefix = 'The user will like the {item_noun} "'
+    chat = build_prompts([["Toy Story"]], make_tiny_tokenizer(chat=True), "plain", item_noun="movie",
+                         response_prefix=prefix)
+    assert chat == ['<user> User history: Toy Story\nNext movie: <assistant>The user will like the movie "']
+    plain = build_prompts([["Toy Story"]], make_tiny_tokenizer(chat=False), "plain", response_prefix="{x} 1.")
+    assert plain == ["User history: Toy Story\nNext item: {x} 1."]
+
+
 def test_empty_history_is_said_not_left_blank():
     assert EMPTY_HISTORY in render_prompt([], "plain")
 

@@ -8,7 +8,8 @@ import logging
 log = logging.getLogger(__name__)
 
 # flags that go to RecPolicy as they are (None = the policy's default)
-LLM_FLAGS = ("max_new_tokens", "temperature", "top_p", "history_len", "prompt_template", "lora_r", "micro_batch_size")
+LLM_FLAGS = ("max_new_tokens", "temperature", "top_p", "history_len", "prompt_template", "response_prefix", "lora_r",
+             "micro_batch_size")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a("--top_p", type=float, default=None, help="LLM nucleus sampling (default: off)")
     a("--history_len", type=int, default=None, help="last N history items in the prompt (default: the template's)")
     a("--prompt_template", default=None, help="next_item (default), compelling, plain, or a format string with {history}")
+    a("--response_prefix", default=None,
+      help='start of the answer, e.g. \'The user will like "\' (one quoted title); {item_noun} is filled in')
     a("--lora_r", type=int, default=None, help="LoRA rank (default: 16)")
     a("--micro_batch_size", type=int, default=None, help="sequences per forward/backward (bounds memory; default: 8)")
     a("--checkpoint_dir", default=None, help="default: checkpoints/{dataset_name}_rl")

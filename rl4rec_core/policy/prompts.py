@@ -126,9 +126,16 @@ def build_prompts(
     item_noun: str = "item",
     use_chat_template: bool | None = None,
     system: str | None = None,
+    response_prefix: str = "",
 ) -> list[str]:
     """One prompt per history. ``use_chat_template=None`` applies the chat template when the tokenizer
-    has one; ``True`` without one is an error. ``system`` overrides the template's system message."""
+    has one; ``True`` without one is an error. ``system`` overrides the template's system message.
+
+    ``response_prefix`` starts the answer for the model (after the assistant header): e.g.
+    ``The user will like "`` makes a small model name one title and close the quote, instead of
+    repeating the question's header or chatting. The generated text, which is what gets embedded and
+    rewarded, is the continuation after the prefix.
+    """
     if isinstance(user_histories, (str, bytes)) or any(isinstance(h, (str, bytes)) for h in user_histories):
         raise ConfigError(
             "user_histories must be a list of histories, each a list of item texts, "
@@ -141,11 +148,14 @@ def build_prompts(
             "an instruction-tuned model"
         )
     texts = [render_prompt(h, template, history_len, item_noun) for h in user_histories]
-    if not chat:
-        return texts
-    tpl_system = get_template(template).system
-    system = system if system is not None else (tpl_system.format(item_noun=item_noun) if tpl_system else None)
-    return [apply_chat(t, tokenizer, system) for t in texts]
+    if chat:
+        tpl_system = get_template(template).system
+        system = system if system is not None else (tpl_system.format(item_noun=item_noun) if tpl_system else None)
+        texts = [apply_chat(t, tokenizer, system) for t in texts]
+    elif response_prefix:
+        texts = [t + " " for t in texts]  # "Next movie:" + " " + prefix, as a continuation reads
+    prefix = response_prefix.replace("{item_noun}", item_noun)  # replace, not format: other braces stay as typed
+    return [t + prefix for t in texts]
 
 
 # what the prompts call an item, by dataset name prefix (ML: movies; Amazon categories: products)

@@ -62,7 +62,8 @@ class PolicyConfig:
     share_prompt: run each prompt once per group of samples, in sampling and in the update (exact;
         ~2.5x less compute with G = 4, see ``shared_prefix.py``). False = one sequence at a time.
     max_prompt_tokens: longer prompts lose their oldest tokens (left truncation keeps the question).
-    prompt_template / history_len / item_noun / use_chat_template / system_prompt: see ``prompts.py``.
+    prompt_template / history_len / item_noun / use_chat_template / system_prompt / response_prefix: see
+        ``prompts.py``.
     dtype: ``float32`` (CPU) or ``bfloat16`` / ``float16`` (GPU).
     seed: LoRA initialisation (the global RNG is left alone; the trainer owns it).
     """
@@ -90,6 +91,7 @@ class PolicyConfig:
     item_noun: str = "item"
     use_chat_template: bool | None = None
     system_prompt: str | None = None
+    response_prefix: str = ""
     dtype: str = "float32"
     seed: int = 0
     algo: AlgoConfig = field(default_factory=AlgoConfig)
@@ -218,7 +220,7 @@ class RecPolicy:
         cfg = self.config
         return prompt_lib.build_prompts(
             user_histories, self.tokenizer, cfg.prompt_template, cfg.history_len, cfg.item_noun,
-            self._chat, cfg.system_prompt,
+            self._chat, cfg.system_prompt, cfg.response_prefix,
         )
 
     def _encode_prompts(self, prompts: list[str]) -> list[list[int]]:
