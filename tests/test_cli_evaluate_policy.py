@@ -26,11 +26,17 @@ def test_checkpoint_beside_untrained_and_popularity(rl4rec_dirs, tmp_path, capsy
     out = capsys.readouterr().out
     assert "policy:checkpoint_final" in out and "untrained" in out and "popularity" in out
     assert "paired bootstrap 95% interval" in out
-    rows = json.loads(out_json.read_text())
-    rows = rows["results"]
+    saved = json.loads(out_json.read_text())
+    rows = saved["results"]
     users = load_dataset(name).num_users
     assert rows["untrained"]["users"] == rows["policy:checkpoint_final"]["users"] == users
     assert 0.0 <= rows["untrained"]["ndcg@10"] <= 1.0
+    # per-user ranks and the interval are saved, so the comparison can be redone or re-plotted later
+    ranks = saved["ranks"]
+    assert len(ranks["untrained"]) == len(ranks["policy:checkpoint_final"]) == users
+    boot = saved["paired_bootstrap"]
+    lo, hi = boot["ci95"]
+    assert boot["metric"] == "ndcg@10" and boot["users"] == users and lo <= boot["trained_minus_untrained"] <= hi
 
 
 def test_with_untrained_needs_a_checkpoint(rl4rec_dirs, capsys):

@@ -53,7 +53,7 @@ def _retrieval_service(args, dataset):
     )
 
 
-def _policy_rows(args, dataset) -> dict[str, dict[str, float]]:
+def _policy_rows(args, dataset) -> tuple[dict[str, dict[str, float]], dict]:
     """Evaluate ``--checkpoint`` / ``--policy`` through ``rl4rec_core.policy_eval`` (imported lazily)."""
     try:
         module = importlib.import_module("rl4rec_core.policy_eval")
@@ -80,15 +80,20 @@ def _policy_rows(args, dataset) -> dict[str, dict[str, float]]:
                                                 max_users=args.max_users, ks=tuple(args.ks), progress=True)
         return {**summary, "users": int(len(ranks))}, ranks
 
-    rows = {}
-    rows[f"policy:{Path(str(target)).name or target}"], ranks = evaluate(target)
+    rows, extra = {}, {}
+    name = f"policy:{Path(str(target)).name or target}"
+    rows[name], ranks = evaluate(target)
+    extra["ranks"] = {name: ranks.tolist()}  # per user, in evaluation order: enough to redo any paired test
     if args.with_untrained:
         untrained = module.load_policy(args.checkpoint, trained=False)
         rows["untrained"], base_ranks = evaluate(untrained)
+        extra["ranks"]["untrained"] = base_ranks.tolist()
         diff, lo, hi = module.paired_bootstrap(ndcg_at_k(ranks, 10), ndcg_at_k(base_ranks, 10))
+        extra["paired_bootstrap"] = {"metric": "ndcg@10", "trained_minus_untrained": diff, "ci95": [lo, hi],
+                                     "users": int(len(ranks))}
         print(f"NDCG@10 trained - untrained: {diff:+.4f}, paired bootstrap 95% interval [{lo:+.4f}, {hi:+.4f}] "
               f"over {len(ranks)} users ({'excludes' if lo > 0 or hi < 0 else 'includes'} 0)")
-    return rows
+    return rows, extra
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,15 +108,17 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset)
     split = dataset.split(args.split)
     rows: dict[str, dict[str, float]] = {}
+    extra: dict = {}
     names = list(BASELINES) if args.baseline == "all" else [args.baseline] if args.baseline else []
     for name in names:
         scorer = make_baseline(name, dataset, emb_model=args.emb_model, emb_type=args.emb_type)
         rows[name] = evaluate_scores(scorer, split, ks=args.ks, batch_size=args.batch_size)
     if args.checkpoint or args.policy:
-        rows.update(_policy_rows(args, dataset))
+        policy_rows, extra = _policy_rows(args, dataset)
+        rows.update(policy_rows)
     print(f"{args.dataset} · {args.split} split · full ranking over {dataset.num_items} items, history masked")
     print(format_table(rows))
     if args.output:
-        path = write_metrics(args.output, rows, dataset=args.dataset, split=args.split, ks=list(args.ks))
+        path = write_metrics(args.output, rows, dataset=args.dataset, split=args.split, ks=list(args.ks), **extra)
         print(f"wrote {path}")
     return 0
