@@ -35,13 +35,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a("--kl_coef", type=float, default=0.0, help="KL penalty against the starting policy (default: off)")
     a("--clip_eps", type=float, default=None, help="PPO clip range (default: off)")
     a("--ppo_epochs", type=int, default=1, help="passes over each batch (needs --clip_eps when > 1)")
-    a("--reward", default="ndcg@10", help="reward name (ndcg@k, hit@k, mrr, mixed, rank_pct, log_rank, top5_diversity) or pkg.module:fn")
+    a("--reward", default="ndcg@10",
+      help="reward name (ndcg@k, hit@k, mrr, mixed, rank_pct, log_rank, top5_diversity) or pkg.module:fn")
     a("--num_negatives", type=int, default=0, help="rank against N sampled negatives instead of all items")
     a("--max_new_tokens", type=int, default=None, help="LLM generation length")
     a("--temperature", type=float, default=None, help="LLM sampling temperature")
     a("--top_p", type=float, default=None, help="LLM nucleus sampling (default: off)")
     a("--history_len", type=int, default=None, help="last N history items in the prompt (default: the template's)")
-    a("--prompt_template", default=None, help="next_item (default), compelling, plain, or a format string with {history}")
+    a("--prompt_template", default=None,
+      help="next_item (default), compelling, plain, or a format string with {history}")
     a("--response_prefix", default=None,
       help='start of the answer, e.g. \'The user will like "\' (one quoted title); {item_noun} is filled in')
     a("--lora_r", type=int, default=None, help="LoRA rank (default: 16)")

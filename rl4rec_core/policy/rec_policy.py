@@ -278,7 +278,8 @@ class RecPolicy:
             return self.model.generate(input_ids=ids, attention_mask=attn, num_return_sequences=num_samples, **common)
         cache, _ = prefill(self.model, ids[:, :-1], attn[:, :-1], num_samples)
         return self.model.generate(
-            input_ids=ids.repeat_interleave(num_samples, dim=0), attention_mask=attn.repeat_interleave(num_samples, dim=0),
+            input_ids=ids.repeat_interleave(num_samples, dim=0),
+            attention_mask=attn.repeat_interleave(num_samples, dim=0),
             past_key_values=cache, **common,
         )
 

@@ -40,7 +40,9 @@ class GroupedTokenBatch:
     indices: list[int]
 
 
-def pack_groups(rollout: Rollout, groups: list[int], pad_id: int, device: torch.device | str = "cpu") -> GroupedTokenBatch:
+def pack_groups(
+    rollout: Rollout, groups: list[int], pad_id: int, device: torch.device | str = "cpu"
+) -> GroupedTokenBatch:
     """The :class:`GroupedTokenBatch` of prompts ``groups`` of ``rollout`` and all their samples."""
     g = rollout.num_samples
     prompts = [rollout.prompt_ids[i] for i in groups]
