@@ -80,3 +80,22 @@ def service(tiny):
     from tests.tiny_recdata import WordVectorEncoder, make_service
 
     return make_service(tiny, WordVectorEncoder())
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module: the machine's cores are shared, and a tiny model is fastest so."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    """Folder of a tiny random Llama with a chat-template tokenizer, built locally (tests/tiny_lm.py)."""
+    from tiny_lm import make_tiny_lm
+
+    return make_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))

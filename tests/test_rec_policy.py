@@ -9,25 +9,14 @@ from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.policy.rec_policy import PolicyConfig, RecPolicy
 from rl4rec_core.policy.rollout import pack
 from rl4rec_core.rl.algorithms import AlgoConfig
-from tiny_lm import make_tiny_lm
 
 HISTORIES = [["Toy Story (1995). Genres: Comedy"], ["Heat (1995). Genres: Action", "Casino (1995). Genres: Drama"]]
 # an easy reward to learn: the share of generated tokens that are genre-ish words (~7% at random)
 GOOD_WORDS = "comedy drama action thriller romance animation children great good fun".split()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # the machine's cores are shared; a tiny model is fastest single-threaded anyway
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    return make_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))
+# the tiny random Llama (`tiny_lm`) and one torch thread (`one_thread`) come from conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_policy(path, **kwargs) -> RecPolicy:

@@ -10,24 +10,14 @@ from rl4rec_core.policy.rec_policy import RecPolicy
 from rl4rec_core.policy.rollout import pack
 from rl4rec_core.policy.shared_prefix import GroupedTokenBatch, pack_groups
 from rl4rec_core.rl.algorithms import AlgoConfig
-from tiny_lm import make_tiny_lm
 
 # different lengths, so the prompts are left-padded and the completions right-padded
 HISTORIES = [["Toy Story (1995). Genres: Comedy"], ["Heat (1995). Genres: Action", "Casino (1995). Genres: Drama"],
              ["Fargo (1996). Genres: Crime, Drama, Thriller"]]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    return make_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))
+# the tiny random Llama (`tiny_lm`) and one torch thread (`one_thread`) come from conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def policy_for(path, share: bool, kl_coef: float = 0.0, **kw) -> RecPolicy:
