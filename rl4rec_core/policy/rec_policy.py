@@ -341,7 +341,11 @@ class RecPolicy:
         return completion_logprobs(model, batch, self.config.temperature, self._keep_logits)
 
     def _micro_batches(self, rollout: Rollout) -> list[TokenBatch | GroupedTokenBatch]:
-        """``micro_batch_size`` sequences per forward: whole groups sharing their prompt, or single sequences."""
+        """``micro_batch_size`` sequences per forward: whole groups sharing their prompt, or single sequences.
+
+        A group is never split (its samples share one prompt pass), so with ``G > micro_batch_size`` a
+        forward holds one group of ``G``.
+        """
         mb, pad, g = self.config.micro_batch_size, self.tokenizer.pad_token_id, rollout.num_samples
         if self._shares_prompt and g > 1:
             per = max(1, mb // g)
