@@ -84,7 +84,7 @@ def metric_columns(rows: Mapping[str, Mapping[str, float]]) -> list[str]:
         kind, _, k = name.partition("@")
         if k.isdigit():
             return (0, int(k), 0 if kind == "hit" else 1, name)
-        return (1 if name == "mrr" else 2 if name != "users" else 3, 0, 0, name)
+        return (1 if name == "mrr" else 3 if name == "users" else 4 if name == "scorer" else 2, 0, 0, name)
 
     return sorted(names, key=order)
 
@@ -102,6 +102,8 @@ def format_table(rows: Mapping[str, Mapping[str, float]], digits: int = 4) -> st
             v = row.get(c)
             if v is None:
                 cells.append("-")
+            elif isinstance(v, str):  # e.g. the scorer that produced the row
+                cells.append(v)
             elif c == "users" or isinstance(v, int):
                 cells.append(str(int(v)))
             else:

@@ -105,16 +105,15 @@ def evaluate_policy(
     policy = policy_or_checkpoint
     if isinstance(policy, (str, Path)):
         policy = _policy_from(policy)
-    titles = dataset.item_titles
     sp = dataset.split(split)
     rows = select_users(len(sp.histories), max_users, seed)
     ranks: list[torch.Tensor] = []
+    scorer = None
     for start in tqdm(range(0, len(rows), batch_size), desc=f"eval {split}", disable=not progress):
         batch = rows[start : start + batch_size]
         histories = [list(map(int, sp.histories[i])) for i in batch]
         targets = [int(sp.targets[i]) for i in batch]
-        prompts = policy.build_prompts([[titles[i] for i in h] for h in histories])
-        texts = policy.generate(prompts, num_samples=1, greedy=True)
+        texts = _greedy_texts(policy, dataset.item_titles, histories)
         try:
             out = service.compute_rewards(
                 texts, dataset.name, targets=targets, histories=histories, reward="mrr", num_negatives=0
@@ -127,10 +126,31 @@ def evaluate_policy(
                 f"`rl4rec serve` or use --service local"
             ) from e
         ranks.append(torch.as_tensor(out.ranks).reshape(-1).long())
+        scorer = getattr(out, "scorer", None)
     all_ranks = torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
     if len(all_ranks) == 0:
         raise MissingArtifactError(f"split {split!r} of {dataset.name!r} has no users to evaluate")
-    return metrics.summarize(all_ranks, ks), all_ranks
+    summary: dict = metrics.summarize(all_ranks, ks)
+    if scorer:
+        summary["scorer"] = scorer
+    return summary, all_ranks
+
+
+def _greedy_texts(policy, titles: list[str], histories: list[list[int]]) -> list[str]:
+    prompts = policy.build_prompts([[titles[i] for i in h] for h in histories])
+    return policy.generate(prompts, num_samples=1, greedy=True)
+
+
+def generate_split_texts(
+    dataset, policy, split: str = "valid", batch_size: int = 32, progress: bool = False
+) -> list[str]:
+    """The policy's greedy text for every user of ``split``, in split order (``U`` strings)."""
+    sp = dataset.split(split)
+    texts: list[str] = []
+    for start in tqdm(range(0, len(sp), batch_size), desc=f"generate {split}", disable=not progress):
+        histories = [list(map(int, h)) for h in sp.histories[start : start + batch_size]]
+        texts += _greedy_texts(policy, dataset.item_titles, histories)
+    return texts
 
 
 def paired_bootstrap(

@@ -31,10 +31,13 @@ class ServiceConfig:
     address: str | None = None
     backend: str = "auto"
     device: str = "cpu"
+    scorer: str = "auto"  # in-process service: tuned hybrid when tuned (auto), required (hybrid), or cosine
 
     def __post_init__(self) -> None:
         if self.mode not in SERVICE_MODES:
             raise ConfigError(f"unknown --service {self.mode!r}; use one of {', '.join(SERVICE_MODES)}")
+        if self.scorer not in ("auto", "hybrid", "cosine"):
+            raise ConfigError(f"unknown --scorer {self.scorer!r}; use auto, hybrid or cosine")
 
 
 def connect_reward_source(dataset_name: str, cfg: ServiceConfig) -> tuple[object, str]:
@@ -57,11 +60,11 @@ def connect_reward_source(dataset_name: str, cfg: ServiceConfig) -> tuple[object
 
     service = RetrievalService(
         emb_model_name=cfg.emb_model_name, emb_type=cfg.emb_type, datasets=(dataset_name,),
-        device=cfg.device, backend=cfg.backend,
+        device=cfg.device, backend=cfg.backend, scorer=cfg.scorer,
     )
     return service, (
         f"Reward source: in-process RetrievalService ({cfg.emb_model_name}, emb_type {cfg.emb_type!r}, "
-        f"dataset {dataset_name!r})"
+        f"dataset {dataset_name!r}, scorer {service.scorer(dataset_name)})"
     )
 
 

@@ -24,6 +24,7 @@ def test_ranks_are_the_services_ranks_of_greedy_texts(tiny, service):
     texts = policy.generate(policy.build_prompts([[titles[i] for i in h] for h in sp.histories]), greedy=True)
     scores = service.calculate_reward(texts, tiny.name)
     assert torch.equal(ranks, metrics.target_ranks(scores, sp.targets, sp.histories))
+    assert summary.pop("scorer") == "cosine"  # every figure says what scored it (no tuned settings here)
     assert summary == metrics.summarize(ranks)
     assert set(summary) == {"hit@5", "ndcg@5", "hit@10", "ndcg@10", "hit@20", "ndcg@20", "mrr"}
 

@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="embedding model of the item embeddings (echo baseline and policies)")
     p.add_argument("--emb_type", default="item", help="embedding type label (default: item)")
     p.add_argument("--emb_backend", choices=BACKENDS, default="auto", help="embedding backend for --service local")
+    p.add_argument("--scorer", choices=("auto", "hybrid", "cosine"), default="auto",
+                   help="policies with --service local: the tuned hybrid scorer when `rl4rec tune-retrieval` wrote "
+                   "settings (auto), required (hybrid), or plain cosine")
     p.add_argument("--service", choices=("local", "actor"), default="local",
                    help="policies: score with an in-process retrieval service (local) or the running Ray actor")
     p.add_argument("--actor_name", default="RetrievalService", help="name of the retrieval actor (--service actor)")
@@ -49,7 +52,8 @@ def _retrieval_service(args, dataset):
     if args.service == "actor":
         return retrieval.RetrievalClient(retrieval.get_retrieval_actor(args.actor_name, args.namespace))
     return retrieval.RetrievalService(
-        emb_model_name=args.emb_model, emb_type=args.emb_type, datasets=(dataset.name,), backend=args.emb_backend
+        emb_model_name=args.emb_model, emb_type=args.emb_type, datasets=(dataset.name,), backend=args.emb_backend,
+        scorer=args.scorer,
     )
 
 
@@ -97,7 +101,7 @@ def _policy_rows(args, dataset) -> tuple[dict[str, dict[str, float]], dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rl4rec_core.baselines import make_baseline
+    from rl4rec_core.baselines import baseline_scorer, make_baseline
     from rl4rec_core.data import load_dataset
     from rl4rec_core.evaluation import evaluate_scores, format_table, write_metrics
 
@@ -113,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         scorer = make_baseline(name, dataset, emb_model=args.emb_model, emb_type=args.emb_type)
         rows[name] = evaluate_scores(scorer, split, ks=args.ks, batch_size=args.batch_size)
+        rows[name]["scorer"] = baseline_scorer(scorer)
     if args.checkpoint or args.policy:
         policy_rows, extra = _policy_rows(args, dataset)
         rows.update(policy_rows)

@@ -273,9 +273,12 @@ class RetrievalClient:
     def info(self) -> dict:
         return self._call("info")
 
-    def calculate_reward(self, texts, dataset_name):
-        """float32 ``[len(texts), num_items]`` cosine scores (crosses the object store: big for big N)."""
-        return self._call("calculate_reward", texts, dataset_name)
+    def calculate_reward(self, texts, dataset_name, hybrid=False, histories=None):
+        """float32 ``[len(texts), num_items]`` cosine (or hybrid) scores (crosses the object store: big for big N)."""
+        return self._call("calculate_reward", texts, dataset_name, hybrid=hybrid, histories=histories)
+
+    def scorer(self, dataset_name, mode=None):
+        return self._call("scorer", dataset_name, mode)
 
     def compute_rewards(self, texts, dataset_name, targets, histories=None, reward="ndcg@10", num_negatives=0, seed=None, **kw):
         """``RewardBatch(rewards [B], ranks [B])`` computed inside the actor."""
@@ -283,6 +286,6 @@ class RetrievalClient:
             "compute_rewards", texts, dataset_name, targets, histories, reward=reward, num_negatives=num_negatives, seed=seed, **kw
         )
 
-    def top_k(self, texts, dataset_name, k=10, histories=None):
+    def top_k(self, texts, dataset_name, k=10, histories=None, scorer=None):
         """``(indices [B, k], scores [B, k])``."""
-        return self._call("top_k", texts, dataset_name, k=k, histories=histories)
+        return self._call("top_k", texts, dataset_name, k=k, histories=histories, scorer=scorer)

@@ -1,7 +1,8 @@
 """Chunked cosine scoring over an item matrix: memory stays bounded by ``B x chunk`` however big ``N`` is.
 
 All functions take unit-norm queries ``q [B, d]`` and unit-norm item embeddings ``items [N, d]``,
-so a dot product is the cosine similarity. History masking follows :mod:`rl4rec_core.metrics`
+so a dot product is the cosine similarity, and an optional per-item ``bias [N]`` added to every row
+(the hybrid scorer's ``beta * prior``, see :mod:`rl4rec_core.retrieval.settings`). History masking follows :mod:`rl4rec_core.metrics`
 (the target is never masked; ties are pessimistic).
 """
 
@@ -28,7 +29,7 @@ def history_pairs(
     rows = torch.repeat_interleave(torch.arange(len(histories)), lengths)
     cols = torch.tensor([int(i) for h in histories for i in h], dtype=torch.long)
     if targets is not None and len(cols):
-        keep = cols != targets[rows]
+        keep = cols != targets.cpu()[rows]  # rows/cols live on the CPU whatever the targets' device
         rows, cols = rows[keep], cols[keep]
     return rows, cols
 
@@ -41,8 +42,15 @@ def _mask_chunk(s: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, start: 
             s[rows[sel], cols[sel] - start] = float("-inf")
 
 
+def _chunk_scores(q: torch.Tensor, items: torch.Tensor, bias: torch.Tensor | None, start: int, stop: int) -> torch.Tensor:
+    s = q @ items[start:stop].T  # [B, c]
+    if bias is not None:
+        s += bias[start:stop]
+    return s
+
+
 def full_scores(
-    q: torch.Tensor, items: torch.Tensor, chunk_size: int, histories=None, targets=None
+    q: torch.Tensor, items: torch.Tensor, chunk_size: int, histories=None, targets=None, bias=None
 ) -> torch.Tensor:
     """Scores ``[B, N]`` filled chunk by chunk into one buffer (no ``[B, N]`` temporaries), history masked."""
     out = torch.empty(q.shape[0], items.shape[0], dtype=torch.float32, device=q.device)
@@ -50,6 +58,8 @@ def full_scores(
     rows, cols = rows.to(q.device), cols.to(q.device)
     for start, stop in chunks(items.shape[0], chunk_size):
         torch.matmul(q, items[start:stop].T, out=out[:, start:stop])
+    if bias is not None:
+        out += bias
     if len(cols):
         out[rows, cols] = float("-inf")
     return out
@@ -70,7 +80,7 @@ _TIE_BAND = 1e-4
 
 
 def chunked_ranks(
-    q: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, chunk_size: int, histories=None
+    q: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, chunk_size: int, histories=None, bias=None
 ) -> torch.Tensor:
     """Rank of each target among all items without ever holding ``[B, N]``: long ``[B]``.
 
@@ -82,6 +92,8 @@ def chunked_ranks(
     full-matrix path.
     """
     t = (q * items[targets]).sum(dim=1, keepdim=True)  # [B, 1] estimate
+    if bias is not None:
+        t += bias[targets][:, None]
     exact = t.squeeze(1).clone()
     rows, cols = history_pairs(histories, targets)
     rows, cols = rows.to(q.device), cols.to(q.device)
@@ -89,7 +101,7 @@ def chunked_ranks(
     ahead = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
     near_rows, near_vals = [], []
     for start, stop in chunks(items.shape[0], chunk_size):
-        s = q @ items[start:stop].T  # [B, c]
+        s = _chunk_scores(q, items, bias, start, stop)
         _mask_chunk(s, rows, cols, start, stop)
         own = (targets >= start) & (targets < stop)
         if own.any():
@@ -105,7 +117,7 @@ def chunked_ranks(
 
 
 def chunked_top_k(
-    q: torch.Tensor, items: torch.Tensor, k: int, chunk_size: int, histories=None
+    q: torch.Tensor, items: torch.Tensor, k: int, chunk_size: int, histories=None, bias=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k items per row, history masked: ``(indices [B, k] long, scores [B, k] float)``, best first."""
     rows, cols = history_pairs(histories)
@@ -113,7 +125,7 @@ def chunked_top_k(
     best_s = torch.full((q.shape[0], 0), float("-inf"), device=q.device)
     best_i = torch.empty((q.shape[0], 0), dtype=torch.long, device=q.device)
     for start, stop in chunks(items.shape[0], chunk_size):
-        s = q @ items[start:stop].T
+        s = _chunk_scores(q, items, bias, start, stop)
         _mask_chunk(s, rows, cols, start, stop)
         top = s.topk(min(k, stop - start), dim=1)
         # merge the running best with this chunk's best and keep k

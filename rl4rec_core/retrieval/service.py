@@ -17,6 +17,9 @@ from rl4rec_core import rewards as reward_registry
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.retrieval import scoring
 from rl4rec_core.retrieval.negatives import sample_candidates
+from rl4rec_core.retrieval.settings import RetrievalSettings, TunedRetrieval, fuse_query, load_tuned, settings_path
+
+SCORER_MODES = ("auto", "hybrid", "cosine")
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,12 @@ class RewardBatch:
         rewards: float32 ``[B]``.
         ranks: long ``[B]``, 1-based rank of each target among the candidates (all items, or
             target + sampled negatives).
+        scorer: which scorer produced the ranks, e.g. ``hybrid(beta=0.05, alpha=0, m=5)`` or ``cosine``.
     """
 
     rewards: torch.Tensor
     ranks: torch.Tensor
+    scorer: str = "cosine"
 
 
 class RetrievalService:
@@ -52,6 +57,9 @@ class RetrievalService:
         encoder: an already-built encoder (``.encode``, ``.dim``, ``.model_name``); skips ``make_encoder``.
         embeddings: already-built ``{dataset: FloatTensor [N, d]}``; replaces loading ``datasets``
             from disk (tests, benchmarks). Rows are normalised in place.
+        scorer: ``auto`` uses each dataset's tuned settings file (``rl4rec tune-retrieval``) when it
+            exists and plain cosine otherwise; ``hybrid`` requires the file; ``cosine`` ignores it.
+        retrieval: already-tuned ``{dataset: TunedRetrieval}`` (tests); overrides the files.
     """
 
     def __init__(
@@ -64,7 +72,11 @@ class RetrievalService:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         encoder=None,
         embeddings: Mapping[str, torch.Tensor] | None = None,
+        scorer: str = "auto",
+        retrieval: Mapping[str, TunedRetrieval] | None = None,
     ) -> None:
+        if scorer not in SCORER_MODES:
+            raise ConfigError(f"unknown scorer {scorer!r}; use one of {', '.join(SCORER_MODES)}")
         if not isinstance(chunk_size, int) or chunk_size <= 0:
             raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         if isinstance(datasets, str):
@@ -89,6 +101,12 @@ class RetrievalService:
             self._items[name] = self._prepare(name, matrix)
         for name, matrix in (embeddings or {}).items():
             self._items[name] = self._prepare(name, matrix)
+        self._settings: dict[str, RetrievalSettings] = {}
+        self._bias: dict[str, torch.Tensor] = {}  # beta * prior [N], only where beta > 0
+        for name in self._items:
+            tuned = (retrieval or {}).get(name) or self._load_settings(name, scorer)
+            if tuned is not None:
+                self._set_retrieval(name, tuned)
         log.info("retrieval service ready: %s", self.datasets())
 
     # ------------------------------------------------------------------ loading
@@ -98,6 +116,25 @@ class RetrievalService:
         from rl4rec_core.item_embeddings import load_item_embeddings
 
         return load_item_embeddings(name, self.emb_type, self.emb_model_name, expect_items=_prepared_items(name))
+
+    def _load_settings(self, name: str, scorer: str) -> TunedRetrieval | None:
+        """The tuned settings file of ``name`` (``auto``: if present; ``hybrid``: required)."""
+        if scorer == "cosine":
+            return None
+        path = settings_path(name, self.emb_type, self.emb_model_name)
+        if scorer == "auto" and not path.is_file():
+            log.warning("no tuned retrieval settings for %r (%s): scoring by plain cosine; run "
+                        "`rl4rec tune-retrieval --dataset %s` for the hybrid scorer", name, path, name)
+            return None
+        return load_tuned(name, self.emb_type, self.emb_model_name, num_items=self._items[name].shape[0])
+
+    def _set_retrieval(self, name: str, tuned: TunedRetrieval) -> None:
+        n = self._items[name].shape[0]
+        if len(tuned.prior_counts) != n:
+            raise DataError(f"retrieval settings of {name!r} have {len(tuned.prior_counts)} prior counts for {n} items")
+        self._settings[name] = tuned.settings
+        if tuned.settings.beta > 0:
+            self._bias[name] = tuned.settings.beta * tuned.prior().to(self.device)
 
     def _check_model(self, name: str, sidecar: dict) -> None:
         """The file's model must be the encoder's: a different model's vectors give meaningless cosines."""
@@ -139,14 +176,49 @@ class RetrievalService:
         return {name: (m.shape[0], m.shape[1]) for name, m in self._items.items()}
 
     def info(self) -> dict:
-        """Device, model and datasets, for the server banner and health checks."""
-        return {"device": str(self.device), "emb_model_name": self.emb_model_name, "datasets": self.datasets()}
+        """Device, model, datasets and their scorers, for the server banner and health checks."""
+        return {"device": str(self.device), "emb_model_name": self.emb_model_name, "datasets": self.datasets(),
+                "scorers": {name: self.scorer(name) for name in self._items}}
 
-    def calculate_reward(self, texts: Sequence[str], dataset_name: str) -> torch.Tensor:
-        """Cosine scores of each text against every item: float32 ``[len(texts), num_items]`` (the original's contract)."""
+    def scorer(self, dataset_name: str, mode: str | None = None) -> str:
+        """What scores ``dataset_name`` under ``mode`` (None: its tuned settings), e.g. ``hybrid(beta=0.05, ...)``."""
+        return self._settings_for(dataset_name, mode).describe()
+
+    def _settings_for(self, dataset_name: str, mode: str | None) -> RetrievalSettings:
+        self._catalogue(dataset_name)
+        if mode not in (None, "auto", "hybrid", "cosine"):
+            raise ValueError(f"unknown scorer {mode!r}; use hybrid, cosine or None (the dataset's tuned scorer)")
+        if mode == "cosine":
+            return RetrievalSettings()
+        if mode == "hybrid" and dataset_name not in self._settings:
+            raise ValueError(
+                f"no tuned retrieval settings for {dataset_name!r} in this service; run "
+                f"`rl4rec tune-retrieval --dataset {dataset_name}` and restart the service"
+            )
+        return self._settings.get(dataset_name, RetrievalSettings())
+
+    def _query(self, texts, dataset_name: str, histories, settings: RetrievalSettings):
+        """``(query [B, d], bias [N] or None)`` for these texts under ``settings``."""
+        items = self._items[dataset_name]
+        q = fuse_query(self._embed(texts), items, histories, settings)
+        bias = self._bias.get(dataset_name) if settings.beta > 0 else None
+        return q, bias
+
+    def calculate_reward(
+        self, texts: Sequence[str], dataset_name: str, hybrid: bool = False,
+        histories: Sequence[Sequence[int]] | None = None,
+    ) -> torch.Tensor:
+        """Scores of each text against every item: float32 ``[len(texts), num_items]`` (the original's contract).
+
+        Plain cosine by default, as in the original. ``hybrid=True`` adds the tuned prior and, when
+        ``histories`` are given, fuses each query with its user's recent items (nothing is masked).
+        """
         items = self._catalogue(dataset_name)
-        q = self._embed(texts)
-        return scoring.full_scores(q, items, self.chunk_size).cpu()
+        texts = _check_texts(texts)
+        histories = _check_histories(histories, len(texts), items.shape[0])
+        settings = self._settings_for(dataset_name, "hybrid" if hybrid else "cosine")
+        q, bias = self._query(texts, dataset_name, histories, settings)
+        return scoring.full_scores(q, items, self.chunk_size, bias=bias).cpu()
 
     def compute_rewards(
         self,
@@ -157,6 +229,7 @@ class RetrievalService:
         reward: str = "ndcg@10",
         num_negatives: int = 0,
         seed: int | None = None,
+        scorer: str | None = None,
         **reward_kwargs,
     ) -> RewardBatch:
         """Rank each user's target for the text generated for them and turn ranks into rewards.
@@ -168,6 +241,7 @@ class RetrievalService:
             reward: a name from :mod:`rl4rec_core.rewards` or a dotted path to a user function.
             num_negatives: 0 ranks against the full catalogue; ``n > 0`` ranks the target against
                 ``n`` sampled items outside the history (reproducible with ``seed``).
+            scorer: None = the dataset's tuned scorer (hybrid when tuned), ``cosine`` or ``hybrid``.
             **reward_kwargs: passed through to the reward function.
         """
         items = self._catalogue(dataset_name)
@@ -184,19 +258,20 @@ class RetrievalService:
         if clash:
             raise ValueError(f"reward keyword(s) {sorted(clash)} are reserved; rename them")
 
+        settings = self._settings_for(dataset_name, scorer)
+        q, bias = self._query(texts, dataset_name, histories, settings)
         if num_negatives:
             cands = sample_candidates(targets, histories, n, num_negatives, seed).to(self.device)
-            q = self._embed(texts)
             scores = torch.einsum("bd,bcd->bc", q, items[cands])  # [B, 1 + n]
+            if bias is not None:
+                scores += bias[cands]
             ranks = 1 + (scores[:, 1:] >= scores[:, :1]).sum(dim=1)
         elif needs_scores:
-            q = self._embed(texts)
-            scores = scoring.full_scores(q, items, self.chunk_size, histories, targets.to(self.device))
+            scores = scoring.full_scores(q, items, self.chunk_size, histories, targets.to(self.device), bias)
             ranks = scoring.ranks_from_scores(scores, targets.to(self.device), self.chunk_size)
         else:
-            q = self._embed(texts)
             scores = None
-            ranks = scoring.chunked_ranks(q, items, targets.to(self.device), self.chunk_size, histories)
+            ranks = scoring.chunked_ranks(q, items, targets.to(self.device), self.chunk_size, histories, bias)
         values = fn(
             ranks=ranks.cpu(),
             scores=scores.cpu() if scores is not None else None,
@@ -208,12 +283,17 @@ class RetrievalService:
             **extra,
             **reward_kwargs,
         )
-        return RewardBatch(rewards=reward_registry.check_rewards(values, len(texts), str(reward)), ranks=ranks.cpu())
+        return RewardBatch(rewards=reward_registry.check_rewards(values, len(texts), str(reward)), ranks=ranks.cpu(),
+                           scorer=settings.describe())
 
     def top_k(
-        self, texts: Sequence[str], dataset_name: str, k: int = 10, histories: Sequence[Sequence[int]] | None = None
+        self, texts: Sequence[str], dataset_name: str, k: int = 10, histories: Sequence[Sequence[int]] | None = None,
+        scorer: str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Best ``k`` items per text, history masked: ``(indices [B, k] long, scores [B, k] float32)``."""
+        """Best ``k`` items per text, history masked: ``(indices [B, k] long, scores [B, k] float32)``.
+
+        ``scorer``: None = the dataset's tuned scorer, as rewards and evaluation use it; or ``cosine``/``hybrid``.
+        """
         items = self._catalogue(dataset_name)
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -221,7 +301,8 @@ class RetrievalService:
             raise ValueError(f"k={k} is more than the {items.shape[0]} items of {dataset_name!r}; use k <= {items.shape[0]}")
         texts = _check_texts(texts)
         histories = _check_histories(histories, len(texts), items.shape[0])
-        idx, s = scoring.chunked_top_k(self._embed(texts), items, k, self.chunk_size, histories)
+        q, bias = self._query(texts, dataset_name, histories, self._settings_for(dataset_name, scorer))
+        idx, s = scoring.chunked_top_k(q, items, k, self.chunk_size, histories, bias)
         return idx.cpu(), s.cpu()
 
     # ------------------------------------------------------------------ helpers

@@ -1,0 +1,144 @@
+"""Choose the hybrid scorer's settings by grid search on the **validation** split (test is never read).
+
+Two stages, so that the strongest non-LLM baseline and the LLM share one scorer:
+
+1. ``beta`` and ``m`` with the echo+prior query (the mean embedding of the user's last ``m`` items):
+   what ``echo+prior`` uses, and the prior every LLM row is scored with.
+2. optionally ``alpha`` with ``beta`` and ``m`` fixed, on a policy's generated validation texts:
+   how much of the recent-items embedding to fuse into the text query. ``alpha`` large makes the
+   query the echo+prior one, so the grid includes "almost all history" and "text only".
+
+Scores are ``[users, items]`` matrices: fine for catalogues of tens of thousands of items on the
+validation users; the grid is a few dozen matrix additions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from rl4rec_core import metrics
+from rl4rec_core.errors import ConfigError
+from rl4rec_core.retrieval.settings import RetrievalSettings, history_mean
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BETAS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3)
+DEFAULT_MS = (1, 2, 3, 5, 8, 12, 20)
+DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+SELECT_METRIC = "ndcg@10"
+
+
+@dataclass
+class GridPoint:
+    settings: RetrievalSettings
+    metrics: dict[str, float]
+
+    def row(self) -> dict:
+        return {**self.settings.to_dict(), **self.metrics}
+
+
+def _check_grid(name: str, values: Sequence, minimum: float) -> tuple:
+    values = tuple(values)
+    if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < minimum for v in values):
+        raise ConfigError(f"the {name} grid must be non-empty numbers >= {minimum}, got {list(values)}")
+    return values
+
+
+def _evaluate(q: torch.Tensor, item_emb: torch.Tensor, prior: torch.Tensor, beta: float, split) -> dict[str, float]:
+    """Metrics of ``q [U, d] @ item_emb.T + beta * prior`` on the split (history masked)."""
+    scores = q @ item_emb.T + beta * prior
+    ranks = metrics.target_ranks(scores, split.targets, split.histories)
+    return metrics.summarize(ranks, (10,))
+
+
+def tune_prior(
+    item_emb: torch.Tensor, prior: torch.Tensor, valid, betas=DEFAULT_BETAS, ms=DEFAULT_MS,
+) -> tuple[GridPoint, list[GridPoint]]:
+    """Stage 1: best ``(beta, m)`` for the echo+prior query on ``valid``; returns ``(best, grid)``.
+
+    Args:
+        item_emb: row-normalised ``[N, d]``.
+        prior: ``log(1 + training count)`` ``[N]``.
+        valid: a split with ``histories`` and ``targets``.
+    Ties on the metric keep the earlier (simpler: smaller beta, smaller m) point.
+    """
+    betas, ms = _check_grid("beta", betas, 0), _check_grid("m", ms, 1)
+    if any(int(m) != m for m in ms):
+        raise ConfigError(f"the m grid must be integers >= 1, got {list(ms)}")
+    grid: list[GridPoint] = []
+    for m in ms:
+        q = torch.nn.functional.normalize(history_mean(item_emb, valid.histories, int(m)), dim=1)
+        for beta in betas:
+            grid.append(GridPoint(RetrievalSettings(beta=beta, history_m=int(m)), _evaluate(q, item_emb, prior, beta, valid)))
+    best = max(grid, key=lambda p: p.metrics[SELECT_METRIC])  # max keeps the first of equals
+    log.info("echo+prior on validation: best %s %s=%.4f", best.settings.describe(), SELECT_METRIC,
+             best.metrics[SELECT_METRIC])
+    return best, grid
+
+
+def tune_alpha(
+    text_emb: torch.Tensor, item_emb: torch.Tensor, prior: torch.Tensor, valid, base: RetrievalSettings,
+    alphas=DEFAULT_ALPHAS,
+) -> tuple[GridPoint, list[GridPoint]]:
+    """Stage 2: best ``alpha`` for fusing policy texts ``text_emb [U, d]`` (unit rows, one per valid user)
+    with the recent items, ``beta`` and ``m`` fixed at ``base``'s; returns ``(best, grid)``."""
+    alphas = _check_grid("alpha", alphas, 0)
+    if text_emb.shape[0] != len(valid.histories):
+        raise ConfigError(f"got {text_emb.shape[0]} text embeddings for {len(valid.histories)} validation users")
+    recent = history_mean(item_emb, valid.histories, base.history_m)
+    grid = []
+    for alpha in alphas:
+        q = torch.nn.functional.normalize(text_emb + alpha * recent, dim=1)
+        settings = RetrievalSettings(beta=base.beta, alpha=alpha, history_m=base.history_m)
+        grid.append(GridPoint(settings, _evaluate(q, item_emb, prior, base.beta, valid)))
+    best = max(grid, key=lambda p: p.metrics[SELECT_METRIC])
+    log.info("policy texts on validation: best %s %s=%.4f", best.settings.describe(), SELECT_METRIC,
+             best.metrics[SELECT_METRIC])
+    return best, grid
+
+
+def tune_retrieval(
+    dataset_name: str, emb_model: str, emb_type: str = "item", checkpoint: str | None = None,
+    betas=DEFAULT_BETAS, ms=DEFAULT_MS, alphas=DEFAULT_ALPHAS, device: str = "cpu", backend: str = "auto",
+    progress: bool = False,
+) -> dict:
+    """Tune on ``dataset_name``'s validation split and write the settings file; returns what was written.
+
+    With ``checkpoint`` (a policy checkpoint) stage 2 fuses that policy's greedy validation texts.
+    """
+    from rl4rec_core.data import load_dataset
+    from rl4rec_core.item_embeddings import load_item_embeddings
+    from rl4rec_core.retrieval.settings import TunedRetrieval, save_tuned, settings_path, train_counts
+
+    dataset = load_dataset(dataset_name)
+    emb, _ = load_item_embeddings(dataset_name, emb_type, emb_model, expect_items=dataset.num_items)
+    item_emb = torch.nn.functional.normalize(emb.float(), dim=1)
+    counts = train_counts(dataset.train_histories(), dataset.num_items)
+    prior = torch.log1p(torch.tensor(counts, dtype=torch.float32))
+    valid = dataset.split("valid")
+    best, grid = tune_prior(item_emb, prior, valid, betas, ms)
+    validation = {"split": "valid", "users": len(valid), "metric": SELECT_METRIC,
+                  "echo_prior": best.row(), "grid": [p.row() for p in grid]}
+    if checkpoint is not None:
+        text_emb = _policy_text_embeddings(dataset, checkpoint, emb_model, device, backend, progress)
+        best, alpha_grid = tune_alpha(text_emb, item_emb, prior, valid, best.settings, alphas)
+        validation.update(policy=str(checkpoint), policy_fused=best.row(), alpha_grid=[p.row() for p in alpha_grid])
+    tuned = TunedRetrieval(dataset_name, best.settings, counts, validation)
+    path = save_tuned(settings_path(dataset_name, emb_type, emb_model), tuned, emb_model, emb_type)
+    return {"path": str(path), "settings": best.settings.to_dict(), "scorer": best.settings.describe(),
+            "validation": validation}
+
+
+def _policy_text_embeddings(dataset, checkpoint, emb_model, device, backend, progress) -> torch.Tensor:
+    """Unit embeddings ``[U, d]`` of the policy's greedy text for every validation user."""
+    from rl4rec_core.embedding import make_encoder
+    from rl4rec_core.policy_eval import generate_split_texts, load_policy
+
+    policy = load_policy(checkpoint, device=device)
+    texts = generate_split_texts(dataset, policy, "valid", progress=progress)
+    encoder = make_encoder(emb_model, backend=backend, device=device)
+    return torch.nn.functional.normalize(torch.as_tensor(encoder.encode(texts), dtype=torch.float32), dim=1)
