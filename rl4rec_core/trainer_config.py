@@ -42,6 +42,8 @@ class TrainConfig:
     # what the policy is, so evaluation can rebuild it from a checkpoint
     use_dummy: bool = False
     policy_model: str = "smollm2-135m-instruct"
+    # a starting policy (the SFT checkpoint): merged into the base, the KL reference (see warm_start.py)
+    init_from: str | None = None
     lora: bool = True
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +77,8 @@ class TrainConfig:
             raise ConfigError(f"kl_coef must be >= 0, got {self.kl_coef}")
         if self.num_negatives < 0:
             raise ConfigError(f"num_negatives must be >= 0 (0 = rank against all items), got {self.num_negatives}")
+        if self.init_from and self.use_dummy:
+            raise ConfigError("--init_from starts an LLM policy from a checkpoint; drop it or drop --use_dummy")
         if self.resume and self.overwrite:
             raise ConfigError("resume and overwrite contradict each other; pass only one of --resume / --overwrite")
         from rl4rec_core.rewards import resolve_reward

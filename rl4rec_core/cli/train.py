@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a("--learning_rate", type=float, default=None, help="default: 1e-5 for an LLM, 0.05 for --use_dummy")
     a("--policy_model", default="smollm2-135m-instruct", help="alias, HF name or local folder (default: %(default)s)")
     a("--use_dummy", action="store_true", help="the LLM-free DummyRecPolicy (trains in seconds)")
+    a("--init_from", default=None,
+      help="start from this policy checkpoint (e.g. `rl4rec sft`'s checkpoint_final): merged into the base, "
+      "the KL reference, and the source of the prompt settings unless given here")
     a("--lora", action=argparse.BooleanOptionalAction, default=True, help="LoRA adapters (default) or full fine-tuning")
     a("--algorithm", choices=("grpo", "reinforce"), default="grpo")
     a("--kl_coef", type=float, default=0.0, help="KL penalty against the starting policy (default: off)")
@@ -57,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a("--device", default="cpu")
     a("--service", choices=("auto", "local", "ray"), default="auto",
       help="ray: attach to the running RetrievalService actor; local: build it in-process; auto: ray if found")
+    a("--scorer", choices=("auto", "hybrid", "cosine"), default="auto",
+      help="--service local: the tuned hybrid scorer when `rl4rec tune-retrieval` wrote settings (auto), "
+      "required (hybrid), or plain cosine")
     a("--emb_model_name", default="all-MiniLM-L6-v2", help="embedding model of the item embeddings")
     a("--emb_type", default="item")
     a("--actor_name", default="RetrievalService")
@@ -79,11 +85,12 @@ def run(args: argparse.Namespace) -> int:
         kl_coef=args.kl_coef, reward=args.reward, num_negatives=args.num_negatives,
         save_every=args.save_every, log_every=args.log_every, checkpoint_dir=args.checkpoint_dir,
         resume=args.resume, overwrite=args.overwrite, seed=args.seed, use_dummy=args.use_dummy,
-        policy_model=args.policy_model, lora=args.lora, progress=not args.no_progress,
+        policy_model=args.policy_model, init_from=args.init_from, lora=args.lora, progress=not args.no_progress,
     )
     service_cfg = ServiceConfig(
         mode=args.service, emb_model_name=args.emb_model_name, emb_type=args.emb_type,
         actor_name=args.actor_name, namespace=args.namespace, address=args.address, device=args.device,
+        scorer=args.scorer,
     )
     dataset = load_dataset(cfg.dataset_name)
     source, description = connect_reward_source(cfg.dataset_name, service_cfg)

@@ -21,7 +21,8 @@ from rl4rec_core.errors import ConfigError
 @dataclass(frozen=True)
 class PromptTemplate:
     """``text`` is formatted with ``history`` (the rendered item list), ``n`` (how many items it
-    shows) and ``item_noun`` (``movie``, ``product``, ...). ``history_len``: last-N items shown by default.
+    shows), ``last`` (the most recent item) and ``item_noun`` (``movie``, ``product``, ...).
+    ``history_len``: last-N items shown by default.
     ``numbered``: one item per line with numbers (else comma separated, as the original)."""
 
     name: str
@@ -38,8 +39,11 @@ PROMPT_TEMPLATES: dict[str, PromptTemplate] = {
             name="next_item",
             # tried on SmolLM2-135M-Instruct: asking for "the same style: title (year). Genres: genres"
             # made it echo the instruction; this wording gets new titles in the item-text format
+            # untrained, SmolLM2 named the *first* listed title; spelling out the most recent one points
+            # it at the end of the list, where the signal for the next item is
             text=(
                 "{Item_noun}s the user liked, oldest first:\n{history}\n\n"
+                "The most recent one is {last}. "
                 "Which other {item_noun} will the user like next? Answer with its title, year and genres only."
             ),
             history_len=10,
@@ -100,11 +104,12 @@ def render_prompt(
     else:
         shown = ", ".join(recent)
     try:
-        return tpl.text.format(history=shown, n=len(recent), item_noun=item_noun, Item_noun=item_noun.capitalize())
+        return tpl.text.format(history=shown, n=len(recent), last=recent[-1] if recent else EMPTY_HISTORY,
+                               item_noun=item_noun, Item_noun=item_noun.capitalize())
     except (KeyError, IndexError) as e:
         raise ConfigError(
             f"prompt template {tpl.name!r} uses an unknown field {e}; the fields are {{history}}, {{n}}, "
-            "{{item_noun}}, {{Item_noun}}"
+            f"{{last}}, {{item_noun}}, {{Item_noun}}"
         ) from None
 
 

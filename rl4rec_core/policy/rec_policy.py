@@ -66,6 +66,8 @@ class PolicyConfig:
         ``prompts.py``.
     dtype: ``float32`` (CPU) or ``bfloat16`` / ``float16`` (GPU).
     seed: LoRA initialisation (the global RNG is left alone; the trainer owns it).
+    init_from: a starting policy (e.g. the SFT checkpoint) merged into the base before the trainable
+        adapters are added; the KL reference and "untrained" are then that policy (``warm_start.py``).
     """
 
     model_name: str = "smollm2-135m-instruct"
@@ -94,11 +96,16 @@ class PolicyConfig:
     response_prefix: str = ""
     dtype: str = "float32"
     seed: int = 0
+    init_from: str | None = None
     algo: AlgoConfig = field(default_factory=AlgoConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.algo, dict):
             self.algo = AlgoConfig(**self.algo)
+        if self.init_from:  # fail before any model load, with the fix
+            from rl4rec_core.policy.warm_start import check_start
+
+            self.init_from = str(check_start(self.init_from, self.model_name))
         positive = ("lora_r", "max_new_tokens", "micro_batch_size", "generation_batch_size", "max_prompt_tokens")
         for name in positive:
             if getattr(self, name) < 1:
@@ -184,6 +191,10 @@ class RecPolicy:
         tokenizer.padding_side = "left"  # generation continues after the prompt's last real token
         tokenizer.truncation_side = "left"
         model.generation_config.pad_token_id = tokenizer.pad_token_id
+        if cfg.init_from:
+            from rl4rec_core.policy.warm_start import merge_start
+
+            model = merge_start(model, cfg.init_from, cfg.model_name)
         if cfg.lora:
             from peft import LoraConfig, get_peft_model
 
@@ -471,6 +482,10 @@ class RecPolicy:
         write_json(
             directory / POLICY_FILE, {"kind": "llm", "config": self.config.to_dict(), "num_updates": self.num_updates}
         )
+        if self.config.init_from:  # the checkpoint stays loadable without the starting run's folder
+            from rl4rec_core.policy.warm_start import copy_start
+
+            copy_start(self.config.init_from, directory)
         if training_state:
             with atomic_path(directory / STATE_FILE) as tmp:
                 torch.save(self.state_dict(), tmp)
@@ -520,6 +535,8 @@ class RecPolicy:
                 "or checkpoint_final folder written by `rl4rec train`"
             )
         cfg = json.loads(meta.read_text())["config"]
+        if cfg.get("init_from") and (directory / "init").is_dir():
+            cfg["init_from"] = str(directory / "init")
         overrides = {k: v for k, v in overrides.items() if v is not None}
         cfg.update(overrides)
         policy = cls(PolicyConfig.from_dict(cfg))
