@@ -8,6 +8,10 @@ catalogue. ``*_scores(dataset, split)`` return the whole ``[B, N]`` matrix for s
   validation and test targets never leak into the counts).
 * echo — "more like the last thing you watched": cosine between the last history item's
   precomputed embedding and every item's embedding.
+* echo+prior — the strongest recommender here that uses no LLM and the same retriever: the mean
+  embedding of the last ``m`` history items as the query, through the tuned hybrid scorer
+  (``cos + beta * log(1 + training count)``, settings from ``rl4rec tune-retrieval``).
+* sasrec — a self-attentive sequential model trained in-house (:mod:`rl4rec_core.sasrec`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 
 from rl4rec_core.errors import ConfigError, DataError
 
-BASELINES = ("popularity", "echo")
+BASELINES = ("popularity", "echo", "echo+prior", "sasrec")
 
 
 @runtime_checkable
@@ -85,13 +89,61 @@ class EchoBaseline:
         return out
 
 
+class EchoPriorBaseline:
+    """Score of item i = cos(mean of the last ``m`` history embeddings, e_i) + beta * log(1 + count_i).
+
+    ``beta``, ``m`` and the training counts come from the tuned retrieval settings, so this is exactly
+    the scorer the retrieval service applies, with the user's recent items as the query.
+    """
+
+    name = "echo+prior"
+
+    def __init__(self, item_embeddings: torch.Tensor, tuned):
+        self.emb = torch.nn.functional.normalize(item_embeddings.float(), dim=1)
+        self.num_items = int(item_embeddings.shape[0])
+        if len(tuned.prior_counts) != self.num_items:
+            raise DataError(f"retrieval settings hold {len(tuned.prior_counts)} prior counts for {self.num_items} items")
+        self.settings = tuned.settings
+        self.bias = tuned.settings.beta * tuned.prior()  # [N]
+
+    @classmethod
+    def from_dataset(cls, dataset, emb_model: str = "all-MiniLM-L6-v2", emb_type: str = "item") -> EchoPriorBaseline:
+        from rl4rec_core.item_embeddings import load_item_embeddings
+        from rl4rec_core.retrieval.settings import load_tuned
+
+        tuned = load_tuned(dataset.name, emb_type, emb_model, num_items=dataset.num_items)
+        emb, _ = load_item_embeddings(dataset.name, emb_type, emb_model, expect_items=dataset.num_items)
+        return cls(emb, tuned)
+
+    def score(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
+        """``[b, N]``; an empty history scores by the prior alone."""
+        from rl4rec_core.retrieval.settings import history_mean
+
+        q = torch.nn.functional.normalize(history_mean(self.emb, histories, self.settings.history_m), dim=1)
+        return q @ self.emb.T + self.bias
+
+
 def make_baseline(name: str, dataset, emb_model: str = "all-MiniLM-L6-v2", emb_type: str = "item") -> Scorer:
-    """Build a baseline scorer by name (``popularity`` or ``echo``)."""
+    """Build a baseline scorer by name (one of ``BASELINES``)."""
     if name == "popularity":
         return PopularityBaseline.from_dataset(dataset)
     if name == "echo":
         return EchoBaseline.from_dataset(dataset, emb_model, emb_type)
+    if name == "echo+prior":
+        return EchoPriorBaseline.from_dataset(dataset, emb_model, emb_type)
+    if name == "sasrec":
+        from rl4rec_core.sasrec import SASRecBaseline
+
+        return SASRecBaseline.from_dataset(dataset, progress=True)
     raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)} (or 'all')")
+
+
+def baseline_scorer(scorer: Scorer) -> str:
+    """What a baseline's figures were scored with, for the results tables."""
+    settings = getattr(scorer, "settings", None)
+    if settings is not None:
+        return settings.describe()
+    return {"echo": "cosine", "popularity": "counts", "sasrec": "sasrec"}.get(getattr(scorer, "name", ""), "-")
 
 
 def popularity_scores(dataset, split) -> torch.Tensor:

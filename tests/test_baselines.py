@@ -110,8 +110,8 @@ def test_batching_does_not_change_results(hand):
 
 def test_bad_inputs(hand):
     split = hand.split("test")
-    with pytest.raises(ConfigError, match="unknown baseline 'sasrec'"):
-        make_baseline("sasrec", hand)
+    with pytest.raises(ConfigError, match="unknown baseline 'bpr'"):
+        make_baseline("bpr", hand)
     with pytest.raises(DataError, match="NaN"):
         evaluate_scores(torch.full((3, 5), float("nan")), split)
     with pytest.raises(DataError, match=r"scores must be \[users=3, items\]"):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from rl4rec_core.errors import Rl4recError
 
 # module names under rl4rec_core.cli, in the order they appear in --help
-CORE_COMMANDS = ("data", "embed", "evaluate", "serve", "train", "assets")
+CORE_COMMANDS = ("data", "embed", "tune_retrieval", "evaluate", "serve", "sft", "train", "assets")
 
 
 def build_parser(extra: Sequence[Callable[[argparse._SubParsersAction], None]] = ()) -> argparse.ArgumentParser:
