@@ -6,6 +6,8 @@ import argparse
 import importlib
 from pathlib import Path
 
+import torch
+
 from rl4rec_core.baselines import BASELINES
 from rl4rec_core.embedding import BACKENDS, DEFAULT_EMB_MODEL
 from rl4rec_core.errors import ConfigError, MissingArtifactError
@@ -20,8 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "of baselines and, with --checkpoint/--policy, of a policy.",
     )
     p.add_argument("--dataset", required=True, help="prepared dataset name")
-    p.add_argument("--baseline", choices=[*BASELINES, "all"], help="baseline(s) to evaluate")
-    p.add_argument("--checkpoint", help="policy checkpoint folder to evaluate (needs rl4rec_core.policy_eval)")
+    p.add_argument("--baseline", nargs="+", choices=[*BASELINES, "all"], help="baseline(s) to evaluate")
+    p.add_argument("--checkpoint", nargs="+", help="policy checkpoint folder(s) to evaluate, on the same users")
+    p.add_argument("--labels", nargs="+", help="row names for the checkpoints (default: policy:<folder name>)")
+    p.add_argument("--compare", nargs="+", default=[], metavar="A:B",
+                   help="paired bootstrap 95%% intervals of A - B (NDCG@10, Hit@10, MRR) for rows A and B, "
+                   "e.g. sft:echo+prior sft:untrained")
     p.add_argument("--policy", help="policy model name or path to evaluate untrained (needs rl4rec_core.policy_eval)")
     p.add_argument("--split", choices=("valid", "test"), default="test", help="held-out split (default: test)")
     p.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS), help="cut-offs k (default: 5 10 20)")
@@ -70,12 +76,16 @@ def _policy_rows(args, dataset) -> tuple[dict[str, dict[str, float]], dict]:
         ) from None
     if args.with_untrained and not args.checkpoint:
         raise ConfigError("--with_untrained compares a trained --checkpoint with its starting policy; pass --checkpoint DIR")
-    if args.checkpoint and not Path(args.checkpoint).exists():
-        raise MissingArtifactError(
-            f"no checkpoint at {args.checkpoint}; train one with `rl4rec train --dataset {dataset.name} ...`, "
-            "or pass --policy MODEL to evaluate an untrained model"
-        )
-    target = args.checkpoint or args.policy
+    for ckpt in args.checkpoint or []:
+        if not Path(ckpt).exists():
+            raise MissingArtifactError(
+                f"no checkpoint at {ckpt}; train one with `rl4rec train --dataset {dataset.name} ...`, "
+                "or pass --policy MODEL to evaluate an untrained model"
+            )
+    targets = args.checkpoint or [args.policy]
+    labels = args.labels or [f"policy:{Path(str(t)).name or t}" for t in targets]
+    if len(labels) != len(targets):
+        raise ConfigError(f"--labels gives {len(labels)} names for {len(targets)} checkpoints; give one per checkpoint")
     service = _retrieval_service(args, dataset)
 
     def evaluate(policy):
@@ -84,12 +94,14 @@ def _policy_rows(args, dataset) -> tuple[dict[str, dict[str, float]], dict]:
                                                 max_users=args.max_users, ks=tuple(args.ks), progress=True)
         return {**summary, "users": int(len(ranks))}, ranks
 
-    rows, extra = {}, {}
-    name = f"policy:{Path(str(target)).name or target}"
-    rows[name], ranks = evaluate(target)
-    extra["ranks"] = {name: ranks.tolist()}  # per user, in evaluation order: enough to redo any paired test
-    if args.with_untrained:
-        untrained = module.load_policy(args.checkpoint, trained=False)
+    rows, extra = {}, {"ranks": {}}
+    for name, target in zip(labels, targets):
+        rows[name], ranks = evaluate(target)
+        # per user, in evaluation order: enough to redo any paired test
+        extra["ranks"][name] = ranks.tolist()
+    name, ranks = labels[0], torch.tensor(extra["ranks"][labels[0]])
+    if args.with_untrained:  # the first checkpoint's starting policy (SFT for GRPO-from-SFT; else the base)
+        untrained = module.load_policy(args.checkpoint[0], trained=False)
         rows["untrained"], base_ranks = evaluate(untrained)
         extra["ranks"]["untrained"] = base_ranks.tolist()
         diff, lo, hi = module.paired_bootstrap(ndcg_at_k(ranks, 10), ndcg_at_k(base_ranks, 10))
@@ -100,10 +112,20 @@ def _policy_rows(args, dataset) -> tuple[dict[str, dict[str, float]], dict]:
     return rows, extra
 
 
+def _pair(spec: str, ranks: dict) -> tuple[str, str]:
+    a, sep, b = spec.partition(":")
+    if not sep or a not in ranks or b not in ranks:
+        raise ConfigError(f"--compare {spec!r}: give A:B with two evaluated rows; the rows are {sorted(ranks)}")
+    return a, b
+
+
 def run(args: argparse.Namespace) -> int:
     from rl4rec_core.baselines import baseline_scorer, make_baseline
+    from rl4rec_core.comparison import format_intervals, paired_intervals
     from rl4rec_core.data import load_dataset
-    from rl4rec_core.evaluation import evaluate_scores, format_table, write_metrics
+    from rl4rec_core.evaluation import format_table, split_ranks, write_metrics
+    from rl4rec_core.metrics import summarize
+    from rl4rec_core.policy_eval import select_users
 
     if not args.baseline and not args.checkpoint and not args.policy:
         raise ConfigError("nothing to evaluate: pass --baseline popularity|echo|all, --checkpoint DIR or --policy MODEL")
@@ -112,17 +134,27 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset)
     split = dataset.split(args.split)
     rows: dict[str, dict[str, float]] = {}
-    extra: dict = {}
-    names = list(BASELINES) if args.baseline == "all" else [args.baseline] if args.baseline else []
+    extra: dict = {"ranks": {}}
+    names = list(BASELINES) if "all" in (args.baseline or []) else list(dict.fromkeys(args.baseline or []))
+    users = select_users(len(split), args.max_users if (args.checkpoint or args.policy) else None)
     for name in names:
         scorer = make_baseline(name, dataset, emb_model=args.emb_model, emb_type=args.emb_type)
-        rows[name] = evaluate_scores(scorer, split, ks=args.ks, batch_size=args.batch_size)
-        rows[name]["scorer"] = baseline_scorer(scorer)
+        # the policies' users, so that every row pairs up with every other
+        ranks = split_ranks(scorer, split, batch_size=args.batch_size)[torch.as_tensor(users)]
+        rows[name] = {**summarize(ranks, tuple(sorted(set(args.ks)))), "users": int(len(ranks)),
+                      "scorer": baseline_scorer(scorer)}
+        extra["ranks"][name] = ranks.tolist()
     if args.checkpoint or args.policy:
-        policy_rows, extra = _policy_rows(args, dataset)
+        policy_rows, policy_extra = _policy_rows(args, dataset)
         rows.update(policy_rows)
+        extra = {**policy_extra, "ranks": {**extra["ranks"], **policy_extra["ranks"]}}
     print(f"{args.dataset} · {args.split} split · full ranking over {dataset.num_items} items, history masked")
     print(format_table(rows))
+    if args.compare:
+        pairs = [_pair(spec, extra["ranks"]) for spec in args.compare]
+        extra["intervals"] = paired_intervals(extra["ranks"], pairs)
+        print(f"\nPaired differences over the same {len(users)} users, bootstrap 95% intervals:")
+        print(format_intervals(extra["intervals"]))
     if args.output:
         path = write_metrics(args.output, rows, dataset=args.dataset, split=args.split, ks=list(args.ks), **extra)
         print(f"wrote {path}")
