@@ -13,9 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from rl4rec_core import paths
+from rl4rec_core.baselines import BASELINES
 from rl4rec_core.errors import ConfigError
 
-BASELINES = ("popularity", "echo")
+DEFAULT_BASELINES = ("popularity", "echo", "echo+prior")
+# the recipe that works on MovieLens-100k within an hour on 2 CPU cores (docs/recipe.md): the
+# defaults of the pipeline flow and of `rl4rec run`
+RECIPE: dict[str, Any] = dict(
+    sft_steps=300, sft_batch_size=8, sft_learning_rate=5e-4,
+    num_steps=40, batch_size=16, reward="log_rank", learning_rate=1e-4, kl_coef=0.05,
+    history_len=5, max_new_tokens=32, temperature=1.0,
+)
 PROMOTE_MODES = ("first", "always", "never")
 
 
@@ -41,13 +49,23 @@ class PipelineParams:
     checkpoint_dir: str | None = None  # default: checkpoints/{dataset}_rl/{run label}
     eval_split: str = "test"
     eval_users: int | None = 200  # None = every user of the split
-    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))
     evaluate_untrained: bool = True
     model_name: str = "rl4rec-{dataset}"
     experiment: str = "rl4rec"
     promote: str = "first"  # pipeline: make the first registered version champion
     num_gpus: float = 0.0
     actor_name: str = "RetrievalService"
+    # the quality recipe: tuned hybrid retrieval -> SFT warm start -> GRPO (see docs/recipe.md)
+    tune_retrieval: bool = True
+    sft_steps: int = 0  # 0 = no SFT; LLM policies only
+    sft_batch_size: int = 8
+    sft_learning_rate: float = 5e-4
+    init_from: str | None = None  # start GRPO from this checkpoint instead of running SFT
+    train_cpus: float | None = None  # CPUs (= torch threads) of the SFT and RL tasks; None = a whole node
+    history_len: int | None = None  # LLM prompt: last N items (None = the template's)
+    max_new_tokens: int | None = None
+    temperature: float | None = None
 
     def __post_init__(self) -> None:
         from rl4rec_core.data.prepare import BUILTIN, read_meta
@@ -72,11 +90,23 @@ class PipelineParams:
             raise ConfigError(f"unknown baselines {unknown}; choose from {', '.join(BASELINES)}")
         if self.promote not in PROMOTE_MODES:
             raise ConfigError(f"promote must be one of {', '.join(PROMOTE_MODES)}, got {self.promote!r}")
+        if self.train_cpus is not None and not self.train_cpus >= 1:
+            raise ConfigError(f"train_cpus must be >= 1, got {self.train_cpus}; e.g. 2 on a 2-core machine")
         if self.num_gpus < 0:
             raise ConfigError(f"num_gpus must be >= 0, got {self.num_gpus}")
         if "{dataset}" not in self.model_name and "{" in self.model_name:
             raise ConfigError(f"model_name {self.model_name!r} may only use the {{dataset}} placeholder")
+        if not isinstance(self.sft_steps, int) or self.sft_steps < 0:
+            raise ConfigError(f"sft_steps must be an integer >= 0 (0 = no SFT), got {self.sft_steps!r}")
+        if self.sft_steps and self.init_from:
+            raise ConfigError("sft_steps and init_from both give the starting policy; set sft_steps=0 or drop init_from")
         self.train_config()  # num_steps, batch/group sizes, algorithm, reward, ...: TrainConfig's own checks
+        if self.runs_sft:
+            self.sft_config()  # SFTConfig's own checks
+        if not self.use_dummy:
+            from rl4rec_core.policy.rec_policy import PolicyConfig
+
+            PolicyConfig(model_name=self.policy_model, **self.policy_kwargs())  # LLM settings' own checks
 
     @property
     def registered_name(self) -> str:
@@ -93,7 +123,7 @@ class PipelineParams:
         label = label or time.strftime("run-%Y%m%d-%H%M%S")
         return str((paths.checkpoint_dir(self.dataset) / label).resolve())
 
-    def train_config(self, output_dir: str | None = None):
+    def train_config(self, output_dir: str | None = None, init_from: str | None = None):
         from rl4rec_core.trainer_config import TrainConfig
 
         return TrainConfig(
@@ -102,8 +132,28 @@ class PipelineParams:
             kl_coef=self.kl_coef, reward=self.reward, num_negatives=self.num_negatives,
             save_every=self.save_every, log_every=max(1, self.num_steps // 20), seed=self.seed,
             use_dummy=self.use_dummy, policy_model=self.policy_model, checkpoint_dir=output_dir,
-            progress=False,
+            init_from=init_from or self.init_from, progress=False,
         )
+
+    @property
+    def runs_sft(self) -> bool:
+        return bool(self.sft_steps) and not self.use_dummy
+
+    def sft_config(self, output_dir: str | None = None):
+        from rl4rec_core.sft import SFTConfig
+
+        return SFTConfig(
+            dataset_name=self.dataset, policy_model=self.policy_model, num_steps=max(1, self.sft_steps),
+            batch_size=self.sft_batch_size, micro_batch_size=self.sft_batch_size,
+            learning_rate=self.sft_learning_rate, history_len=self.history_len, seed=self.seed,
+            checkpoint_dir=output_dir, log_every=max(1, self.sft_steps // 20), progress=False, device=self.device,
+        )
+
+    def policy_kwargs(self) -> dict[str, Any]:
+        """LLM settings for ``build_policy`` (only the ones given; the rest are the policy's defaults)."""
+        given = {"history_len": self.history_len, "max_new_tokens": self.max_new_tokens,
+                 "temperature": self.temperature}
+        return {k: v for k, v in given.items() if v is not None}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -10,40 +10,12 @@ from typing import Any
 
 from prefect import flow
 
-from flows.params import PipelineParams
-from flows.stages import mlflow_run, prepare_inputs, retrieval_service
+from flows.params import DEFAULT_BASELINES, RECIPE, PipelineParams
+from flows.stages import evaluate, mlflow_run, prepare_inputs, retrieval_service, train, tune_scorer, warm_start
 from tasks import mlflow_tracking as mt
 from tasks import registry
-from tasks.evaluation import evaluate_baselines, evaluate_policy
 from tasks.models import promote_model, register_model
 from tasks.runtime import current_flow_run, ray_options, task_runner
-from tasks.training import train_policy
-
-
-def _train(p: PipelineParams, ref, run_id: str) -> dict[str, Any]:
-    _, fname = current_flow_run()
-    cfg = p.train_config(p.output_dir(fname))
-    with ray_options(num_cpus=1, num_gpus=p.num_gpus):
-        return train_policy.submit(cfg.to_dict(), ref, run_id, device=p.device).result()
-
-
-def _evaluate(p: PipelineParams, ref, checkpoint: str, run_id: str, with_baselines: bool = True) -> dict[str, dict]:
-    """Policy (trained, and optionally untrained) and baselines on the same users; logged to MLflow."""
-    common = dict(split=p.eval_split, max_users=p.eval_users, seed=p.seed)
-    with ray_options(num_cpus=1, num_gpus=p.num_gpus):
-        futures = {"policy": evaluate_policy.submit(p.dataset, checkpoint, ref, device=p.device, **common)}
-        if p.evaluate_untrained:
-            futures["untrained"] = evaluate_policy.submit(
-                p.dataset, checkpoint, ref, trained=False, device=p.device, **common
-            )
-    with ray_options(num_cpus=1):
-        base = evaluate_baselines.submit(p.dataset, baselines=tuple(p.baselines), emb_model=p.emb_model,
-                                         emb_type=p.emb_type, **common) if with_baselines and p.baselines else None
-    results = {name: f.result()["metrics"] for name, f in futures.items()}
-    if base is not None:
-        results.update(base.result())
-    mt.log_evaluation(run_id, results, name=f"eval_{p.eval_split}")
-    return results
 
 
 @flow(name="rl4rec-pipeline", task_runner=task_runner(), log_prints=True)
@@ -54,43 +26,59 @@ def pipeline_flow(
     policy_model: str = "smollm2-135m-instruct",
     emb_model: str = "all-MiniLM-L6-v2",
     emb_type: str = "item",
-    num_steps: int = 100,
-    batch_size: int = 16,
+    num_steps: int = RECIPE["num_steps"],
+    batch_size: int = RECIPE["batch_size"],
     group_size: int = 4,
     algorithm: str = "grpo",
-    reward: str = "ndcg@10",
-    learning_rate: float | None = None,
-    kl_coef: float = 0.0,
+    reward: str = RECIPE["reward"],
+    learning_rate: float | None = RECIPE["learning_rate"],
+    kl_coef: float = RECIPE["kl_coef"],
     num_negatives: int = 0,
     save_every: int = 50,
     seed: int = 0,
     checkpoint_dir: str | None = None,
     eval_split: str = "test",
     eval_users: int | None = 200,
-    baselines: list[str] = ["popularity", "echo"],  # noqa: B006 (Prefect shows it as the default)
+    baselines: list[str] = list(DEFAULT_BASELINES),  # noqa: B006 (Prefect shows it as the default)
     evaluate_untrained: bool = True,
     model_name: str = "rl4rec-{dataset}",
     experiment: str = "rl4rec",
     promote: str = "first",
     num_gpus: float = 0.0,
     actor_name: str = "RetrievalService",
+    tune_retrieval: bool = True,
+    sft_steps: int = RECIPE["sft_steps"],
+    sft_batch_size: int = RECIPE["sft_batch_size"],
+    sft_learning_rate: float = RECIPE["sft_learning_rate"],
+    init_from: str | None = None,
+    history_len: int | None = RECIPE["history_len"],
+    max_new_tokens: int | None = RECIPE["max_new_tokens"],
+    temperature: float | None = RECIPE["temperature"],
 ) -> dict[str, Any]:
-    """Data -> item embeddings -> retrieval actor -> RL training -> evaluation vs. baselines -> registry.
+    """Data -> embeddings -> tuned hybrid retrieval -> SFT -> retrieval actor -> GRPO -> evaluation -> registry.
 
-    The trained policy is registered as ``model_name`` with alias ``challenger``; with
-    ``promote="first"`` it also becomes ``champion`` when there is none yet ("always"/"never" as said).
-    Returns the MLflow run id, registered version, checkpoint and the evaluation table.
+    The recipe (docs/recipe.md): the hybrid scorer is tuned on validation (prior weight and recent
+    items with the echo+prior query, then the text/history fusion on the SFT policy's texts), the
+    policy is warm-started by SFT, and GRPO starts from it with the KL anchored there. The trained
+    policy is registered as ``model_name`` with alias ``challenger`` (and ``champion`` per ``promote``),
+    with the retrieval settings it was trained and evaluated with.
     """
     p = PipelineParams(**{k: v for k, v in locals().items()})
     with mlflow_run(p, "rl4rec-pipeline") as run_id:
         emb_path = prepare_inputs(p)
+        tuned = tune_scorer(p, run_id)
+        start = warm_start(p, run_id)
+        if start and not p.use_dummy:  # fuse the starting policy's texts with the recent items
+            tuned = tune_scorer(p, run_id, checkpoint=start) or tuned
         with retrieval_service(p) as ref:
-            summary = _train(p, ref, run_id)
-            results = _evaluate(p, ref, summary["final_checkpoint"], run_id)
+            summary = train(p, ref, run_id, init_from=start)
+            evaluation = evaluate(p, ref, summary["final_checkpoint"], run_id, start=start)
         champion = registry.alias_version(p.registered_name, registry.CHAMPION)
         promoted = p.promote == "always" or (p.promote == "first" and champion is None)
+        scorer = tuned["scorer"] if tuned else "cosine"
         with ray_options(num_cpus=1):
-            reg = register_model.submit(run_id, summary["final_checkpoint"], p.registered_name).result()
+            reg = register_model.submit(run_id, summary["final_checkpoint"], p.registered_name,
+                                        retrieval_settings=tuned["path"] if tuned else None).result()
             if promoted:
                 promote_model.submit(p.registered_name, reg["version"]).result()
         mt.set_tags(run_id, {"rl4rec.registered_model": p.registered_name,
@@ -98,8 +86,9 @@ def pipeline_flow(
     return {
         "mlflow_run_id": run_id, "model_name": p.registered_name, "version": reg["version"],
         "promoted": promoted, "checkpoint": summary["final_checkpoint"], "embeddings": emb_path,
+        "start": start, "scorer": scorer,
         "train": {k: v for k, v in summary.items() if k != "last"}, "last_step": summary.get("last", {}),
-        "evaluation": results, "flow_run_id": current_flow_run()[0],
+        "evaluation": evaluation["results"], "intervals": evaluation["intervals"], "flow_run_id": current_flow_run()[0],
     }
 
 
@@ -135,7 +124,7 @@ def training_flow(
     with mlflow_run(p, "rl4rec-training") as run_id:
         prepare_inputs(p)
         with retrieval_service(p) as ref:
-            summary = _train(p, ref, run_id)
+            summary = train(p, ref, run_id)
         reg = None
         if register_policy:
             with ray_options(num_cpus=1):
@@ -147,7 +136,7 @@ def training_flow(
 def evaluation_flow(
     dataset: str = "ml-100k", checkpoint: str | None = None, model_name: str = "rl4rec-{dataset}",
     alias: str = "champion", emb_model: str = "all-MiniLM-L6-v2", split: str = "test", eval_users: int | None = 200,
-    baselines: list[str] = ["popularity", "echo"],  # noqa: B006
+    baselines: list[str] = list(DEFAULT_BASELINES),  # noqa: B006
     seed: int = 0, experiment: str = "rl4rec", actor_name: str = "RetrievalService",
 ) -> dict[str, dict]:
     """Evaluate a checkpoint (or the registered version behind ``alias``) beside the baselines."""
@@ -168,4 +157,4 @@ def evaluation_flow(
                 )
         prepare_inputs(p)
         with retrieval_service(p) as ref:
-            return _evaluate(p, ref, checkpoint, run_id)
+            return evaluate(p, ref, checkpoint, run_id)["results"]

@@ -9,9 +9,8 @@ from typing import Any
 from prefect import flow
 
 from flows.params import PipelineParams
-from flows.pipeline import _train
 from flows.promotion import decide_promotion
-from flows.stages import mlflow_run, prepare_inputs, retrieval_service
+from flows.stages import mlflow_run, prepare_inputs, retrieval_service, train
 from tasks import mlflow_tracking as mt
 from tasks import registry
 from tasks.evaluation import evaluate_policy
@@ -60,7 +59,7 @@ def retraining_flow(
             champion_ckpt = fetch_model_checkpoint.submit(name, registry.CHAMPION).result()
         common = dict(split="valid", max_users=p.eval_users, seed=p.seed, device=p.device)
         with retrieval_service(p) as ref:
-            summary = _train(p, ref, run_id)
+            summary = train(p, ref, run_id)
             with ray_options(num_cpus=1, num_gpus=p.num_gpus):
                 ch = evaluate_policy.submit(p.dataset, summary["final_checkpoint"], ref, **common)
                 cp = evaluate_policy.submit(p.dataset, champion_ckpt, ref, **common) if champion_ckpt else None

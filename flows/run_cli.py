@@ -18,8 +18,14 @@ from typing import Any
 
 from rl4rec_core.errors import Rl4recError
 
-QUICK = dict(use_dummy=True, num_steps=20, batch_size=16, group_size=4, eval_users=100, save_every=10)
-FULL = dict(use_dummy=False, num_steps=30, batch_size=8, group_size=4, eval_users=100, save_every=10)
+from flows.params import RECIPE
+
+QUICK = dict(use_dummy=True, num_steps=20, batch_size=16, group_size=4, eval_users=100, save_every=10,
+             learning_rate=None, kl_coef=0.0, sft_steps=0, reward=RECIPE["reward"])
+# the recipe (flows/params.py RECIPE), evaluated on every user of the split
+FULL = dict(use_dummy=False, num_steps=RECIPE["num_steps"], batch_size=RECIPE["batch_size"], group_size=4,
+            eval_users=0, save_every=20, learning_rate=RECIPE["learning_rate"], kl_coef=RECIPE["kl_coef"],
+            sft_steps=RECIPE["sft_steps"], reward=RECIPE["reward"])
 
 
 def register(subparsers) -> None:
@@ -39,13 +45,20 @@ def register(subparsers) -> None:
     p.add_argument("--batch_size", type=int, default=None, help="texts per step (users x group_size)")
     p.add_argument("--group_size", type=int, default=None)
     p.add_argument("--algorithm", default="grpo", help="grpo or reinforce")
-    p.add_argument("--reward", default="ndcg@10", help="ndcg@k, hit@k, mrr, mixed, top5_diversity or pkg.module:fn")
-    p.add_argument("--learning_rate", type=float, default=None)
-    p.add_argument("--kl_coef", type=float, default=0.0)
+    p.add_argument("--reward", default=None, help=f"default {RECIPE['reward']}; ndcg@k, hit@k, mrr, mixed, rank_pct, "
+                   "log_rank, top5_diversity or pkg.module:fn")
+    p.add_argument("--learning_rate", type=float, default=None, help=f"GRPO; default {RECIPE['learning_rate']}")
+    p.add_argument("--kl_coef", type=float, default=None, help=f"KL to the starting policy; default {RECIPE['kl_coef']}")
+    p.add_argument("--sft_steps", type=int, default=None, help=f"SFT warm start steps (0 = none); default {RECIPE['sft_steps']}")
+    p.add_argument("--init_from", default=None, help="start GRPO from this checkpoint instead of running SFT")
+    p.add_argument("--no_tune_retrieval", action="store_true", help="keep the retrieval settings already on disk")
+    p.add_argument("--history_len", type=int, default=RECIPE["history_len"], help="LLM prompt: last N items")
+    p.add_argument("--max_new_tokens", type=int, default=RECIPE["max_new_tokens"])
+    p.add_argument("--temperature", type=float, default=RECIPE["temperature"])
     p.add_argument("--save_every", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval_split", default="test", choices=("valid", "test"))
-    p.add_argument("--eval_users", type=int, default=None, help="evaluate this many users (default 100; 0 = all)")
+    p.add_argument("--eval_users", type=int, default=None, help="evaluate this many users (default all; 100 with --quick; 0 = all)")
     p.add_argument("--checkpoint_dir", default=None, help="default checkpoints/{dataset}_rl/{flow run name}")
     p.add_argument("--model_name", default="rl4rec-{dataset}", help="registered model name template")
     p.add_argument("--experiment", default="rl4rec", help="MLflow experiment")
@@ -60,16 +73,20 @@ def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
     profile = QUICK if args.quick else FULL
     out: dict[str, Any] = {
         "dataset": args.dataset, "source": args.source, "policy_model": args.policy_model,
-        "emb_model": args.emb_model, "algorithm": args.algorithm, "reward": args.reward,
-        "learning_rate": args.learning_rate, "kl_coef": args.kl_coef, "seed": args.seed,
+        "emb_model": args.emb_model, "algorithm": args.algorithm, "seed": args.seed,
         "eval_split": args.eval_split, "checkpoint_dir": args.checkpoint_dir, "model_name": args.model_name,
         "experiment": args.experiment, "promote": args.promote, "num_gpus": args.num_gpus,
+        "tune_retrieval": not args.no_tune_retrieval, "init_from": args.init_from, "history_len": args.history_len,
+        "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
     }
-    for key in ("use_dummy", "num_steps", "batch_size", "group_size", "save_every", "eval_users"):
+    for key in ("use_dummy", "num_steps", "batch_size", "group_size", "save_every", "eval_users", "learning_rate",
+                "kl_coef", "sft_steps", "reward"):
         given = getattr(args, key)
         out[key] = profile[key] if given is None else given
     if out["eval_users"] == 0:
         out["eval_users"] = None
+    if out["init_from"] and args.sft_steps is None:  # a given start replaces the recipe's SFT
+        out["sft_steps"] = 0
     return out
 
 
@@ -175,6 +192,13 @@ def print_summary(out, params, api_url, uri, wall, flow_wall, work, tasks) -> No
     print(f"\nEvaluation on {params['eval_split']} ({out['evaluation']['policy'].get('users', '?')} users; "
           "full ranking, history masked):")
     print(format_table({k: {m: v for m, v in row.items() if m != "users"} for k, row in out["evaluation"].items()}))
+    print(f"LLM rows scored by {out.get('scorer', 'cosine')}"
+          + (f"; policy started from {out['start']}" if out.get("start") else ""))
+    if out.get("intervals"):
+        from rl4rec_core.comparison import format_intervals
+
+        print("\nPaired differences on the same users (bootstrap 95% intervals):")
+        print(format_intervals([r for r in out["intervals"] if r["metric"] == "ndcg@10"]))
     last = out.get("last_step") or {}
     if last:
         print(f"\nLast training step: reward {last.get('avg_reward', float('nan')):.4f}, "

@@ -11,8 +11,11 @@ from typing import Any
 from flows.params import PipelineParams
 from tasks import mlflow_tracking as mt
 from tasks.data import generate_item_embeddings, prepare_dataset
-from tasks.runtime import current_flow_run, ray_options
+from tasks.evaluation import evaluate_baselines, evaluate_policy
+from tasks.recipe import fine_tune_policy, tune_retrieval_settings
+from tasks.runtime import current_flow_run, ray_options, training_cpus
 from tasks.service import ServiceRef, start_retrieval_service, stop_retrieval_service
+from tasks.training import train_policy
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +61,66 @@ def retrieval_service(p: PipelineParams) -> Iterator[ServiceRef]:
             stop_retrieval_service(ref)
         except Exception:
             log.exception("could not remove retrieval actor %s", ref.get("name"))
+
+
+def tune_scorer(p: PipelineParams, run_id: str, checkpoint: str | None = None) -> dict[str, Any] | None:
+    """Tune the hybrid scorer on validation (``alpha`` on ``checkpoint``'s texts); None when switched off."""
+    if not p.tune_retrieval:
+        return None
+    with ray_options(num_cpus=1):
+        return tune_retrieval_settings.submit(
+            p.dataset, p.emb_model, p.emb_type, checkpoint=checkpoint, device=p.device, mlflow_run_id=run_id
+        ).result()
+
+
+def warm_start(p: PipelineParams, run_id: str) -> str | None:
+    """The starting checkpoint of RL: SFT's (when ``sft_steps``), ``init_from``, or None (the base model)."""
+    if not p.runs_sft:
+        return p.init_from
+    _, fname = current_flow_run()
+    out = p.output_dir(fname) + "_sft"
+    with ray_options(num_cpus=training_cpus(p.train_cpus), num_gpus=p.num_gpus):
+        summary = fine_tune_policy.submit(p.sft_config(out).to_dict(), run_id).result()
+    return summary["final_checkpoint"]
+
+
+def train(p: PipelineParams, ref, run_id: str, init_from: str | None = None) -> dict[str, Any]:
+    _, fname = current_flow_run()
+    cfg = p.train_config(p.output_dir(fname), init_from=init_from)
+    with ray_options(num_cpus=training_cpus(p.train_cpus), num_gpus=p.num_gpus):
+        return train_policy.submit(cfg.to_dict(), ref, run_id, device=p.device,
+                                   policy_kwargs=p.policy_kwargs()).result()
+
+
+def evaluate(
+    p: PipelineParams, ref, checkpoint: str, run_id: str, with_baselines: bool = True, start: str | None = None,
+) -> dict[str, dict]:
+    """Policy, its starting point ("untrained": SFT after SFT), the base LLM when there was a
+    ``start``, and the baselines, on the same users; logged to MLflow with paired intervals."""
+    from rl4rec_core.comparison import paired_intervals
+
+    common = dict(split=p.eval_split, max_users=p.eval_users, seed=p.seed)
+    with ray_options(num_cpus=1, num_gpus=p.num_gpus):
+        futures = {"policy": evaluate_policy.submit(p.dataset, checkpoint, ref, device=p.device, **common)}
+        if p.evaluate_untrained:
+            futures["untrained"] = evaluate_policy.submit(
+                p.dataset, checkpoint, ref, trained=False, device=p.device, **common
+            )
+            if start:
+                futures["base"] = evaluate_policy.submit(p.dataset, start, ref, trained=False, device=p.device, **common)
+    with ray_options(num_cpus=1):
+        base = evaluate_baselines.submit(p.dataset, baselines=tuple(p.baselines), emb_model=p.emb_model,
+                                         emb_type=p.emb_type, with_ranks=True,
+                                         **common) if with_baselines and p.baselines else None
+    done = {name: f.result() for name, f in futures.items()}
+    if base is not None:
+        done.update(base.result())
+    results = {name: out["metrics"] for name, out in done.items()}
+    ranks = {name: out["ranks"] for name, out in done.items()}
+    refs = [r for r in ("untrained", "echo+prior", "popularity") if r in ranks]
+    pairs = [(a, b) for a in ("policy", "untrained") if a in ranks for b in refs if b != a]
+    intervals = paired_intervals(ranks, pairs)
+    mt.log_evaluation(run_id, results, name=f"eval_{p.eval_split}")
+    mt.log_metrics(run_id, {f"{r['a']}-{r['b']}/{r['metric']}/{k}": r[k] for r in intervals for k in ("diff", "lo", "hi")},
+                   prefix=f"eval_{p.eval_split}_paired/")
+    return {"results": results, "intervals": intervals}

@@ -56,15 +56,24 @@ def evaluate_baselines(
     baselines: tuple[str, ...] = ("popularity", "echo"),
     emb_model: str = "all-MiniLM-L6-v2",
     emb_type: str = "item",
-) -> dict[str, dict[str, float]]:
-    """``{baseline: metrics}`` on the same users as :func:`evaluate_policy` with the same arguments."""
-    from rl4rec_core.baselines import make_baseline
+    with_ranks: bool = False,
+) -> dict[str, dict]:
+    """``{baseline: metrics}`` on the same users as :func:`evaluate_policy` with the same arguments;
+    with ``with_ranks``, ``{baseline: {"metrics": ..., "ranks": [U]}}`` as ``evaluate_policy`` returns."""
+    from rl4rec_core.baselines import baseline_scorer, make_baseline
     from rl4rec_core.data import load_dataset
-    from rl4rec_core.evaluation import evaluate_scores
+    from rl4rec_core.evaluation import split_ranks
+    from rl4rec_core.metrics import summarize
     from rl4rec_core.policy_eval import select_users
 
     ds = load_dataset(dataset)
     sp = ds.split(split)
     rows = select_users(len(sp), max_users, seed)
     sub = _subset(sp, rows) if len(rows) < len(sp) else sp
-    return {name: evaluate_scores(make_baseline(name, ds, emb_model, emb_type), sub) for name in baselines}
+    out = {}
+    for name in baselines:
+        scorer = make_baseline(name, ds, emb_model, emb_type)
+        ranks = split_ranks(scorer, sub)
+        metrics = {**summarize(ranks), "users": int(len(ranks)), "scorer": baseline_scorer(scorer)}
+        out[name] = {"metrics": metrics, "ranks": ranks.tolist()} if with_ranks else metrics
+    return out

@@ -18,10 +18,18 @@ def register_model(
     model_name: str,
     alias: str | None = registry.CHALLENGER,
     log_transformers: bool = False,
+    retrieval_settings: str | None = None,
 ) -> dict[str, Any]:
-    """Log the checkpoint as a model in the run, register it under ``model_name``, set ``alias``."""
+    """Log the checkpoint as a model in the run, register it under ``model_name``, set ``alias``.
+
+    ``retrieval_settings``: the tuned scorer's settings file; it is copied into the checkpoint (so the
+    model artifact carries it) and its scorer becomes the version's ``rl4rec.scorer`` tag.
+    """
+    tags = {"mlflow_run_id": mlflow_run_id}
+    if retrieval_settings:
+        tags.update(registry.attach_retrieval_settings(checkpoint, retrieval_settings))
     uri = registry.log_policy_model(mlflow_run_id, checkpoint, log_transformers=log_transformers)
-    version = registry.register_policy(uri, model_name, alias=alias, tags={"mlflow_run_id": mlflow_run_id})
+    version = registry.register_policy(uri, model_name, alias=alias, tags=tags)
     return {"name": model_name, "version": version, "model_uri": uri}
 
 

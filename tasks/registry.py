@@ -139,6 +139,16 @@ def _log_transformers(policy) -> str | None:
     return info.model_uri
 
 
+def attach_retrieval_settings(checkpoint: str | Path, settings_file: str | Path) -> dict[str, str]:
+    """Copy the tuned retrieval settings into the checkpoint (``retrieval_settings.json``, atomically);
+    the tags that name them on the registered version."""
+    from rl4rec_core.io import write_json
+
+    raw = json.loads(Path(settings_file).read_text())
+    write_json(Path(checkpoint) / "retrieval_settings.json", raw)
+    return {"rl4rec.scorer": str(raw.get("scorer")), "rl4rec.retrieval_settings": json.dumps(raw.get("settings"))}
+
+
 def register_policy(model_uri: str, name: str, alias: str | None = CHALLENGER, tags: dict[str, str] | None = None) -> int:
     """Register ``model_uri`` under ``name`` (created on first use) and point ``alias`` at it; the version."""
     import mlflow

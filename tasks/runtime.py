@@ -13,6 +13,8 @@ Two facts shape this file (docs: /work/shared/ENVIRONMENT.md, "Orchestration fac
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import time
 from pathlib import Path
@@ -125,3 +127,27 @@ def current_flow_run() -> tuple[str | None, str | None]:
 
     fid = flow_run.get_id()
     return (str(fid) if fid else None), (flow_run.get_name() if fid else None)
+
+
+def use_assigned_cpus() -> int:
+    """Give torch as many threads as the Ray task was assigned CPUs (Ray's worker default is 1 thread)."""
+    import torch
+
+    n = 1
+    with contextlib.suppress(Exception):
+        import ray
+
+        if ray.is_initialized():
+            n = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+    torch.set_num_threads(n)
+    return n
+
+
+def training_cpus(requested: float | None = None) -> float:
+    """CPUs for a task that runs alone (SFT, RL): ``requested``, else the largest live node's CPUs."""
+    if requested:
+        return requested
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")] if ray.is_initialized() else []
+    return max([n.get("Resources", {}).get("CPU", 1.0) for n in nodes] or [1.0])

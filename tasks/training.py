@@ -21,20 +21,25 @@ def train_policy(
     mlflow_run_id: str | None = None,
     device: str = "cpu",
     log_checkpoints: str = "final",
+    policy_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train per ``config`` (a ``TrainConfig`` dict); the trainer's summary (paths, steps, last stats).
 
     Per-step stats, ``training_log.jsonl``, the reward curve and the final checkpoint go to the MLflow
     run ``mlflow_run_id`` as they happen. When training fails, the log so far is still attached.
+    ``policy_kwargs``: LLM settings for ``build_policy`` (prompt length, sampling, ...).
     """
     from rl4rec_core.data import load_dataset
     from rl4rec_core.policy.factory import build_policy
     from rl4rec_core.trainer import RLTrainer
     from rl4rec_core.trainer_config import TrainConfig
 
+    from tasks.runtime import use_assigned_cpus
+
+    use_assigned_cpus()
     cfg = TrainConfig.from_dict(config)
     dataset = load_dataset(cfg.dataset_name)
-    policy = build_policy(cfg, dataset, device=device)
+    policy = build_policy(cfg, dataset, device=device, **({} if cfg.use_dummy else policy_kwargs or {}))
     callbacks = []
     if mlflow_run_id:
         from tasks import mlflow_tracking as mt
