@@ -20,9 +20,9 @@ DEFAULT_BASELINES = ("popularity", "echo", "echo+prior")
 # the recipe that works on MovieLens-100k within an hour on 2 CPU cores (docs/recipe.md): the
 # defaults of the pipeline flow and of `rl4rec run`
 RECIPE: dict[str, Any] = dict(
-    sft_steps=300, sft_batch_size=8, sft_learning_rate=5e-4,
-    num_steps=40, batch_size=16, reward="log_rank", learning_rate=1e-4, kl_coef=0.05,
-    history_len=5, max_new_tokens=32, temperature=1.0,
+    sft_steps=250, sft_batch_size=8, sft_learning_rate=5e-4,
+    num_steps=40, batch_size=16, reward="log_rank", learning_rate=2e-4, kl_coef=0.05,
+    history_len=5, max_new_tokens=24, temperature=1.0,
 )
 PROMOTE_MODES = ("first", "always", "never")
 

@@ -54,6 +54,7 @@ def pipeline_flow(
     history_len: int | None = RECIPE["history_len"],
     max_new_tokens: int | None = RECIPE["max_new_tokens"],
     temperature: float | None = RECIPE["temperature"],
+    train_cpus: float | None = None,
 ) -> dict[str, Any]:
     """Data -> embeddings -> tuned hybrid retrieval -> SFT -> retrieval actor -> GRPO -> evaluation -> registry.
 

@@ -9,8 +9,8 @@ from flow_helpers import QUICK, actor_exists, flow_env, task_runs  # noqa: F401 
 from tasks import mlflow_tracking as mt
 from tasks import registry
 
-EXPECTED_TASKS = {"prepare_dataset", "generate_item_embeddings", "start_retrieval_service", "train_policy",
-                  "evaluate_policy", "evaluate_baselines", "register_model", "promote_model"}
+EXPECTED_TASKS = {"prepare_dataset", "generate_item_embeddings", "tune_retrieval", "start_retrieval_service",
+                  "train_policy", "evaluate_policy", "evaluate_baselines", "register_model", "promote_model"}
 
 
 @pytest.mark.slow
@@ -33,11 +33,15 @@ def test_pipeline_end_to_end(flow_env):
     assert run.data.tags[mt.TAG_FLOW_RUN_ID] == out["flow_run_id"]
     assert run.data.tags.get(mt.TAG_GIT_COMMIT)
     assert run.data.params["num_steps"] == "4" and run.data.params["dataset"] == "tiny-ml"
-    assert run.data.params["reward"] == "ndcg@10" and run.data.params["use_dummy"] == "True"
+    assert run.data.params["reward"] == "log_rank" and run.data.params["use_dummy"] == "True"
     for key in ("loss", "avg_reward", "max_reward", "min_reward", "kl", "gen_len", "time_step"):
         assert [m.step for m in c.get_metric_history(run.info.run_id, f"train/{key}")] == [0, 1, 2, 3], key
-    for model in ("policy", "untrained", "popularity", "echo"):
-        assert f"eval_test/{model}/ndcg_at_10" in run.data.metrics
+    for model in ("policy", "untrained", "popularity", "echo", "echo+prior"):
+        assert mt.metric_name(f"eval_test/{model}/ndcg@10") in run.data.metrics, model
+    # the tuned scorer is recorded, and every policy figure names it
+    assert run.data.tags["rl4rec.scorer"].startswith(("hybrid(", "cosine")) and "retrieval/valid/ndcg_at_10" in run.data.metrics
+    assert out["evaluation"]["policy"]["scorer"] == out["scorer"] == run.data.tags["rl4rec.scorer"]
+    assert {(r["a"], r["b"]) for r in out["intervals"]} >= {("policy", "untrained"), ("policy", "echo+prior")}
     assert run.data.metrics["eval_test/policy/ndcg_at_10"] == pytest.approx(out["evaluation"]["policy"]["ndcg@10"])
     paths = {f.path for d in ("training", "plots", "eval_test", "checkpoints/checkpoint_final")
              for f in c.list_artifacts(run.info.run_id, d)}
@@ -48,8 +52,32 @@ def test_pipeline_end_to_end(flow_env):
     assert out["model_name"] == "rl4rec-tiny-ml" and out["promoted"]
     assert registry.alias_version("rl4rec-tiny-ml", "challenger") == out["version"]
     assert registry.alias_version("rl4rec-tiny-ml", "champion") == out["version"]
+    version = mt.client().get_model_version("rl4rec-tiny-ml", str(out["version"]))
+    assert version.tags["rl4rec.scorer"] == out["scorer"]
     model = registry.load_policy_by_alias("rl4rec-tiny-ml", "champion")
     assert all(isinstance(t, str) and t for t in model.predict([["Alien"], ["Unforgiven", "Tombstone"]]))
 
     # the actor the flow started is gone
     assert not actor_exists(flow_env["actor"])
+
+
+@pytest.mark.slow
+def test_pipeline_runs_the_recipe_with_an_llm(flow_env, tiny_lm):
+    """tune_retrieval -> SFT -> alpha on the SFT texts -> GRPO from SFT -> base/SFT/trained rows, on a tiny LM."""
+    import json
+    from pathlib import Path
+
+    from flows.pipeline import pipeline_flow
+
+    out = pipeline_flow(dataset="tiny-ml", policy_model=tiny_lm, sft_steps=2, sft_batch_size=4, num_steps=2,
+                        batch_size=4, group_size=2, save_every=2, eval_users=6, max_new_tokens=4,
+                        experiment="recipe-test", actor_name=flow_env["actor"], train_cpus=1)
+    names = [r.name.rsplit("-", 1)[0] for r in task_runs(out["flow_run_id"])]
+    assert names.count("tune_retrieval") == 2 and names.count("fine_tune_policy") == 1
+    assert names.count("evaluate_policy") == 3  # trained, its start (SFT), and the base LLM
+    assert {"policy", "untrained", "base", "echo+prior"} <= set(out["evaluation"])
+    policy_json = json.loads((Path(out["checkpoint"]) / "policy" / "policy.json").read_text())
+    assert policy_json["config"]["init_from"] == str((Path(out["start"]) / "policy").resolve())  # GRPO started from SFT
+    assert (Path(out["checkpoint"]) / "retrieval_settings.json").is_file()
+    run = mt.client().get_run(out["mlflow_run_id"])
+    assert "sft/loss" in run.data.metrics and "retrieval_alpha/valid/ndcg_at_10" in run.data.metrics
