@@ -4,6 +4,7 @@ and the MLflow bookkeeping around a flow run. Plain functions called inside a fl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -80,7 +81,7 @@ def warm_start(p: PipelineParams, run_id: str) -> str | None:
     _, fname = current_flow_run()
     out = p.output_dir(fname) + "_sft"
     with ray_options(num_cpus=training_cpus(p.train_cpus), num_gpus=p.num_gpus):
-        summary = fine_tune_policy.submit(p.sft_config(out).to_dict(), run_id).result()
+        summary = fine_tune_policy.submit(dataclasses.asdict(p.sft_config(out)), run_id).result()
     return summary["final_checkpoint"]
 
 
