@@ -8,9 +8,9 @@ from typing import Any
 
 from prefect import flow
 
-from flows.params import PipelineParams
+from flows.params import RECIPE, PipelineParams
 from flows.promotion import decide_promotion
-from flows.stages import mlflow_run, prepare_inputs, retrieval_service, train
+from flows.stages import mlflow_run, prepare_inputs, retrieval_service, train, tune_scorer, warm_start
 from tasks import mlflow_tracking as mt
 from tasks import registry
 from tasks.evaluation import evaluate_policy
@@ -24,13 +24,18 @@ def retraining_flow(
     use_dummy: bool = False,
     policy_model: str = "smollm2-135m-instruct",
     emb_model: str = "all-MiniLM-L6-v2",
-    num_steps: int = 100,
-    batch_size: int = 16,
+    num_steps: int = RECIPE["num_steps"],
+    batch_size: int = RECIPE["batch_size"],
     group_size: int = 4,
     algorithm: str = "grpo",
-    reward: str = "ndcg@10",
-    learning_rate: float | None = None,
-    kl_coef: float = 0.0,
+    reward: str = RECIPE["reward"],
+    learning_rate: float | None = RECIPE["learning_rate"],
+    kl_coef: float = RECIPE["kl_coef"],
+    sft_steps: int = RECIPE["sft_steps"],
+    init_from: str | None = None,
+    history_len: int | None = RECIPE["history_len"],
+    max_new_tokens: int | None = RECIPE["max_new_tokens"],
+    temperature: float | None = RECIPE["temperature"],
     seed: int = 0,
     eval_users: int | None = 200,
     confidence: float = 0.95,
@@ -46,6 +51,8 @@ def retraining_flow(
         batch_size=batch_size, group_size=group_size, algorithm=algorithm, reward=reward,
         learning_rate=learning_rate, kl_coef=kl_coef, seed=seed, eval_split="valid", eval_users=eval_users,
         model_name=model_name, experiment=experiment, num_gpus=num_gpus, actor_name=actor_name,
+        sft_steps=sft_steps if init_from is None else 0, init_from=init_from, history_len=history_len,
+        max_new_tokens=max_new_tokens, temperature=temperature,
     )
     if not 0 < confidence < 1:
         from rl4rec_core.errors import ConfigError
@@ -54,12 +61,16 @@ def retraining_flow(
     name = p.registered_name
     with mlflow_run(p, "rl4rec-retraining", {"confidence": confidence, "n_bootstrap": n_bootstrap}) as run_id:
         prepare_inputs(p)
+        tune_scorer(p, run_id)
+        start = warm_start(p, run_id)
+        if start and not p.use_dummy:
+            tune_scorer(p, run_id, checkpoint=start)
         champion_version = registry.alias_version(name, registry.CHAMPION)
         with ray_options(num_cpus=1):
             champion_ckpt = fetch_model_checkpoint.submit(name, registry.CHAMPION).result()
         common = dict(split="valid", max_users=p.eval_users, seed=p.seed, device=p.device)
         with retrieval_service(p) as ref:
-            summary = train(p, ref, run_id)
+            summary = train(p, ref, run_id, init_from=start)
             with ray_options(num_cpus=1, num_gpus=p.num_gpus):
                 ch = evaluate_policy.submit(p.dataset, summary["final_checkpoint"], ref, **common)
                 cp = evaluate_policy.submit(p.dataset, champion_ckpt, ref, **common) if champion_ckpt else None
