@@ -41,16 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rl4rec_core.cli.common import config_from_args
     from rl4rec_core.sft import SFTConfig, run_sft
 
-    cfg = SFTConfig(
-        dataset_name=args.dataset_name, policy_model=args.policy_model, num_steps=args.num_steps,
-        batch_size=args.batch_size, micro_batch_size=args.micro_batch_size, learning_rate=args.learning_rate,
-        lora_r=args.lora_r, history_len=args.history_len, prompt_template=args.prompt_template,
-        response_prefix=args.response_prefix, max_answer_tokens=args.max_answer_tokens,
-        positions_per_user=args.positions_per_user, checkpoint_dir=args.checkpoint_dir, overwrite=args.overwrite,
-        log_every=args.log_every, seed=args.seed, device=args.device, progress=not args.no_progress,
-    )
+    cfg = config_from_args(SFTConfig, args, progress=not args.no_progress)
     print(f"SFT of {cfg.policy_model} on {cfg.dataset_name}; output: {cfg.output_dir}")
     s = run_sft(cfg)
     print(

@@ -73,20 +73,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rl4rec_core.cli.common import config_from_args
     from rl4rec_core.data import load_dataset
     from rl4rec_core.policy.factory import build_policy
     from rl4rec_core.reward_source import ServiceConfig, connect_reward_source
     from rl4rec_core.trainer import RLTrainer, seed_everything
     from rl4rec_core.trainer_config import TrainConfig
 
-    cfg = TrainConfig(
-        dataset_name=args.dataset_name, num_steps=args.num_steps, batch_size=args.batch_size,
-        group_size=args.group_size, algorithm=args.algorithm, learning_rate=args.learning_rate,
-        kl_coef=args.kl_coef, reward=args.reward, num_negatives=args.num_negatives,
-        save_every=args.save_every, log_every=args.log_every, checkpoint_dir=args.checkpoint_dir,
-        resume=args.resume, overwrite=args.overwrite, seed=args.seed, use_dummy=args.use_dummy,
-        policy_model=args.policy_model, init_from=args.init_from, lora=args.lora, progress=not args.no_progress,
-    )
+    cfg = config_from_args(TrainConfig, args, progress=not args.no_progress)
     service_cfg = ServiceConfig(
         mode=args.service, emb_model_name=args.emb_model_name, emb_type=args.emb_type,
         actor_name=args.actor_name, namespace=args.namespace, address=args.address, device=args.device,
