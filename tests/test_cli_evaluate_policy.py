@@ -43,3 +43,29 @@ def test_with_untrained_needs_a_checkpoint(rl4rec_dirs, capsys):
     name = write_tiny_dataset(rl4rec_dirs["data"])
     assert main(["evaluate", "--dataset", name, "--policy", "x", "--with_untrained"]) == 2
     assert "pass --checkpoint DIR" in capsys.readouterr().err
+
+
+def test_several_rows_on_the_same_users_with_paired_intervals(rl4rec_dirs, tmp_path, capsys):
+    name = write_tiny_dataset(rl4rec_dirs["data"])
+    generate_item_embeddings(load_dataset(name), backend="sentence-transformers")
+    assert main(["tune-retrieval", "--dataset", name, "--betas", "0", "0.1", "--ms", "1", "2"]) == 0
+    ckpt = tmp_path / "run"
+    assert main(["train", "--dataset_name", name, "--use_dummy", "--num_steps", "2", "--batch_size", "8",
+                 "--save_every", "1", "--service", "local", "--no_progress", "--checkpoint_dir", str(ckpt)]) == 0
+    capsys.readouterr()
+    out_json = tmp_path / "rows.json"
+    assert main(["evaluate", "--dataset", name, "--split", "valid", "--baseline", "popularity", "echo+prior",
+                 "--checkpoint", str(ckpt / "checkpoint_step_1"), str(ckpt / "checkpoint_final"),
+                 "--labels", "early", "final", "--max_users", "20", "--emb_backend", "sentence-transformers",
+                 "--compare", "final:echo+prior", "final:early", "--output", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "final - echo+prior  ndcg@10" in out and "Paired differences over the same 20 users" in out
+    saved = json.loads(out_json.read_text())
+    assert {len(r) for r in saved["ranks"].values()} == {20}  # every row on the same 20 users
+    assert saved["results"]["final"]["scorer"] == saved["results"]["echo+prior"]["scorer"]  # one scorer
+    assert [(r["a"], r["b"], r["metric"]) for r in saved["intervals"]][:2] == [
+        ("final", "echo+prior", "ndcg@10"), ("final", "echo+prior", "hit@10")]
+    assert main(["evaluate", "--dataset", name, "--baseline", "popularity", "--compare", "popularity:bpr"]) == 2
+    assert "give A:B with two evaluated rows" in capsys.readouterr().err
+    assert main(["evaluate", "--dataset", name, "--checkpoint", str(ckpt / "checkpoint_final"),
+                 "--labels", "a", "b"]) == 2

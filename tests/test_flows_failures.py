@@ -19,6 +19,10 @@ from tiny_recdata import write_tiny_dataset
         ({"dataset": "no-such-dataset"}, "unknown dataset 'no-such-dataset'.*rl4rec data prepare"),
         ({"num_steps": -3}, "num_steps must be a positive integer, got -3"),
         ({"reward": "ndcg_at_ten"}, "unknown reward 'ndcg_at_ten'; known rewards"),
+        ({"sft_steps": -1}, "sft_steps must be an integer >= 0"),
+        ({"sft_steps": 5, "init_from": "x", "use_dummy": False}, "set sft_steps=0 or drop init_from"),
+        ({"use_dummy": False, "history_len": 0}, "history_len must be"),
+        ({"baselines": ["popularity", "bpr"]}, "unknown baselines"),
     ],
 )
 def test_bad_parameters_fail_before_any_task(rl4rec_dirs, prefect_api, override, message):
