@@ -118,8 +118,10 @@ def evaluate(
         done.update(base.result())
     results = {name: out["metrics"] for name, out in done.items()}
     ranks = {name: out["ranks"] for name, out in done.items()}
-    refs = [r for r in ("untrained", "echo+prior", "popularity") if r in ranks]
-    pairs = [(a, b) for a in ("policy", "untrained") if a in ranks for b in refs if b != a]
+    # each LLM row against the strongest same-retriever baseline, popularity, and its own starting point
+    starts = {"policy": "untrained", "untrained": "base"}
+    pairs = [(a, b) for a in ("policy", "untrained", "base") if a in ranks
+             for b in (starts.get(a), "echo+prior", "popularity") if b in ranks]
     intervals = paired_intervals(ranks, pairs)
     mt.log_evaluation(run_id, results, name=f"eval_{p.eval_split}")
     mt.log_metrics(run_id, {f"{r['a']}-{r['b']}/{r['metric']}/{k}": r[k] for r in intervals for k in ("diff", "lo", "hi")},
