@@ -16,6 +16,7 @@ catalogue. ``*_scores(dataset, split)`` return the whole ``[B, N]`` matrix for s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -103,7 +104,8 @@ class EchoPriorBaseline:
         self.num_items = int(item_embeddings.shape[0])
         if len(tuned.prior_counts) != self.num_items:
             raise DataError(f"retrieval settings hold {len(tuned.prior_counts)} prior counts for {self.num_items} items")
-        self.settings = tuned.settings
+        # the query is the recent items alone, so the text fusion weight does not apply
+        self.settings = dataclasses.replace(tuned.settings, alpha=0.0)
         self.bias = tuned.settings.beta * tuned.prior()  # [N]
 
     @classmethod
