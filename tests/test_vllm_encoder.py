@@ -44,11 +44,6 @@ SCRIPT = textwrap.dedent(
 
     if __name__ == "__main__":
         main()
-        sys.stdout.flush()
-        # vLLM's engine threads can abort the interpreter's teardown ("terminate called without an active
-        # exception", seen on a loaded 2-core box); the check is done, so skip the teardown
-        import os
-        os._exit(0)
     """
 )
 
