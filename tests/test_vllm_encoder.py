@@ -52,12 +52,14 @@ def test_vllm_matches_sentence_transformers(tmp_path):
     script = tmp_path / "vllm_check.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900, env=env)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    # vLLM's engine threads sometimes abort the interpreter's teardown on a loaded 2-core box (SIGABRT,
-    # "terminate called without an active exception") after the result is printed: the check itself ran
-    finished = proc.returncode == 0 or (proc.returncode == -6 and "without an active exception" in proc.stderr)
-    assert finished and lines, f"vLLM check failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    # vLLM's engine threads once aborted a run on a loaded 2-core box (SIGABRT, "terminate called without an
+    # active exception"): that crash is vLLM's, not the encoder's, so it gets one more try
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900, env=env)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if not (proc.returncode == -6 and "without an active exception" in proc.stderr):
+            break
+    assert proc.returncode == 0 and lines, f"vLLM check failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     out = json.loads(lines[-1][len("RESULT "):])
     assert out["backend"] == "vllm" and out["dim"] == 384
     assert out["shape"] == [5, 384] and out["dtype"] == "torch.float32"
