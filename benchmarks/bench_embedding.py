@@ -19,7 +19,7 @@ import torch
 
 
 def bench(backend: str, model: str, texts: list[str], batch_size: int, repeats: int) -> dict:
-    from rl4rec_core.embedding import make_encoder
+    from rl4rec_core.embeddings.encoders import make_encoder
 
     t0 = time.perf_counter()
     enc = make_encoder(model, backend=backend)
@@ -44,8 +44,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from rl4rec_core.data import load_dataset
-    from rl4rec_core.embedding import vllm_available
-    from rl4rec_core.item_text import render_item_texts
+    from rl4rec_core.embeddings.encoders import vllm_available
+    from rl4rec_core.data.item_text import render_item_texts
 
     ds = load_dataset(args.dataset)
     texts = render_item_texts(ds.items, ds.meta.get("item_text_template", "auto"))

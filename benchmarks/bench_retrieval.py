@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rl4rec_core import metrics  # noqa: E402
+from rl4rec_core.evaluation import metrics  # noqa: E402
 from rl4rec_core.retrieval import scoring  # noqa: E402
 from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE  # noqa: E402
 
@@ -141,9 +141,9 @@ def bench_actor(n: int, dim: int, b: int, repeats: int, chunk: int) -> dict:
 
 def write_embeddings(dataset: str, items: torch.Tensor) -> None:
     """The embedding file + sidecar ``rl4rec embed`` would write (model: the packaged MiniLM)."""
-    from rl4rec_core.embedding import canonical_model_name, short_name
+    from rl4rec_core.embeddings.encoders import canonical_model_name, short_name
     from rl4rec_core.io import atomic_path, write_json
-    from rl4rec_core.item_embeddings import embedding_path, sidecar_path
+    from rl4rec_core.embeddings.files import embedding_path, sidecar_path
 
     path = embedding_path(dataset, "item", "all-MiniLM-L6-v2")
     with atomic_path(path) as tmp:

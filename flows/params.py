@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rl4rec_core import paths
-from rl4rec_core.baselines import BASELINES
+from rl4rec_core.evaluation.baselines import BASELINES
 from rl4rec_core.errors import ConfigError
 
 DEFAULT_BASELINES = ("popularity", "echo", "echo+prior")
@@ -124,7 +124,7 @@ class PipelineParams:
         return str((paths.checkpoint_dir(self.dataset) / label).resolve())
 
     def train_config(self, output_dir: str | None = None, init_from: str | None = None):
-        from rl4rec_core.trainer_config import TrainConfig
+        from rl4rec_core.training.config import TrainConfig
 
         return TrainConfig(
             dataset_name=self.dataset, num_steps=self.num_steps, batch_size=self.batch_size,
@@ -140,7 +140,7 @@ class PipelineParams:
         return bool(self.sft_steps) and not self.use_dummy
 
     def sft_config(self, output_dir: str | None = None):
-        from rl4rec_core.sft import SFTConfig
+        from rl4rec_core.training.sft import SFTConfig
 
         return SFTConfig(
             dataset_name=self.dataset, policy_model=self.policy_model, num_steps=max(1, self.sft_steps),

@@ -42,8 +42,8 @@ def decide_promotion(
     """Apply :data:`RULE` to per-user 1-based target ranks ``[U]`` of both policies (same users, same order)."""
     import torch
 
-    from rl4rec_core.metrics import ndcg_at_k
-    from rl4rec_core.policy_eval import paired_bootstrap
+    from rl4rec_core.evaluation.metrics import ndcg_at_k
+    from rl4rec_core.evaluation.policy_eval import paired_bootstrap
 
     rule = RULE.format(conf=confidence, k=k)
     ch = ndcg_at_k(torch.as_tensor(list(challenger_ranks), dtype=torch.long), k).double()

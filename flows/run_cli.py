@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_summary(out, params, api_url, uri, wall, flow_wall, work, tasks) -> None:
-    from rl4rec_core.evaluation import format_table
+    from rl4rec_core.evaluation.ranking import format_table
 
     print("\n" + "=" * 78)
     kind = "dummy policy" if params["use_dummy"] else params["policy_model"]
@@ -195,7 +195,7 @@ def print_summary(out, params, api_url, uri, wall, flow_wall, work, tasks) -> No
     print(f"LLM rows scored by {out.get('scorer', 'cosine')}"
           + (f"; policy started from {out['start']}" if out.get("start") else ""))
     if out.get("intervals"):
-        from rl4rec_core.comparison import format_intervals
+        from rl4rec_core.evaluation.bootstrap import format_intervals
 
         print("\nPaired differences on the same users (bootstrap 95% intervals):")
         print(format_intervals([r for r in out["intervals"] if r["metric"] == "ndcg@10"]))

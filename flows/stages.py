@@ -98,7 +98,7 @@ def evaluate(
 ) -> dict[str, dict]:
     """Policy, its starting point ("untrained": SFT after SFT), the base LLM when there was a
     ``start``, and the baselines, on the same users; logged to MLflow with paired intervals."""
-    from rl4rec_core.comparison import paired_intervals
+    from rl4rec_core.evaluation.bootstrap import paired_intervals
 
     common = dict(split=p.eval_split, max_users=p.eval_users, seed=p.seed)
     with ray_options(num_cpus=1, num_gpus=p.num_gpus):

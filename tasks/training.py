@@ -31,8 +31,8 @@ def train_policy(
     """
     from rl4rec_core.data import load_dataset
     from rl4rec_core.policy.factory import build_policy
-    from rl4rec_core.trainer import RLTrainer
-    from rl4rec_core.trainer_config import TrainConfig
+    from rl4rec_core.training.trainer import RLTrainer
+    from rl4rec_core.training.config import TrainConfig
 
     from tasks.runtime import use_assigned_cpus
 

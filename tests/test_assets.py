@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rl4rec_core import assets
+from rl4rec_core.assets import models as assets
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.paths import cache_dir
 

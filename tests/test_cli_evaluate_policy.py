@@ -6,7 +6,7 @@ import json
 
 from rl4rec_core.cli import main
 from rl4rec_core.data import load_dataset
-from rl4rec_core.item_embeddings import generate_item_embeddings
+from rl4rec_core.embeddings.files import generate_item_embeddings
 from tiny_recdata import write_tiny_dataset
 
 

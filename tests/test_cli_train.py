@@ -40,7 +40,7 @@ def test_kill_then_resume_matches_uninterrupted(rl4rec_dirs, tmp_path, capsys):
     """A real process killed with SIGKILL after its first checkpoint, resumed with --resume, writes the
     same training_log.jsonl (times aside) as a run that was never stopped."""
     from rl4rec_core.data import load_dataset
-    from rl4rec_core.item_embeddings import generate_item_embeddings
+    from rl4rec_core.embeddings.files import generate_item_embeddings
 
     name = write_tiny_dataset(rl4rec_dirs["data"])
     generate_item_embeddings(load_dataset(name), backend="sentence-transformers")
@@ -70,7 +70,7 @@ def test_kill_then_resume_matches_uninterrupted(rl4rec_dirs, tmp_path, capsys):
 
 def test_service_ray_without_the_actor_is_a_clear_error(ray_local):
     from rl4rec_core.errors import Rl4recError
-    from rl4rec_core.reward_source import ServiceConfig, connect_reward_source
+    from rl4rec_core.retrieval.source import ServiceConfig, connect_reward_source
 
     cfg = ServiceConfig(mode="ray", actor_name="NoSuchRetrievalService", namespace="rl4rec")
     with pytest.raises(Rl4recError, match="RetrievalService not found.*rl4rec serve --datasets ml-100k"):
@@ -79,7 +79,7 @@ def test_service_ray_without_the_actor_is_a_clear_error(ray_local):
 
 def test_unknown_service_mode():
     from rl4rec_core.errors import ConfigError
-    from rl4rec_core.reward_source import ServiceConfig
+    from rl4rec_core.retrieval.source import ServiceConfig
 
     with pytest.raises(ConfigError, match="--service"):
         ServiceConfig(mode="remote")
@@ -89,7 +89,7 @@ def test_llm_flags_reach_the_saved_policy(rl4rec_dirs, tmp_path, capsys):
     """Prompt and sampling flags of a tiny-LM run end up in the checkpoint's policy.json; a bad one
     exits 2 naming the flag's problem."""
     from rl4rec_core.data import load_dataset
-    from rl4rec_core.item_embeddings import generate_item_embeddings
+    from rl4rec_core.embeddings.files import generate_item_embeddings
     from tiny_lm import make_tiny_lm
 
     name = write_tiny_dataset(rl4rec_dirs["data"])

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rl4rec_core.comparison import format_intervals, paired_intervals
+from rl4rec_core.evaluation.bootstrap import format_intervals, paired_intervals
 from rl4rec_core.errors import ConfigError
 
 

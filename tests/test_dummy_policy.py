@@ -9,9 +9,9 @@ import torch
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy.dummy import DummyRecPolicy, build_vocab
-from rl4rec_core.rl.algorithms import AlgoConfig
-from rl4rec_core.trainer import RLTrainer
-from rl4rec_core.trainer_config import TrainConfig
+from rl4rec_core.training.algorithms import AlgoConfig
+from rl4rec_core.training.trainer import RLTrainer
+from rl4rec_core.training.config import TrainConfig
 from tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 
 
@@ -22,7 +22,7 @@ def tiny(rl4rec_dirs):
 
 @pytest.fixture(scope="module")
 def minilm():
-    from rl4rec_core.embedding import make_encoder
+    from rl4rec_core.embeddings.encoders import make_encoder
 
     return make_encoder("all-MiniLM-L6-v2", backend="sentence-transformers")
 

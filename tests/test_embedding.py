@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from rl4rec_core import embedding
-from rl4rec_core.embedding import (
+from rl4rec_core.embeddings import encoders as embedding
+from rl4rec_core.embeddings.encoders import (
     Encoder,
     SentenceTransformerEncoder,
     canonical_model_name,

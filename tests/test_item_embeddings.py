@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from rl4rec_core import item_embeddings as ie
+from rl4rec_core.embeddings import files as ie
 from rl4rec_core.data import load_dataset
-from rl4rec_core.embedding import make_encoder
+from rl4rec_core.embeddings.encoders import make_encoder
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
-from rl4rec_core.item_text import render_item_texts
+from rl4rec_core.data.item_text import render_item_texts
 
 MOVIES = [  # (title, year, genres) of real MovieLens-100k items
     ("Toy Story", "1995", "Animation, Children's, Comedy"),
@@ -87,7 +87,7 @@ def test_same_inputs_reuse_the_file(tiny, minilm, caplog):
     enc = CountingEncoder(minilm)
     path = generate(tiny, enc)
     before = path.read_bytes(), path.with_suffix(".json").read_text()
-    with caplog.at_level(logging.INFO, logger="rl4rec_core.item_embeddings"):
+    with caplog.at_level(logging.INFO, logger="rl4rec_core.embeddings.files"):
         assert generate(tiny, enc) == path
     assert enc.calls == 1  # the second run never encoded
     assert "reusing" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rl4rec_core.checkpoint import save_checkpoint
+from rl4rec_core.training.checkpoint import save_checkpoint
 from rl4rec_core.errors import MissingArtifactError
 from rl4rec_core.policy.dummy import DummyRecPolicy
 from tasks import mlflow_tracking as mt

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rl4rec_core import metrics
+from rl4rec_core.evaluation import metrics
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.policy.dummy import DummyRecPolicy
 from rl4rec_core.policy.factory import build_policy
-from rl4rec_core.policy_eval import evaluate_policy, load_policy, paired_bootstrap, select_users
-from rl4rec_core.trainer import RLTrainer
-from rl4rec_core.trainer_config import TrainConfig
+from rl4rec_core.evaluation.policy_eval import evaluate_policy, load_policy, paired_bootstrap, select_users
+from rl4rec_core.training.trainer import RLTrainer
+from rl4rec_core.training.config import TrainConfig
 
 
 def test_ranks_are_the_services_ranks_of_greedy_texts(tiny, service):

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from rl4rec_core import rewards
+from rl4rec_core.retrieval import rewards
 from rl4rec_core.errors import ConfigError
 
 RANKS = torch.tensor([1, 2, 10, 11])
@@ -77,7 +77,7 @@ def test_unknown_names_list_the_known_ones():
     with pytest.raises(ConfigError, match="cannot import module"):
         rewards.resolve_reward("no_such_pkg.mod:fn")
     with pytest.raises(ConfigError, match="has no function"):
-        rewards.resolve_reward("rl4rec_core.rewards:nope")
+        rewards.resolve_reward("rl4rec_core.retrieval.rewards:nope")
 
 
 def test_registry_refuses_duplicates():

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from rl4rec_core.baselines import PopularityBaseline, Scorer
+from rl4rec_core.evaluation.baselines import PopularityBaseline, Scorer
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError
-from rl4rec_core.evaluation import evaluate_scores
-from rl4rec_core.sasrec import SASRecBaseline, SASRecConfig, cache_key, pad_left, train_sasrec, training_windows
+from rl4rec_core.evaluation.ranking import evaluate_scores
+from rl4rec_core.evaluation.sasrec import SASRecBaseline, SASRecConfig, cache_key, pad_left, train_sasrec, training_windows
 from tiny_recdata import write_tiny_dataset
 
 # small and quick; dropout off so the cyclic pattern is learnt in few epochs
@@ -132,7 +132,7 @@ def test_cache_is_reused(tiny, rl4rec_dirs, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached model must be loaded, not retrained")
 
-    monkeypatch.setattr("rl4rec_core.sasrec.train_sasrec", no_training)
+    monkeypatch.setattr("rl4rec_core.evaluation.sasrec.train_sasrec", no_training)
     second = SASRecBaseline.from_dataset(tiny, cfg)
     assert second.from_cache and _same_weights(first, second)
     def stats(b):

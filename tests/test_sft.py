@@ -11,8 +11,8 @@ import torch
 from rl4rec_core.cli import main
 from rl4rec_core.data.dataset import Dataset
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.policy_eval import load_policy
-from rl4rec_core.sft import SFTConfig, SFTTrainer, build_sft_policy, run_sft, sft_examples
+from rl4rec_core.evaluation.policy_eval import load_policy
+from rl4rec_core.training.sft import SFTConfig, SFTTrainer, build_sft_policy, run_sft, sft_examples
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

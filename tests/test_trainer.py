@@ -7,12 +7,12 @@ import re
 
 import pytest
 
-from rl4rec_core.checkpoint import list_checkpoints, read_checkpoint
+from rl4rec_core.training.checkpoint import list_checkpoints, read_checkpoint
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
 from rl4rec_core.policy.factory import build_policy
-from rl4rec_core.trainer import RLTrainer, TrainerCallback, format_step
-from rl4rec_core.trainer_config import TrainConfig
+from rl4rec_core.training.trainer import RLTrainer, TrainerCallback, format_step
+from rl4rec_core.training.config import TrainConfig
 from tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 
 LINE = re.compile(r"^Step +\d+ \| Loss: -?\d+\.\d{4} \| Reward: \d+\.\d{4} \(max: \d+\.\d{4}, min: \d+\.\d{4}\)$")
@@ -185,7 +185,7 @@ def test_tiny_llm_grpo_steps_end_to_end(tiny, service, tmp_path):
     checkpoint reloads as the same policy, and --resume continues it."""
     import torch
 
-    from rl4rec_core.policy_eval import evaluate_policy, load_policy
+    from rl4rec_core.evaluation.policy_eval import evaluate_policy, load_policy
     from tiny_lm import make_tiny_lm
 
     model_dir = make_tiny_lm(tmp_path / "lm")

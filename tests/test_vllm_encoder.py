@@ -22,7 +22,7 @@ pytestmark = [
 SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from rl4rec_core.embedding import make_encoder
+    from rl4rec_core.embeddings.encoders import make_encoder
 
     def main():
         texts = [

@@ -9,7 +9,7 @@ import torch
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.policy.rec_policy import RecPolicy
-from rl4rec_core.trainer_config import TrainConfig
+from rl4rec_core.training.config import TrainConfig
 
 IDS = torch.tensor([[2, 7, 9, 11, 13, 17, 19, 23]])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rl4rec_core.assets import MODEL_ASSETS, fetch_model, is_fetched, model_dir
+from rl4rec_core.assets.models import MODEL_ASSETS, fetch_model, is_fetched, model_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from rl4rec_core.embedding import BACKENDS, DEFAULT_EMB_MODEL
+from rl4rec_core.embeddings.encoders import BACKENDS, DEFAULT_EMB_MODEL
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rl4rec_core.item_embeddings import generate_item_embeddings, load_item_embeddings
+    from rl4rec_core.embeddings.files import generate_item_embeddings, load_item_embeddings
 
     start = time.perf_counter()
     path = generate_item_embeddings(

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from rl4rec_core.baselines import BASELINES
-from rl4rec_core.embedding import BACKENDS, DEFAULT_EMB_MODEL
+from rl4rec_core.evaluation.baselines import BASELINES
+from rl4rec_core.embeddings.encoders import BACKENDS, DEFAULT_EMB_MODEL
 from rl4rec_core.errors import ConfigError, MissingArtifactError
-from rl4rec_core.metrics import DEFAULT_KS, ndcg_at_k
+from rl4rec_core.evaluation.metrics import DEFAULT_KS, ndcg_at_k
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", nargs="+", default=[], metavar="A:B",
                    help="paired bootstrap 95%% intervals of A - B (NDCG@10, Hit@10, MRR) for rows A and B, "
                    "e.g. sft:echo+prior sft:untrained")
-    p.add_argument("--policy", help="policy model name or path to evaluate untrained (needs rl4rec_core.policy_eval)")
+    p.add_argument("--policy", help="policy model name or path to evaluate untrained (needs rl4rec_core.evaluation.policy_eval)")
     p.add_argument("--split", choices=("valid", "test"), default="test", help="held-out split (default: test)")
     p.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS), help="cut-offs k (default: 5 10 20)")
     p.add_argument("--emb_model", "--emb_model_name", dest="emb_model", default=DEFAULT_EMB_MODEL,
@@ -64,15 +64,15 @@ def _retrieval_service(args, dataset):
 
 
 def _policy_rows(args, dataset) -> tuple[dict[str, dict[str, float]], dict]:
-    """Evaluate ``--checkpoint`` / ``--policy`` through ``rl4rec_core.policy_eval`` (imported lazily)."""
+    """Evaluate ``--checkpoint`` / ``--policy`` through ``rl4rec_core.evaluation.policy_eval`` (imported lazily)."""
     try:
-        module = importlib.import_module("rl4rec_core.policy_eval")
+        module = importlib.import_module("rl4rec_core.evaluation.policy_eval")
     except ModuleNotFoundError as e:
-        if e.name != "rl4rec_core.policy_eval":
+        if e.name != "rl4rec_core.evaluation.policy_eval":
             raise
         raise ConfigError(
             "policy evaluation (--checkpoint/--policy) is not available yet in this version "
-            "(rl4rec_core.policy_eval is missing); evaluate a --baseline instead"
+            "(rl4rec_core.evaluation.policy_eval is missing); evaluate a --baseline instead"
         ) from None
     if args.with_untrained and not args.checkpoint:
         raise ConfigError("--with_untrained compares a trained --checkpoint with its starting policy; pass --checkpoint DIR")
@@ -120,12 +120,12 @@ def _pair(spec: str, ranks: dict) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rl4rec_core.baselines import baseline_scorer, make_baseline
-    from rl4rec_core.comparison import format_intervals, paired_intervals
+    from rl4rec_core.evaluation.baselines import baseline_scorer, make_baseline
+    from rl4rec_core.evaluation.bootstrap import format_intervals, paired_intervals
     from rl4rec_core.data import load_dataset
-    from rl4rec_core.evaluation import format_table, split_ranks, write_metrics
-    from rl4rec_core.metrics import summarize
-    from rl4rec_core.policy_eval import select_users
+    from rl4rec_core.evaluation.ranking import format_table, split_ranks, write_metrics
+    from rl4rec_core.evaluation.metrics import summarize
+    from rl4rec_core.evaluation.policy_eval import select_users
 
     if not args.baseline and not args.checkpoint and not args.policy:
         raise ConfigError("nothing to evaluate: pass --baseline popularity|echo|all, --checkpoint DIR or --policy MODEL")

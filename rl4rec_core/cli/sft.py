@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rl4rec_core.cli.common import config_from_args
-    from rl4rec_core.sft import SFTConfig, run_sft
+    from rl4rec_core.training.sft import SFTConfig, run_sft
 
     cfg = config_from_args(SFTConfig, args, progress=not args.no_progress)
     print(f"SFT of {cfg.policy_model} on {cfg.dataset_name}; output: {cfg.output_dir}")

@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
     from rl4rec_core.cli.common import config_from_args
     from rl4rec_core.data import load_dataset
     from rl4rec_core.policy.factory import build_policy
-    from rl4rec_core.reward_source import ServiceConfig, connect_reward_source
-    from rl4rec_core.trainer import RLTrainer, seed_everything
-    from rl4rec_core.trainer_config import TrainConfig
+    from rl4rec_core.retrieval.source import ServiceConfig, connect_reward_source
+    from rl4rec_core.training.trainer import RLTrainer, seed_everything
+    from rl4rec_core.training.config import TrainConfig
 
     cfg = config_from_args(TrainConfig, args, progress=not args.no_progress)
     service_cfg = ServiceConfig(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rl4rec_core.embedding import BACKENDS, DEFAULT_EMB_MODEL
+from rl4rec_core.embeddings.encoders import BACKENDS, DEFAULT_EMB_MODEL
 from rl4rec_core.retrieval.tuning import DEFAULT_ALPHAS, DEFAULT_BETAS, DEFAULT_MS
 
 

@@ -62,7 +62,7 @@ class Dataset:
 
     def item_texts(self, template: str | None = None) -> list[str]:
         """Item texts in index order; default template = the one recorded at prepare time."""
-        from rl4rec_core.item_text import render_item_texts
+        from rl4rec_core.data.item_text import render_item_texts
 
         return render_item_texts(self.items, template or self.meta.get("item_text_template", "auto"))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rl4rec_core.data.recbole import load_recbole
 from rl4rec_core.data.tables import RawData
-from rl4rec_core.fetch import extract_from_wheel, fetch_wheel
+from rl4rec_core.assets.wheels import extract_from_wheel, fetch_wheel
 from rl4rec_core.paths import cache_dir
 
 RECBOLE_PACKAGE, RECBOLE_VERSION = "recbole", "1.2.1"

@@ -17,7 +17,7 @@ from rl4rec_core.data.recbole import load_recbole
 from rl4rec_core.data.tables import MIN_ITEMS_PER_USER, PreparedTables, RawData, build_tables
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.io import atomic_dir
-from rl4rec_core.item_text import template_name, template_text
+from rl4rec_core.data.item_text import template_name, template_text
 from rl4rec_core.paths import dataset_dir
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ item texts (titles, genres). The word distribution is a softmax over learnable l
 
 where ``features`` is the normalised bag of vocabulary words in the prompt (so what a user watched can
 steer what gets "generated"). Updates use the same policy-gradient code as the LLM policy
-(``rl4rec_core.rl.algorithms``): GRPO group advantages or REINFORCE with a running baseline, the
+(``rl4rec_core.training.algorithms``): GRPO group advantages or REINFORCE with a running baseline, the
 token-level surrogate loss (a word plays the part of a token), optional PPO clipping and a KL penalty
 against the starting (uniform) distribution — exact here, because the distribution is small.
 """
@@ -25,7 +25,7 @@ import torch
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.io import atomic_path, write_json
-from rl4rec_core.rl.algorithms import AlgoConfig, RunningBaseline, compute_advantages, policy_gradient_loss
+from rl4rec_core.training.algorithms import AlgoConfig, RunningBaseline, compute_advantages, policy_gradient_loss
 
 _WORD = re.compile(r"[a-z][a-z']+")
 # words that say nothing about an item

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rl4rec_core.rl.algorithms import AlgoConfig
-from rl4rec_core.trainer_config import TrainConfig
+from rl4rec_core.training.algorithms import AlgoConfig
+from rl4rec_core.training.config import TrainConfig
 
 # the dummy policy's logits move in whole units, an LLM's weights in tiny steps
 DUMMY_LEARNING_RATE = 0.05

@@ -1,5 +1,5 @@
 """RecPolicy: a causal LM that turns a user's history into a text describing the next item, trained by
-policy gradient (GRPO / REINFORCE, optional KL and PPO clip; see ``rl4rec_core.rl.algorithms``).
+policy gradient (GRPO / REINFORCE, optional KL and PPO clip; see ``rl4rec_core.training.algorithms``).
 
 Usage as in the original::
 
@@ -38,7 +38,7 @@ from rl4rec_core.io import atomic_path, write_json
 from rl4rec_core.policy import prompts as prompt_lib
 from rl4rec_core.policy.rollout import Rollout, TokenBatch, completion_logprobs, pack
 from rl4rec_core.policy.shared_prefix import GroupedTokenBatch, grouped_completion_logprobs, pack_groups, prefill
-from rl4rec_core.rl.algorithms import AlgoConfig, RunningBaseline, compute_advantages, kl_penalty, policy_gradient_loss
+from rl4rec_core.training.algorithms import AlgoConfig, RunningBaseline, compute_advantages, kl_penalty, policy_gradient_loss
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class RecPolicy:
     def _load_model(self, cfg: PolicyConfig):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from rl4rec_core.assets import resolve_policy_model
+        from rl4rec_core.assets.models import resolve_policy_model
 
         path = resolve_policy_model(cfg.model_name)
         try:

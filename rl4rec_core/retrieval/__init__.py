@@ -1,4 +1,5 @@
-"""Retrieval: the scoring service (a plain class) and the launcher that makes it a named Ray actor."""
+"""Retrieval: the scoring service (a plain class), the launcher that makes it a named Ray actor, the
+reward functions, negatives, hybrid-scorer settings and tuning, and the one selector of where rewards come from."""
 
 from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE, RetrievalService, RewardBatch
 

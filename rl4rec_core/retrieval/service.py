@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rl4rec_core import rewards as reward_registry
+from rl4rec_core.retrieval import rewards as reward_registry
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.retrieval import scoring
 from rl4rec_core.retrieval.negatives import sample_candidates
@@ -91,7 +91,7 @@ class RetrievalService:
         # milliseconds instead of after a model load
         loaded = {name: self._load(name) for name in datasets} if embeddings is None else {}
         if encoder is None:
-            from rl4rec_core.embedding import make_encoder
+            from rl4rec_core.embeddings.encoders import make_encoder
 
             encoder = make_encoder(emb_model_name, backend=backend, device=str(self.device))
         self.encoder = encoder
@@ -113,7 +113,7 @@ class RetrievalService:
     def _load(self, name: str) -> tuple[torch.Tensor, dict]:
         """``name``'s item embeddings and sidecar, validated by ``load_item_embeddings`` (dataset,
         model, float32, finite, sidecar shape, and the prepared item count when the data is here)."""
-        from rl4rec_core.item_embeddings import load_item_embeddings
+        from rl4rec_core.embeddings.files import load_item_embeddings
 
         return load_item_embeddings(name, self.emb_type, self.emb_model_name, expect_items=_prepared_items(name))
 
@@ -238,7 +238,7 @@ class RetrievalService:
             texts: ``B`` generated texts.
             targets: ``[B]`` the item each user really consumed next.
             histories: optional per-user item indices, masked out (the target never is).
-            reward: a name from :mod:`rl4rec_core.rewards` or a dotted path to a user function.
+            reward: a name from :mod:`rl4rec_core.retrieval.rewards` or a dotted path to a user function.
             num_negatives: 0 ranks against the full catalogue; ``n > 0`` ranks the target against
                 ``n`` sampled items outside the history (reproducible with ``seed``).
             scorer: None = the dataset's tuned scorer (hybrid when tuned), ``cosine`` or ``hybrid``.

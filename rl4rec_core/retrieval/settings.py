@@ -85,7 +85,7 @@ class TunedRetrieval:
 
 def settings_path(dataset: str, emb_type: str, model_name: str) -> Path:
     """``{dataset}_{emb_type}_{model}.retrieval.json`` beside the item-embedding file."""
-    from rl4rec_core.item_embeddings import embedding_path
+    from rl4rec_core.embeddings.files import embedding_path
 
     return embedding_path(dataset, emb_type, model_name).with_suffix(".retrieval.json")
 

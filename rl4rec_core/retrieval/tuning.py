@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rl4rec_core import metrics
+from rl4rec_core.evaluation import metrics
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.retrieval.settings import RetrievalSettings, history_mean
 
@@ -111,7 +111,7 @@ def tune_retrieval(
     With ``checkpoint`` (a policy checkpoint) stage 2 fuses that policy's greedy validation texts.
     """
     from rl4rec_core.data import load_dataset
-    from rl4rec_core.item_embeddings import load_item_embeddings
+    from rl4rec_core.embeddings.files import load_item_embeddings
     from rl4rec_core.retrieval.settings import TunedRetrieval, save_tuned, settings_path, train_counts
 
     dataset = load_dataset(dataset_name)
@@ -135,8 +135,8 @@ def tune_retrieval(
 
 def _policy_text_embeddings(dataset, checkpoint, emb_model, device, backend, progress) -> torch.Tensor:
     """Unit embeddings ``[U, d]`` of the policy's greedy text for every validation user."""
-    from rl4rec_core.embedding import make_encoder
-    from rl4rec_core.policy_eval import generate_split_texts, load_policy
+    from rl4rec_core.embeddings.encoders import make_encoder
+    from rl4rec_core.evaluation.policy_eval import generate_split_texts, load_policy
 
     policy = load_policy(checkpoint, device=device)
     texts = generate_split_texts(dataset, policy, "valid", progress=progress)

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rl4rec_core import metrics
-from rl4rec_core.checkpoint import list_checkpoints, read_checkpoint, resolve_checkpoint
+from rl4rec_core.evaluation import metrics
+from rl4rec_core.training.checkpoint import list_checkpoints, read_checkpoint, resolve_checkpoint
 from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Users are processed in batches so that a big catalogue (tens of thousands of items and users) never
 needs the whole ``[users, items]`` matrix (and its masked copy) in memory at once.
 
-Extension point: policies are evaluated by ``rl4rec_core.policy_eval.evaluate_policy`` (its own
+Extension point: policies are evaluated by ``rl4rec_core.evaluation.policy_eval.evaluate_policy`` (its own
 module), which returns the same metric dict as :func:`evaluate_scores`, so its rows drop into
 :func:`format_table` and :func:`write_metrics` unchanged.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from rl4rec_core import metrics
+from rl4rec_core.evaluation import metrics
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.io import write_json
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from rl4rec_core import metrics
+from rl4rec_core.evaluation import metrics
 from rl4rec_core.errors import ConfigError
 
 COMPARED_METRICS = ("ndcg@10", "hit@10", "mrr")
@@ -33,7 +33,7 @@ def paired_intervals(
     ``diff`` is the mean over users of ``metric(a) - metric(b)``; ``[lo, hi]`` its 95% percentile
     bootstrap interval (users resampled with replacement ``n`` times, seeded).
     """
-    from rl4rec_core.policy_eval import paired_bootstrap
+    from rl4rec_core.evaluation.policy_eval import paired_bootstrap
 
     rows = []
     for a, b in pairs:

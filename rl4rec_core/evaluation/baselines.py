@@ -11,7 +11,7 @@ catalogue. ``*_scores(dataset, split)`` return the whole ``[B, N]`` matrix for s
 * echo+prior — the strongest recommender here that uses no LLM and the same retriever: the mean
   embedding of the last ``m`` history items as the query, through the tuned hybrid scorer
   (``cos + beta * log(1 + training count)``, settings from ``rl4rec tune-retrieval``).
-* sasrec — a self-attentive sequential model trained in-house (:mod:`rl4rec_core.sasrec`).
+* sasrec — a self-attentive sequential model trained in-house (:mod:`rl4rec_core.evaluation.sasrec`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class EchoBaseline:
 
     @classmethod
     def from_dataset(cls, dataset, emb_model: str = "all-MiniLM-L6-v2", emb_type: str = "item") -> EchoBaseline:
-        from rl4rec_core.item_embeddings import load_item_embeddings
+        from rl4rec_core.embeddings.files import load_item_embeddings
 
         emb, _ = load_item_embeddings(dataset.name, emb_type, emb_model, expect_items=dataset.num_items)
         return cls(emb)
@@ -110,7 +110,7 @@ class EchoPriorBaseline:
 
     @classmethod
     def from_dataset(cls, dataset, emb_model: str = "all-MiniLM-L6-v2", emb_type: str = "item") -> EchoPriorBaseline:
-        from rl4rec_core.item_embeddings import load_item_embeddings
+        from rl4rec_core.embeddings.files import load_item_embeddings
         from rl4rec_core.retrieval.settings import load_tuned
 
         tuned = load_tuned(dataset.name, emb_type, emb_model, num_items=dataset.num_items)
@@ -134,7 +134,7 @@ def make_baseline(name: str, dataset, emb_model: str = "all-MiniLM-L6-v2", emb_t
     if name == "echo+prior":
         return EchoPriorBaseline.from_dataset(dataset, emb_model, emb_type)
     if name == "sasrec":
-        from rl4rec_core.sasrec import SASRecBaseline
+        from rl4rec_core.evaluation.sasrec import SASRecBaseline
 
         return SASRecBaseline.from_dataset(dataset, progress=True)
     raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)} (or 'all')")

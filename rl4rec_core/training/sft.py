@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rl4rec_core import checkpoint as ckpt
+from rl4rec_core.training import checkpoint as ckpt
 from rl4rec_core import paths
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError

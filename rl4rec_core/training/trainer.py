@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rl4rec_core import checkpoint as ckpt
+from rl4rec_core.training import checkpoint as ckpt
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
-from rl4rec_core.trainer_config import TrainConfig
+from rl4rec_core.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 

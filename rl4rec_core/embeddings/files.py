@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from rl4rec_core import paths
-from rl4rec_core.embedding import DEFAULT_EMB_MODEL, Encoder, canonical_model_name, make_encoder, short_name
+from rl4rec_core.embeddings.encoders import DEFAULT_EMB_MODEL, Encoder, canonical_model_name, make_encoder, short_name
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.io import atomic_path, write_json
 
@@ -75,7 +75,7 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
 
 def _item_texts(ds, template: str) -> tuple[list[str], str]:
     """Item texts in item-index order and the template name they were rendered with."""
-    from rl4rec_core import item_text
+    from rl4rec_core.data import item_text
 
     texts = item_text.render_item_texts(ds.items, template=template)
     if len(texts) != ds.num_items:
@@ -101,7 +101,7 @@ def generate_item_embeddings(
         emb_model: model name or path; ``all-MiniLM-L6-v2`` is the packaged offline default.
         emb_type: label in the file name (the original used ``item`` and ``review_description``).
         backend: ``auto`` | ``vllm`` | ``sentence-transformers`` (ignored when ``encoder`` is given).
-        template: item text template name (see ``rl4rec_core.item_text``).
+        template: item text template name (see ``rl4rec_core.data.item_text``).
         encoder: an already-loaded encoder to reuse (its model must be ``emb_model``).
         force: re-encode even when the sidecar says the file is up to date.
 

@@ -199,7 +199,7 @@ def train_sasrec(train_histories: Sequence[Sequence[int]], num_items: int, confi
     Without ``valid`` it trains ``max_epochs`` epochs and keeps the last. Returns
     ``(model in eval mode, best epoch (1-based), its validation NDCG@10 or nan)``.
     """
-    from rl4rec_core.evaluation import evaluate_scores
+    from rl4rec_core.evaluation.ranking import evaluate_scores
 
     inputs, targets = training_windows(train_histories, config.max_len)
     # a private RNG stream: the same seed gives the same weights whatever the caller did to the global RNG

@@ -81,7 +81,7 @@ class TrainConfig:
             raise ConfigError("--init_from starts an LLM policy from a checkpoint; drop it or drop --use_dummy")
         if self.resume and self.overwrite:
             raise ConfigError("resume and overwrite contradict each other; pass only one of --resume / --overwrite")
-        from rl4rec_core.rewards import resolve_reward
+        from rl4rec_core.retrieval.rewards import resolve_reward
 
         resolve_reward(self.reward)  # raises ConfigError listing the known names
 

@@ -1,1 +1,0 @@
-"""Reinforcement-learning maths (advantages, losses, KL) shared by every policy."""
