@@ -12,9 +12,9 @@ from prefect import flow
 
 from flows.params import DEFAULT_BASELINES, RECIPE, PipelineParams
 from flows.stages import evaluate, mlflow_run, prepare_inputs, retrieval_service, train, tune_scorer, warm_start
-from tasks import mlflow_tracking as mt
+from tasks import tracking as mt
 from tasks import registry
-from tasks.models import promote_model, register_model
+from tasks.registry import promote_model, register_model
 from tasks.runtime import current_flow_run, ray_options, task_runner
 
 
@@ -141,7 +141,7 @@ def evaluation_flow(
     seed: int = 0, experiment: str = "rl4rec", actor_name: str = "RetrievalService",
 ) -> dict[str, dict]:
     """Evaluate a checkpoint (or the registered version behind ``alias``) beside the baselines."""
-    from tasks.models import fetch_model_checkpoint
+    from tasks.registry import fetch_model_checkpoint
 
     p = PipelineParams(dataset=dataset, emb_model=emb_model, eval_split=split, eval_users=eval_users,
                        baselines=baselines, seed=seed, model_name=model_name, experiment=experiment,

@@ -11,10 +11,10 @@ from prefect import flow
 from flows.params import RECIPE, PipelineParams
 from flows.promotion import decide_promotion
 from flows.stages import mlflow_run, prepare_inputs, retrieval_service, train, tune_scorer, warm_start
-from tasks import mlflow_tracking as mt
+from tasks import tracking as mt
 from tasks import registry
 from tasks.evaluation import evaluate_policy
-from tasks.models import fetch_model_checkpoint, promote_model, register_model
+from tasks.registry import fetch_model_checkpoint, promote_model, register_model
 from tasks.runtime import ray_options, task_runner
 
 

@@ -154,7 +154,7 @@ def task_timeline(flow_run_id: str) -> tuple[float, list[tuple[str, str, float]]
 
 def run(args: argparse.Namespace) -> int:
     from flows.params import PipelineParams
-    from tasks import mlflow_tracking as mt
+    from tasks import tracking as mt
 
     t_start = time.perf_counter()
     import logging

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flows.params import PipelineParams
-from tasks import mlflow_tracking as mt
+from tasks import tracking as mt
 from tasks.data import generate_item_embeddings, prepare_dataset
 from tasks.evaluation import evaluate_baselines, evaluate_policy
 from tasks.recipe import fine_tune_policy, tune_retrieval_settings

@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 
-from tasks.mlflow_tracking import read_training_log
+from tasks.training_callback import read_training_log
 
 
 def moving_average(values: list[float], window: int) -> np.ndarray:

@@ -24,7 +24,7 @@ def tune_retrieval_settings(
 
     out = tune_retrieval(dataset, emb_model, emb_type, checkpoint=checkpoint, device=device)
     if mlflow_run_id:
-        from tasks import mlflow_tracking as mt
+        from tasks import tracking as mt
 
         mt.configure_mlflow()
         stage = "retrieval_alpha" if checkpoint else "retrieval"
@@ -43,7 +43,7 @@ class _SFTLogger:
         self.run_id = run_id
 
     def on_step_end(self, step: int, stats: dict[str, Any]) -> None:
-        from tasks import mlflow_tracking as mt
+        from tasks import tracking as mt
 
         mt.log_metrics(self.run_id, {k: v for k, v in stats.items() if k != "step"}, step=int(step), prefix="sft/")
 
@@ -58,13 +58,13 @@ def fine_tune_policy(config: dict[str, Any], mlflow_run_id: str | None = None) -
     use_assigned_cpus()
     cfg = SFTConfig(**config)
     if mlflow_run_id:
-        from tasks import mlflow_tracking as mt
+        from tasks import tracking as mt
 
         mt.configure_mlflow()
     callbacks = [_SFTLogger(mlflow_run_id)] if mlflow_run_id else []
     summary = run_sft(cfg, callbacks=callbacks)
     if mlflow_run_id:
-        from tasks import mlflow_tracking as mt
+        from tasks import tracking as mt
 
         log_file = Path(cfg.output_dir) / "training_log.jsonl"
         if log_file.is_file():

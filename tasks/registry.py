@@ -1,4 +1,5 @@
-"""The MLflow model registry: log a trained policy as a model, register it, move aliases, load it back.
+"""The MLflow model registry: log a trained policy as a model, register it, move aliases, load it back,
+and the flows' registry tasks (``register_model``, ``promote_model``, ``fetch_model_checkpoint``).
 
 A policy is logged as a pyfunc model whose artifact is the training checkpoint folder
 (``checkpoint_final/``: ``policy/`` + ``config.json``), so the very same code that trained it rebuilds it.
@@ -7,7 +8,7 @@ For an LLM policy the merged model and tokenizer are also logged with the ``tran
 (task ``text-generation``) when ``log_transformers=True``, for serving without rl4rec.
 
 Aliases: ``challenger`` = the latest trained candidate; ``champion`` = the one in use. The
-retraining flow moves ``champion`` only when the challenger wins (see ``flows/retraining_flow.py``).
+retraining flow moves ``champion`` only when the challenger wins (see ``flows/retraining.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 
-from tasks import mlflow_tracking as mt
+from tasks import tracking
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +104,7 @@ def log_policy_model(run_id: str, checkpoint: str | Path, log_transformers: bool
 
     ckpt = Path(checkpoint)
     kind = policy_kind(ckpt)
-    mt.configure_mlflow()
+    tracking.configure_mlflow()
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
@@ -153,15 +157,15 @@ def register_policy(model_uri: str, name: str, alias: str | None = CHALLENGER, t
     """Register ``model_uri`` under ``name`` (created on first use) and point ``alias`` at it; the version."""
     import mlflow
 
-    mt.configure_mlflow()
+    tracking.configure_mlflow()
     mv = mlflow.register_model(model_uri, name, tags=tags)
     if alias:
-        mt.client().set_registered_model_alias(name, alias, mv.version)
+        tracking.client().set_registered_model_alias(name, alias, mv.version)
     return int(mv.version)
 
 
 def set_alias(name: str, version: int, alias: str = CHAMPION) -> None:
-    mt.client().set_registered_model_alias(name, alias, str(version))
+    tracking.client().set_registered_model_alias(name, alias, str(version))
 
 
 def alias_version(name: str, alias: str) -> int | None:
@@ -169,7 +173,7 @@ def alias_version(name: str, alias: str) -> int | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return int(mt.client().get_model_version_by_alias(name, alias).version)
+        return int(tracking.client().get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 
@@ -178,7 +182,7 @@ def version_checkpoint(name: str, version: int | None = None, alias: str | None 
     """Download (or find locally) the checkpoint folder of a registered version; the local path."""
     import mlflow
 
-    mt.configure_mlflow()
+    tracking.configure_mlflow()
     ref = f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}"
     local = Path(mlflow.artifacts.download_artifacts(f"{ref}"))
     for cand in (local / "artifacts" / "checkpoint", local / "artifacts"):
@@ -195,10 +199,50 @@ def load_policy_by_alias(name: str, alias: str = CHAMPION):
     ``.unwrap_python_model().policy`` is the rebuilt RecPolicy/DummyRecPolicy."""
     import mlflow
 
-    mt.configure_mlflow()
+    tracking.configure_mlflow()
     if alias_version(name, alias) is None:
         raise MissingArtifactError(
             f"no model version of {name!r} has alias {alias!r}; train and register one first "
             f"(`rl4rec run`) or list them with `mlflow models` / the MLflow UI"
         )
     return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# tasks
+# not retried: every attempt would create another model version
+@task(name="register_model", cache_policy=NO_CACHE)
+def register_model(
+    mlflow_run_id: str,
+    checkpoint: str,
+    model_name: str,
+    alias: str | None = CHALLENGER,
+    log_transformers: bool = False,
+    retrieval_settings: str | None = None,
+) -> dict[str, Any]:
+    """Log the checkpoint as a model in the run, register it under ``model_name``, set ``alias``.
+
+    ``retrieval_settings``: the tuned scorer's settings file; it is copied into the checkpoint (so the
+    model artifact carries it) and its scorer becomes the version's ``rl4rec.scorer`` tag.
+    """
+    tags = {"mlflow_run_id": mlflow_run_id}
+    if retrieval_settings:
+        tags.update(attach_retrieval_settings(checkpoint, retrieval_settings))
+    uri = log_policy_model(mlflow_run_id, checkpoint, log_transformers=log_transformers)
+    version = register_policy(uri, model_name, alias=alias, tags=tags)
+    return {"name": model_name, "version": version, "model_uri": uri}
+
+
+# moving an alias is idempotent
+@task(name="promote_model", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def promote_model(model_name: str, version: int, alias: str = CHAMPION) -> int:
+    set_alias(model_name, version, alias)
+    return version
+
+
+@task(name="fetch_model_checkpoint", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def fetch_model_checkpoint(model_name: str, alias: str = CHAMPION) -> str | None:
+    """Local checkpoint folder of the version behind ``alias``, or None when no version has it."""
+    if alias_version(model_name, alias) is None:
+        return None
+    return str(version_checkpoint(model_name, alias=alias))

@@ -46,7 +46,7 @@ def worker_env() -> dict[str, str]:
     for k in _PATH_VARS:
         if env.get(k):
             env[k] = str(Path(env[k]).expanduser().resolve())
-    from tasks.mlflow_tracking import tracking_uri
+    from tasks.tracking import tracking_uri
 
     env["MLFLOW_TRACKING_URI"] = tracking_uri()
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -42,17 +42,18 @@ def train_policy(
     policy = build_policy(cfg, dataset, device=device, **({} if cfg.use_dummy else policy_kwargs or {}))
     callbacks = []
     if mlflow_run_id:
-        from tasks import mlflow_tracking as mt
+        from tasks.tracking import configure_mlflow
+        from tasks.training_callback import MLflowCallback, log_training_outputs
 
-        mt.configure_mlflow()
-        callbacks.append(mt.MLflowCallback(mlflow_run_id, log_checkpoints=log_checkpoints))
+        configure_mlflow()
+        callbacks.append(MLflowCallback(mlflow_run_id, log_checkpoints=log_checkpoints))
     trainer = RLTrainer(cfg, policy, service_client(service), dataset, callbacks=callbacks)
     try:
         summary = trainer.train()
     except BaseException:
         if mlflow_run_id:  # keep what was learned about the failure: the steps that did run
             try:
-                mt.log_training_outputs(mlflow_run_id, cfg.output_dir)
+                log_training_outputs(mlflow_run_id, cfg.output_dir)
             except Exception:
                 log.exception("could not attach the partial training log to MLflow run %s", mlflow_run_id)
         raise

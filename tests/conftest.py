@@ -55,7 +55,7 @@ def prefect_api():
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A real MLflow SQLite store per test module (a fresh one costs seconds of schema migration)."""
-    from tasks import mlflow_tracking as mt
+    from tasks import tracking as mt
 
     tmp_path = tmp_path_factory.mktemp("mlflow")
     uri = mt.default_tracking_uri(tmp_path / "mlruns")

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tasks import mlflow_tracking as mt
+from tasks import tracking as mt
 from tiny_recdata import write_tiny_dataset
 
 QUICK = dict(dataset="tiny-ml", use_dummy=True, num_steps=4, batch_size=8, group_size=4, save_every=2,

@@ -9,7 +9,7 @@ import pytest
 
 from flow_helpers import QUICK, actor_exists, flow_env, task_runs  # noqa: F401 (fixture)
 from rl4rec_core.errors import ConfigError
-from tasks import mlflow_tracking as mt
+from tasks import tracking as mt
 from tiny_recdata import write_tiny_dataset
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flow_helpers import QUICK, actor_exists, flow_env, task_runs  # noqa: F401 (fixture)
-from tasks import mlflow_tracking as mt
+from tasks import tracking as mt
 from tasks import registry
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from flow_helpers import QUICK, actor_exists, flow_env, task_runs  # noqa: F401 (fixture)
-from tasks import mlflow_tracking as mt
+from tasks import tracking as mt
 from tasks import registry
 
 EXPECTED_TASKS = {"prepare_dataset", "generate_item_embeddings", "tune_retrieval", "start_retrieval_service",

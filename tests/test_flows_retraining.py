@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flow_helpers import QUICK, flow_env, task_runs  # noqa: F401 (fixture)
-from tasks import mlflow_tracking as mt
+from tasks import tracking as mt
 from tasks import registry
 
 

@@ -8,7 +8,7 @@ import pytest
 from rl4rec_core.training.checkpoint import save_checkpoint
 from rl4rec_core.errors import MissingArtifactError
 from rl4rec_core.policy.dummy import DummyRecPolicy
-from tasks import mlflow_tracking as mt
+from tasks import tracking as mt
 from tasks import registry
 
 TITLES = ["Alien (1979) Horror Sci-Fi", "Unforgiven (1992) Western", "Shining, The (1980) Horror",

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tasks import mlflow_tracking as mt
+from tasks import tracking as mt
+from tasks.training_callback import MLflowCallback, plot_reward_curve
 
 
 def _write_log(folder, steps):
@@ -32,7 +33,7 @@ def test_run_tags_params_and_callback_metrics_artifacts(store):
     (out / "checkpoint_final" / "policy" / "state.txt").write_text("weights")
     with mt.tracked_run(run_name="t", params={"num_steps": 4, "algo": {"kl_coef": 0.1}},
                         flow_run_id="flow-123", flow_name="f", experiment="rl4rec-test") as run_id:
-        cb = mt.MLflowCallback(run_id)
+        cb = MLflowCallback(run_id)
         for rec in map(json.loads, (out / "training_log.jsonl").read_text().splitlines()):
             cb.on_step_end(rec["step"], rec)
         cb.on_checkpoint(4, out / "checkpoint_final")
@@ -58,7 +59,7 @@ def test_run_tags_params_and_callback_metrics_artifacts(store):
 def test_failure_marks_run_failed_and_keeps_what_was_logged(store):
     with pytest.raises(RuntimeError, match="boom"):
         with mt.tracked_run(run_name="fails", params={"num_steps": 10}, experiment="rl4rec-test") as run_id:
-            cb = mt.MLflowCallback(run_id)
+            cb = MLflowCallback(run_id)
             cb.on_step_end(0, {"loss": 0.5, "avg_reward": 0.2})
             cb.on_step_end(1, {"loss": 0.4, "avg_reward": 0.3})
             raise RuntimeError("boom")
@@ -77,7 +78,7 @@ def test_metric_names_and_values_are_made_acceptable():
 
 def test_reward_curve_needs_rewards(tmp_path):
     (tmp_path / "training_log.jsonl").write_text(json.dumps({"step": 0, "loss": 1.0}) + "\n")
-    assert mt.plot_reward_curve(tmp_path / "training_log.jsonl", tmp_path / "p.png") is None
+    assert plot_reward_curve(tmp_path / "training_log.jsonl", tmp_path / "p.png") is None
     _write_log(tmp_path, 3)
-    png = mt.plot_reward_curve(tmp_path / "training_log.jsonl", tmp_path / "p.png")
+    png = plot_reward_curve(tmp_path / "training_log.jsonl", tmp_path / "p.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

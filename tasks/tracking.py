@@ -1,4 +1,5 @@
-"""MLflow integration: where the store lives, one run per flow run, trainer callbacks, evaluation and plots.
+"""MLflow tracking: where the store lives, the names MLflow accepts, one run per flow run, evaluations.
+The trainer callback is in ``tasks/training_callback.py``, the model registry in ``tasks/registry.py``.
 
 Everything here talks to MLflow through ``MlflowClient`` and an explicit ``run_id`` instead of the
 global "active run", because the run is opened by the flow (driver process) while training logs its
@@ -10,7 +11,6 @@ process). SQLite has a single writer, so the flow only logs between tasks, never
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -19,8 +19,6 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-from rl4rec_core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -238,115 +236,6 @@ def tracked_run(**start_kwargs) -> Iterator[str]:
             end_run(run_id, "FAILED")
         raise
     end_run(run_id, "FINISHED")
-
-
-# ---------------------------------------------------------------------------------------------------
-# training
-def read_training_log(path: str | Path) -> list[dict[str, Any]]:
-    """Records of ``training_log.jsonl`` (one JSON object per line; a torn last line is skipped)."""
-    out = []
-    p = Path(path)
-    if not p.exists():
-        return out
-    for line in p.read_text().splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
-
-
-def plot_reward_curve(log_path: str | Path, out_png: str | Path) -> Path | None:
-    """Reward (and loss, when present) against step from ``training_log.jsonl``; None without rewards."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = read_training_log(log_path)
-    records = [r for r in records if "step" in r]
-    reward_keys = sorted({k for r in records for k, v in r.items() if "reward" in k and isinstance(v, (int, float))})
-    if not records or not reward_keys:
-        return None
-    has_loss = any(isinstance(r.get("loss"), (int, float)) for r in records)
-    fig, axes = plt.subplots(1, 2 if has_loss else 1, figsize=(11 if has_loss else 6, 4), squeeze=False)
-    ax = axes[0][0]
-    for k in reward_keys:
-        pts = [(r["step"], r[k]) for r in records if isinstance(r.get(k), (int, float))]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k)
-    ax.set_xlabel("step")
-    ax.set_ylabel("reward")
-    ax.set_title("reward per step")
-    ax.legend(fontsize=8)
-    if has_loss:
-        pts = [(r["step"], r["loss"]) for r in records if isinstance(r.get("loss"), (int, float))]
-        axes[0][1].plot([p[0] for p in pts], [p[1] for p in pts], color="tab:red")
-        axes[0][1].set_xlabel("step")
-        axes[0][1].set_title("loss")
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
-
-
-class MLflowCallback:
-    """Trainer callbacks that log into an existing MLflow run (opened by the flow).
-
-    ``on_step_end`` logs every number in the step's stats (loss, reward mean/max/min, KL, generation
-    length, step time — whatever the trainer reports) at that step; ``on_train_end`` logs the summary,
-    ``training_log.jsonl``, the reward-curve PNG and the final checkpoint. Intermediate checkpoints are
-    only logged with ``log_checkpoints="all"``: an LLM checkpoint is hundreds of MB.
-    """
-
-    def __init__(self, run_id: str, log_checkpoints: str = "final", prefix: str = "train/"):
-        if log_checkpoints not in ("final", "all", "none"):
-            raise ConfigError(f"log_checkpoints={log_checkpoints!r} is not one of final, all, none")
-        self.run_id = run_id
-        self.log_checkpoints = log_checkpoints
-        self.prefix = prefix
-        self.output_dir: Path | None = None
-
-    def on_train_start(self, *args, **kwargs) -> None:
-        trainer = args[0] if args else kwargs.get("trainer")
-        out = getattr(getattr(trainer, "config", None), "output_dir", None)
-        self.output_dir = Path(out) if out else None
-        set_tags(self.run_id, {"rl4rec.training": "started"})
-
-    def on_step_end(self, step: int, stats: Mapping[str, Any]) -> None:
-        log_metrics(self.run_id, {k: v for k, v in stats.items() if k != "step"}, step=int(step), prefix=self.prefix)
-
-    def on_checkpoint(self, step: int, path: str | Path) -> None:
-        path = Path(path)
-        if self.output_dir is None:
-            self.output_dir = path.parent
-        if self.log_checkpoints == "all" or (self.log_checkpoints == "final" and path.name == "checkpoint_final"):
-            log_artifact(self.run_id, path, f"checkpoints/{path.name}")
-
-    def on_train_end(self, summary: Mapping[str, Any] | None = None, *args, **kwargs) -> None:
-        summary = dict(summary or {})
-        log_metrics(self.run_id, summary, prefix="train_summary/")
-        out = summary.get("output_dir") or self.output_dir
-        if not out and summary.get("training_log"):
-            out = Path(summary["training_log"]).parent
-        if out:
-            log_training_outputs(self.run_id, Path(out))
-        set_tags(self.run_id, {"rl4rec.training": "finished"})
-
-
-def log_training_outputs(run_id: str, output_dir: str | Path) -> None:
-    """``training_log.jsonl`` and the reward-curve PNG of a training output folder."""
-    output_dir = Path(output_dir)
-    log_file = output_dir / "training_log.jsonl"
-    if log_file.exists():
-        log_artifact(run_id, log_file, "training")
-        png = plot_reward_curve(log_file, output_dir / "reward_curve.png")
-        if png:
-            log_artifact(run_id, png, "plots")
 
 
 # ---------------------------------------------------------------------------------------------------
