@@ -1,0 +1,128 @@
+"""A ``RecPolicy``'s files in a checkpoint folder: writing, restoring, and rebuilding a policy from them.
+
+The folder holds the weights (``adapter_model.safetensors`` with LoRA, else ``model.safetensors``),
+the tokenizer, ``policy.json`` (kind, ``PolicyConfig``, update count), ``training_state.pt``
+(optimizer, REINFORCE baseline, update count) and, for a warm-started policy, its start in ``init/``.
+The trainer's own checkpoint layout around this folder is ``rl4rec_core.training.checkpoint``'s.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from rl4rec_core.errors import DataError, MissingArtifactError
+from rl4rec_core.io import atomic_path, write_json
+from rl4rec_core.policy.config import PolicyConfig
+
+POLICY_FILE = "policy.json"
+STATE_FILE = "training_state.pt"
+
+if TYPE_CHECKING:
+    from rl4rec_core.policy.rec_policy import RecPolicy
+
+
+class PolicyCheckpoints:
+    """Checkpoint half of ``RecPolicy``: ``save``, ``load``, ``from_pretrained`` and the training state.
+
+    Uses the policy's ``config``, ``model``, ``tokenizer``, ``device``, ``optimizer``, ``baseline``,
+    ``num_updates`` and ``last_rollout``.
+    """
+
+    def state_dict(self) -> dict:
+        """Training state beyond the weights: optimizer, REINFORCE baseline, update count."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "baseline": self.baseline.state_dict(),
+            "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.baseline.load_state_dict(state["baseline"])
+        self.num_updates = int(state["num_updates"])
+
+    def save(self, directory: str | Path, training_state: bool = True) -> Path:
+        """Write weights (adapter or full), tokenizer, ``policy.json`` and (optionally) the training state.
+
+        Files are written in place; write into a fresh folder (``rl4rec_core.io.atomic_dir``) to make a
+        checkpoint atomic.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory, safe_serialization=True)
+        self.tokenizer.save_pretrained(directory)
+        write_json(
+            directory / POLICY_FILE, {"kind": "llm", "config": self.config.to_dict(), "num_updates": self.num_updates}
+        )
+        if self.config.init_from:  # the checkpoint stays loadable without the starting run's folder
+            from rl4rec_core.policy.warm_start import copy_start
+
+            copy_start(self.config.init_from, directory)
+        if training_state:
+            with atomic_path(directory / STATE_FILE) as tmp:
+                torch.save(self.state_dict(), tmp)
+        return directory
+
+    def load(self, directory: str | Path) -> None:
+        """Restore weights (and the training state when the folder has one) saved by :meth:`save`."""
+        directory = Path(directory)
+        self._load_weights(directory)
+        if (directory / STATE_FILE).is_file():
+            self.load_state_dict(torch.load(directory / STATE_FILE, map_location=self.device, weights_only=False))
+        self.last_rollout = None
+
+    def _load_weights(self, directory: Path) -> None:
+        """The adapter (LoRA) or the full weights from ``directory``, refusing ones for another model."""
+        from safetensors.torch import load_file
+
+        weights = directory / ("adapter_model.safetensors" if self.config.lora else "model.safetensors")
+        if not weights.is_file():
+            kind = "a LoRA adapter" if self.config.lora else "full model weights"
+            raise MissingArtifactError(
+                f"{directory} has no {weights.name} ({kind} expected). Fix: point at a folder written by "
+                "RecPolicy.save (a checkpoint_step_N or checkpoint_final folder) made with the same --lora setting"
+            )
+        state = load_file(str(weights), device=str(self.device))
+        if self.config.lora:
+            from peft import set_peft_model_state_dict
+
+            result = set_peft_model_state_dict(self.model, state)
+            unexpected = getattr(result, "unexpected_keys", [])
+            if unexpected:
+                raise DataError(f"{weights} does not match this model's adapters (unexpected {unexpected[:3]})")
+        else:
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
+            # tied models save no lm_head: it is the embedding matrix
+            tied = {"lm_head.weight"} if getattr(self.model.config, "tie_word_embeddings", False) else set()
+            if unexpected or set(missing) - tied:
+                raise DataError(f"{weights} does not match this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, trained: bool = True, **overrides) -> "RecPolicy":
+        """A policy rebuilt from ``policy.json`` in ``directory`` (``overrides`` e.g. ``device="cuda"``).
+
+        ``trained=False`` gives the same configuration *before* training (the base model, fresh
+        adapters), the comparison point for evaluation.
+        """
+        directory = Path(directory)
+        meta = directory / POLICY_FILE
+        if not meta.is_file():
+            raise MissingArtifactError(
+                f"{directory} is not a RecPolicy checkpoint (no {POLICY_FILE}). Fix: pass a checkpoint_step_N "
+                "or checkpoint_final folder written by `rl4rec train`"
+            )
+        cfg = json.loads(meta.read_text())["config"]
+        if cfg.get("init_from") and (directory / "init").is_dir():
+            cfg["init_from"] = str(directory / "init")
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        cfg.update(overrides)
+        policy = cls(PolicyConfig.from_dict(cfg))
+        if trained:
+            policy.load(directory)
+        return policy
+
+    from_checkpoint = from_pretrained
