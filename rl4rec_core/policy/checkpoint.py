@@ -124,5 +124,3 @@ class PolicyCheckpoints:
         if trained:
             policy.load(directory)
         return policy
-
-    from_checkpoint = from_pretrained
