@@ -3,66 +3,14 @@ the reward-curve plot and the final checkpoint, all into the run the flow opened
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rl4rec_core.errors import ConfigError
+from rl4rec_core.training.plots import plot_training_log
 
 from tasks.tracking import log_artifact, log_metrics, set_tags
-
-
-def read_training_log(path: str | Path) -> list[dict[str, Any]]:
-    """Records of ``training_log.jsonl`` (one JSON object per line; a torn last line is skipped)."""
-    out = []
-    p = Path(path)
-    if not p.exists():
-        return out
-    for line in p.read_text().splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
-
-
-def plot_reward_curve(log_path: str | Path, out_png: str | Path) -> Path | None:
-    """Reward (and loss, when present) against step from ``training_log.jsonl``; None without rewards."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = read_training_log(log_path)
-    records = [r for r in records if "step" in r]
-    reward_keys = sorted({k for r in records for k, v in r.items() if "reward" in k and isinstance(v, (int, float))})
-    if not records or not reward_keys:
-        return None
-    has_loss = any(isinstance(r.get("loss"), (int, float)) for r in records)
-    fig, axes = plt.subplots(1, 2 if has_loss else 1, figsize=(11 if has_loss else 6, 4), squeeze=False)
-    ax = axes[0][0]
-    for k in reward_keys:
-        pts = [(r["step"], r[k]) for r in records if isinstance(r.get(k), (int, float))]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k)
-    ax.set_xlabel("step")
-    ax.set_ylabel("reward")
-    ax.set_title("reward per step")
-    ax.legend(fontsize=8)
-    if has_loss:
-        pts = [(r["step"], r["loss"]) for r in records if isinstance(r.get("loss"), (int, float))]
-        axes[0][1].plot([p[0] for p in pts], [p[1] for p in pts], color="tab:red")
-        axes[0][1].set_xlabel("step")
-        axes[0][1].set_title("loss")
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
 
 
 class MLflowCallback:
@@ -115,6 +63,6 @@ def log_training_outputs(run_id: str, output_dir: str | Path) -> None:
     log_file = output_dir / "training_log.jsonl"
     if log_file.exists():
         log_artifact(run_id, log_file, "training")
-        png = plot_reward_curve(log_file, output_dir / "reward_curve.png")
+        png = plot_training_log(log_file, output_dir / "reward_curve.png")
         if png:
             log_artifact(run_id, png, "plots")

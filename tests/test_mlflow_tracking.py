@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tasks import tracking as mt
-from tasks.training_callback import MLflowCallback, plot_reward_curve
+from tasks.training_callback import MLflowCallback
 
 
 def _write_log(folder, steps):
@@ -74,11 +74,3 @@ def test_metric_names_and_values_are_made_acceptable():
     assert mt.metric_name("ndcg@10") == "ndcg_at_10"
     nums = mt.numeric_items({"a": 1, "b": True, "c": "x", "d": float("nan"), "e": 2.5})
     assert nums == {"a": 1.0, "e": 2.5}
-
-
-def test_reward_curve_needs_rewards(tmp_path):
-    (tmp_path / "training_log.jsonl").write_text(json.dumps({"step": 0, "loss": 1.0}) + "\n")
-    assert plot_reward_curve(tmp_path / "training_log.jsonl", tmp_path / "p.png") is None
-    _write_log(tmp_path, 3)
-    png = plot_reward_curve(tmp_path / "training_log.jsonl", tmp_path / "p.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

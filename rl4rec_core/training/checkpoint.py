@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rl4rec_core.errors import MissingArtifactError
+from rl4rec_core.errors import DataError, MissingArtifactError
 from rl4rec_core.io import atomic_dir, atomic_path, write_json
 
 LOG_NAME = "training_log.jsonl"
@@ -115,9 +115,23 @@ class TrainingLog:
             f.write(json.dumps(record, sort_keys=True) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
+        """Every record, oldest first. A torn last line is skipped: a writer killed mid-line leaves one
+        behind. A bad line before the last cannot come from a kill, so it is an error, not silently lost."""
         if not self.path.is_file():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        lines = [(n, line) for n, line in enumerate(self.path.read_text().splitlines(), 1) if line.strip()]
+        records = []
+        for i, (n, line) in enumerate(lines):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                if i == len(lines) - 1:
+                    break
+                raise DataError(
+                    f"{self.path} line {n} is not a JSON record ({e.msg}); only a torn last line is expected "
+                    f"after a kill, so the log was edited or damaged: fix or delete that line"
+                ) from None
+        return records
 
     def truncate(self, step: int) -> int:
         """Keep only records of steps ``< step`` (those a resumed run will not redo); returns how many."""
