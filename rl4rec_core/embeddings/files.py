@@ -83,6 +83,15 @@ def _item_texts(ds, template: str) -> tuple[list[str], str]:
     return texts, item_text.template_name(template, list(ds.items.columns))
 
 
+def _as_dataset(dataset):
+    """A ``Dataset`` from itself or from its name."""
+    if isinstance(dataset, str):
+        from rl4rec_core.data import load_dataset
+
+        return load_dataset(dataset)
+    return dataset
+
+
 def generate_item_embeddings(
     dataset,
     emb_model: str = DEFAULT_EMB_MODEL,
@@ -110,12 +119,7 @@ def generate_item_embeddings(
     """
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(dataset, str):
-        from rl4rec_core.data import load_dataset
-
-        ds = load_dataset(dataset)
-    else:
-        ds = dataset
+    ds = _as_dataset(dataset)
     if encoder is not None and canonical_model_name(encoder.model_name) != canonical_model_name(emb_model):
         raise ConfigError(f"encoder is {encoder.model_name!r} but emb_model is {emb_model!r}; pass matching names")
     out = embedding_path(ds.name, emb_type, emb_model)
@@ -134,7 +138,22 @@ def generate_item_embeddings(
     log.info("embedding %d item texts of %s with %s (%s backend)", len(texts), ds.name, enc.model_name, enc.backend)
     emb = enc.encode(texts, batch_size=batch_size, progress=True)
     _check_tensor(emb, out, ds.name, emb_type, emb_model, expect_items=len(texts), expect_dim=enc.dim)
+    record = {
+        "dataset": ds.name,
+        "emb_type": emb_type,
+        "model_name": canonical_model_name(emb_model),
+        "short_name": short_name(emb_model),
+        "template": template_name,
+        "input_hash": digest,
+        "backend": enc.backend,
+    }
+    _write_with_sidecar(emb, out, side, record)
+    log.info("wrote %s %s", out, tuple(emb.shape))
+    return out
 
+
+def _write_with_sidecar(emb: torch.Tensor, out: Path, side: Path, record: dict[str, Any]) -> None:
+    """Write the tensor to ``out``, then its sidecar ``side``: ``record`` plus the shape, checksum and format."""
     # tensor first, sidecar last: the sidecar carries the tensor's checksum, so a crash between the
     # two renames leaves a mismatch that the next run detects and repairs, never a silent pairing
     with atomic_path(out) as tmp:
@@ -143,22 +162,14 @@ def generate_item_embeddings(
     write_json(
         side,
         {
-            "dataset": ds.name,
-            "emb_type": emb_type,
-            "model_name": canonical_model_name(emb_model),
-            "short_name": short_name(emb_model),
+            **record,
             "dim": int(emb.shape[1]),
             "num_items": int(emb.shape[0]),
-            "template": template_name,
-            "input_hash": digest,
             "file_sha256": checksum,
-            "backend": enc.backend,
             "format_version": FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     )
-    log.info("wrote %s %s", out, tuple(emb.shape))
-    return out
 
 
 def _check_tensor(emb, path, dataset, emb_type, model_name, expect_items=None, expect_dim=None) -> None:
