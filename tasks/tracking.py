@@ -242,23 +242,13 @@ def tracked_run(**start_kwargs) -> Iterator[str]:
 # evaluation
 def log_evaluation(run_id: str, results: Mapping[str, Mapping[str, Any]], name: str = "evaluation") -> None:
     """``{"policy": {"ndcg@10": ...}, "popularity": {...}}`` as metrics ``{name}/{model}/{metric}``,
-    as a JSON artifact and as a Markdown table (models × metrics) artifact."""
+    as a JSON artifact and as a table (models × metrics) in a Markdown artifact."""
+    from rl4rec_core.evaluation.ranking import format_table
+
     log_metrics(run_id, results, prefix=f"{name}/")
     log_dict(run_id, dict(results), f"{name}/{name}.json")
-    log_dict_text(run_id, evaluation_table(results), f"{name}/{name}.md")
-
-
-def evaluation_table(results: Mapping[str, Mapping[str, Any]]) -> str:
-    cols: list[str] = []
-    for metrics in results.values():
-        for k, v in metrics.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in cols:
-                cols.append(k)
-    lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for model, metrics in results.items():
-        cells = [f"{metrics[c]:.4f}" if isinstance(metrics.get(c), (int, float)) else "" for c in cols]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    # the table `rl4rec evaluate` prints, fenced so that Markdown keeps its aligned columns
+    log_dict_text(run_id, f"```\n{format_table(results)}\n```\n", f"{name}/{name}.md")
 
 
 def log_dict_text(run_id: str, text: str, artifact_file: str) -> None:

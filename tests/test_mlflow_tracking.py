@@ -52,6 +52,8 @@ def test_run_tags_params_and_callback_metrics_artifacts(store):
     files = {f.path for d in ("training", "plots", "evaluation") for f in mt.client().list_artifacts(run_id, d)}
     assert {"training/training_log.jsonl", "plots/reward_curve.png", "evaluation/evaluation.json",
             "evaluation/evaluation.md"} <= files
+    table = open(mt.client().download_artifacts(run_id, "evaluation/evaluation.md", str(store))).read().splitlines()
+    assert table[1].split() == ["method", "ndcg@10", "users"] and table[3].split() == ["policy", "0.1200", "3"]
     ckpt = [f.path for f in mt.client().list_artifacts(run_id, "checkpoints/checkpoint_final/policy")]
     assert ckpt == ["checkpoints/checkpoint_final/policy/state.txt"]
 
