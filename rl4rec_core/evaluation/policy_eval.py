@@ -114,17 +114,7 @@ def evaluate_policy(
         histories = [list(map(int, sp.histories[i])) for i in batch]
         targets = [int(sp.targets[i]) for i in batch]
         texts = _greedy_texts(policy, dataset.item_titles, histories)
-        try:
-            out = service.compute_rewards(
-                texts, dataset.name, targets=targets, histories=histories, reward="mrr", num_negatives=0
-            )
-        except Rl4recError:
-            raise
-        except Exception as e:
-            raise Rl4recError(
-                f"the retrieval service failed or is unreachable ({type(e).__name__}: {e}); start it with "
-                f"`rl4rec serve` or use --service local"
-            ) from e
+        out = _rank_texts(service, texts, dataset.name, targets, histories)
         ranks.append(torch.as_tensor(out.ranks).reshape(-1).long())
         scorer = getattr(out, "scorer", None)
     all_ranks = torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
@@ -134,6 +124,21 @@ def evaluate_policy(
     if scorer:
         summary["scorer"] = scorer
     return summary, all_ranks
+
+
+def _rank_texts(service, texts: list[str], dataset_name: str, targets: list[int], histories: list[list[int]]):
+    """The service's answer for these texts (its ``ranks`` of the targets), any failure as an Rl4recError."""
+    try:
+        return service.compute_rewards(
+            texts, dataset_name, targets=targets, histories=histories, reward="mrr", num_negatives=0
+        )
+    except Rl4recError:
+        raise
+    except Exception as e:
+        raise Rl4recError(
+            f"the retrieval service failed or is unreachable ({type(e).__name__}: {e}); start it with "
+            f"`rl4rec serve` or use --service local"
+        ) from e
 
 
 def _greedy_texts(policy, titles: list[str], histories: list[list[int]]) -> list[str]:
