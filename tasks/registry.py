@@ -22,6 +22,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError
+from rl4rec_core.training.checkpoint import policy_kind
 
 from tasks import tracking
 
@@ -38,21 +39,6 @@ def registered_name(dataset: str, template: str = "rl4rec-{dataset}") -> str:
         return template.format(dataset=dataset)
     except (KeyError, IndexError) as e:
         raise ConfigError(f"model name template {template!r} may only use {{dataset}}; got error {e}") from e
-
-
-def policy_kind(checkpoint: str | Path) -> str:
-    """``dummy`` or ``llm`` — from the saved policy's own ``policy.json`` (or the TrainConfig)."""
-    ckpt = Path(checkpoint)
-    meta = ckpt / "policy" / "policy.json"
-    if meta.is_file():
-        return json.loads(meta.read_text()).get("kind", "llm")
-    cfg = ckpt / "config.json"
-    if cfg.is_file():
-        return "dummy" if json.loads(cfg.read_text()).get("use_dummy") else "llm"
-    raise MissingArtifactError(
-        f"{ckpt} is not a training checkpoint (no policy/ or config.json); pass a checkpoint_final or "
-        f"checkpoint_step_N folder written by `rl4rec train`"
-    )
 
 
 def policy_from_checkpoint(checkpoint: str | Path):

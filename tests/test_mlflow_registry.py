@@ -50,6 +50,20 @@ def test_register_alias_promote_and_load_back(store):
     assert registry.version_checkpoint(name, alias=registry.CHAMPION).joinpath("trainer_state.json").is_file()
 
 
+def test_policy_kind_from_the_saved_policy_else_the_config(tmp_path):
+    import json
+
+    from rl4rec_core.training.checkpoint import policy_kind
+
+    ckpt, _ = _checkpoint(tmp_path)
+    assert policy_kind(ckpt) == "dummy"
+    (tmp_path / "old" / "policy").mkdir(parents=True)  # a checkpoint from before policy.json named its kind
+    (tmp_path / "old" / "config.json").write_text(json.dumps({"use_dummy": False}))
+    assert policy_kind(tmp_path / "old") == "llm"
+    with pytest.raises(MissingArtifactError, match="not a training checkpoint"):
+        policy_kind(tmp_path)
+
+
 def test_registered_name_template_is_checked():
     assert registry.registered_name("ml-100k", "recs-{dataset}-v2") == "recs-ml-100k-v2"
     from rl4rec_core.errors import ConfigError

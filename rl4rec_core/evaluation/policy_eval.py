@@ -7,7 +7,6 @@ from a checkpoint folder, trained or as it was before training.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,12 +16,11 @@ import torch
 from tqdm.auto import tqdm
 
 from rl4rec_core.evaluation import metrics
-from rl4rec_core.training.checkpoint import list_checkpoints, read_checkpoint, resolve_checkpoint
+from rl4rec_core.data.dataset import SPLITS
+from rl4rec_core.training.checkpoint import list_checkpoints, policy_kind, resolve_checkpoint
 from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "valid", "test")
 
 
 def load_policy(checkpoint: str | Path, trained: bool = True, device: str = "cpu"):
@@ -33,11 +31,8 @@ def load_policy(checkpoint: str | Path, trained: bool = True, device: str = "cpu
     a no-op until trained).
     """
     path = resolve_checkpoint(checkpoint)
-    _, config = read_checkpoint(path)
     policy_dir = path / "policy"
-    meta = policy_dir / "policy.json"
-    kind = json.loads(meta.read_text()).get("kind") if meta.is_file() else None
-    if kind == "dummy" or (kind is None and config.get("use_dummy")):
+    if policy_kind(path) == "dummy":
         from rl4rec_core.policy.dummy import DummyRecPolicy
 
         return DummyRecPolicy.from_dir(policy_dir, trained=trained)

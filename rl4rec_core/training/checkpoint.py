@@ -103,6 +103,25 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return latest
 
 
+def policy_kind(checkpoint: str | Path) -> str:
+    """``dummy`` or ``llm``: the saved policy's own ``policy/policy.json`` says; else (older
+    checkpoints) the TrainConfig's ``use_dummy``."""
+    ckpt = Path(checkpoint)
+    meta = ckpt / "policy" / "policy.json"
+    kind = json.loads(meta.read_text()).get("kind") if meta.is_file() else None
+    if kind is not None:
+        return kind
+    config = ckpt / "config.json"
+    if config.is_file():
+        return "dummy" if json.loads(config.read_text()).get("use_dummy") else "llm"
+    if meta.is_file():
+        return "llm"
+    raise MissingArtifactError(
+        f"{ckpt} is not a training checkpoint (no policy/ or config.json); pass a checkpoint_final or "
+        f"checkpoint_step_N folder written by `rl4rec train`"
+    )
+
+
 class TrainingLog:
     """Append-only ``training_log.jsonl``: one JSON object per step, flushed line by line."""
 
