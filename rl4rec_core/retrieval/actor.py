@@ -98,23 +98,49 @@ def launch_retrieval_actor(
     if device is None:
         device = "cuda" if num_gpus else "cpu"
     datasets = [datasets] if isinstance(datasets, str) else list(datasets)
-    if get_if_exists:
-        existing = _lookup(name, namespace)
-        if existing is not None:
-            loaded = RetrievalClient(existing, name=name, namespace=namespace).datasets()
-            missing = [d for d in datasets if d not in loaded and embeddings is None]
-            if missing:
-                raise ConfigError(
-                    f"actor {name!r} already runs with datasets {sorted(loaded)}, not {missing}; stop it "
-                    f"(Ctrl-C its `rl4rec serve`, or remove_retrieval_actor) or pick another --actor_name"
-                )
-            return existing
-    elif _lookup(name, namespace) is not None:
+    existing = _running_actor(name, namespace, datasets, get_if_exists, embeddings)
+    if existing is not None:
+        return existing
+    options = _actor_options(name, namespace, num_cpus, num_gpus, max_restarts, detached)
+    actor = ray.remote(RetrievalService).options(**options).remote(
+        emb_model_name, emb_type=emb_type, datasets=datasets, device=device, backend=backend,
+        chunk_size=chunk_size, embeddings=embeddings,
+    )
+    if wait:
+        _wait_until_up(actor, name, timeout_s, num_cpus, num_gpus)
+    log.info("retrieval actor %s/%s up with %s", namespace, name, datasets)
+    return actor
+
+
+def _running_actor(name: str, namespace: str, datasets: list[str], get_if_exists: bool, embeddings):
+    """The actor already running under ``name`` when it may be reused, None when the name is free.
+
+    Raises ConfigError when the name is taken and ``get_if_exists`` is off, or when the running
+    actor lacks a requested dataset (its datasets were fixed when it started).
+    """
+    existing = _lookup(name, namespace)
+    if existing is None:
+        return None
+    if not get_if_exists:
         raise ConfigError(
             f"a retrieval actor named {name!r} already runs in namespace {namespace!r}; use it, stop it first, "
             f"or pick another --actor_name (see: ray list actors --filter ray_namespace={namespace})"
         )
-    options = dict(
+    loaded = RetrievalClient(existing, name=name, namespace=namespace).datasets()
+    missing = [d for d in datasets if d not in loaded and embeddings is None]
+    if missing:
+        raise ConfigError(
+            f"actor {name!r} already runs with datasets {sorted(loaded)}, not {missing}; stop it "
+            f"(Ctrl-C its `rl4rec serve`, or remove_retrieval_actor) or pick another --actor_name"
+        )
+    return existing
+
+
+def _actor_options(
+    name: str, namespace: str, num_cpus: float, num_gpus: float, max_restarts: int, detached: bool
+) -> dict:
+    """``ray.remote(...).options`` of the service actor: its name, resources, restarts, lifetime, env."""
+    return dict(
         name=name,
         namespace=namespace,
         num_cpus=num_cpus,
@@ -123,34 +149,22 @@ def launch_retrieval_actor(
         lifetime="detached" if detached else None,
         runtime_env={"env_vars": _actor_env()},
     )
-    actor = (
-        ray.remote(RetrievalService)
-        .options(**options)
-        .remote(
-            emb_model_name,
-            emb_type=emb_type,
-            datasets=datasets,
-            device=device,
-            backend=backend,
-            chunk_size=chunk_size,
-            embeddings=embeddings,
-        )
-    )
-    if wait:
-        try:
-            ray.get(actor.ping.remote(), timeout=timeout_s)
-        except RayActorError as e:
-            ray.kill(actor, no_restart=True)
-            cls, reason = _startup_error(e)
-            raise cls(f"retrieval actor {name!r} failed to start: {reason}") from None
-        except GetTimeoutError:
-            ray.kill(actor, no_restart=True)
-            raise Rl4recError(
-                f"retrieval actor {name!r} did not come up within {timeout_s:.0f} s; is there a node with "
-                f"num_cpus={num_cpus}, num_gpus={num_gpus} free? Check `ray status`"
-            ) from None
-    log.info("retrieval actor %s/%s up with %s", namespace, name, datasets)
-    return actor
+
+
+def _wait_until_up(actor, name: str, timeout_s: float, num_cpus: float, num_gpus: float) -> None:
+    """Block until the new actor answers; if it died or never came up, kill it and raise why."""
+    try:
+        ray.get(actor.ping.remote(), timeout=timeout_s)
+    except RayActorError as e:
+        ray.kill(actor, no_restart=True)
+        cls, reason = _startup_error(e)
+        raise cls(f"retrieval actor {name!r} failed to start: {reason}") from None
+    except GetTimeoutError:
+        ray.kill(actor, no_restart=True)
+        raise Rl4recError(
+            f"retrieval actor {name!r} did not come up within {timeout_s:.0f} s; is there a node with "
+            f"num_cpus={num_cpus}, num_gpus={num_gpus} free? Check `ray status`"
+        ) from None
 
 
 def _reason(e: RayActorError) -> str:
