@@ -260,18 +260,7 @@ class RetrievalService:
 
         settings = self._settings_for(dataset_name, scorer)
         q, bias = self._query(texts, dataset_name, histories, settings)
-        if num_negatives:
-            cands = sample_candidates(targets, histories, n, num_negatives, seed).to(self.device)
-            scores = torch.einsum("bd,bcd->bc", q, items[cands])  # [B, 1 + n]
-            if bias is not None:
-                scores += bias[cands]
-            ranks = 1 + (scores[:, 1:] >= scores[:, :1]).sum(dim=1)
-        elif needs_scores:
-            scores = scoring.full_scores(q, items, self.chunk_size, histories, targets.to(self.device), bias)
-            ranks = scoring.ranks_from_scores(scores, targets.to(self.device), self.chunk_size)
-        else:
-            scores = None
-            ranks = scoring.chunked_ranks(q, items, targets.to(self.device), self.chunk_size, histories, bias)
+        scores, ranks = self._rank_targets(q, bias, items, targets, histories, num_negatives, seed, needs_scores)
         values = fn(
             ranks=ranks.cpu(),
             scores=scores.cpu() if scores is not None else None,
@@ -285,6 +274,27 @@ class RetrievalService:
         )
         return RewardBatch(rewards=reward_registry.check_rewards(values, len(texts), str(reward)), ranks=ranks.cpu(),
                            scorer=settings.describe())
+
+    def _rank_targets(self, q, bias, items, targets, histories, num_negatives: int, seed, needs_scores: bool):
+        """``(scores, ranks [B])`` of each target: among ``num_negatives`` sampled items, or the catalogue.
+
+        scores: ``[B, 1 + num_negatives]`` (target in column 0), ``[B, num_items]``, or None when the
+        reward needs ranks only (then no full score matrix is kept).
+        """
+        n = items.shape[0]
+        if num_negatives:
+            cands = sample_candidates(targets, histories, n, num_negatives, seed).to(self.device)
+            scores = torch.einsum("bd,bcd->bc", q, items[cands])  # [B, 1 + n]
+            if bias is not None:
+                scores += bias[cands]
+            ranks = 1 + (scores[:, 1:] >= scores[:, :1]).sum(dim=1)
+        elif needs_scores:
+            scores = scoring.full_scores(q, items, self.chunk_size, histories, targets.to(self.device), bias)
+            ranks = scoring.ranks_from_scores(scores, targets.to(self.device), self.chunk_size)
+        else:
+            scores = None
+            ranks = scoring.chunked_ranks(q, items, targets.to(self.device), self.chunk_size, histories, bias)
+        return scores, ranks
 
     def top_k(
         self, texts: Sequence[str], dataset_name: str, k: int = 10, histories: Sequence[Sequence[int]] | None = None,
