@@ -1,5 +1,6 @@
 """Where rl4rec reads and writes by default. Every location can be moved by an environment variable,
-which is how tests keep everything inside a temporary directory."""
+which is how tests keep everything inside a temporary directory; :func:`worker_env` hands those
+locations to Ray workers and actors."""
 
 from __future__ import annotations
 
@@ -26,10 +27,39 @@ def cache_dir() -> Path:
     return _env_path("RL4REC_CACHE_DIR", Path.home() / ".cache" / "rl4rec")
 
 
+def checkpoint_root() -> Path:
+    """Where training output folders go by default."""
+    return _env_path("RL4REC_CHECKPOINT_ROOT", "checkpoints")
+
+
 def checkpoint_dir(dataset: str) -> Path:
     """Default training output folder, as in the original: ``checkpoints/{dataset}_rl``."""
-    return _env_path("RL4REC_CHECKPOINT_ROOT", "checkpoints") / f"{dataset}_rl"
+    return checkpoint_root() / f"{dataset}_rl"
 
 
 def dataset_dir(dataset: str) -> Path:
     return data_dir() / dataset
+
+
+# variables a Ray worker or actor needs to find the same files and models as the process that starts it;
+# PYTHONPATH: user code named by dotted path (custom rewards) must import there too
+FORWARDED_PREFIXES = ("RL4REC_", "HF_")
+FORWARDED = ("TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "RAY_AUTH_MODE", "PYTHONPATH")
+_PATH_VARS = ("RL4REC_DATA_DIR", "RL4REC_EMB_DIR", "RL4REC_CACHE_DIR", "RL4REC_CHECKPOINT_ROOT")
+
+
+def worker_env(prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    """Environment for a Ray worker or actor: the variables above (and any starting with ``prefixes``).
+
+    Locations are made absolute, the default ones included, because a worker's working directory is
+    Ray's session folder, not this process's; and workers of an already running Ray never see
+    variables this process set after Ray started.
+    """
+    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES + tuple(prefixes)) or k in FORWARDED}
+    for k in _PATH_VARS:
+        if env.get(k):
+            env[k] = str(Path(env[k]).expanduser().resolve())
+    env.setdefault("RL4REC_DATA_DIR", str(data_dir().resolve()))
+    env.setdefault("RL4REC_EMB_DIR", str(emb_dir().resolve()))
+    env.setdefault("RL4REC_CHECKPOINT_ROOT", str(checkpoint_root().resolve()))
+    return env

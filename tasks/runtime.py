@@ -17,7 +17,6 @@ import contextlib
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from prefect.task_runners import TaskRunner
@@ -25,12 +24,8 @@ from prefect_ray import RayTaskRunner
 from prefect_ray.context import remote_options
 
 RAY_NAMESPACE = "rl4rec"
-# variables a worker needs to find the same files, store and API as the flow
-_FORWARDED_PREFIXES = ("RL4REC_", "MLFLOW_", "HF_", "PREFECT_API_", "PREFECT_SERVER_ANALYTICS")
-# PYTHONPATH: user code named by dotted path (custom rewards) must import in workers too
-_FORWARDED = ("TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "RAY_AUTH_MODE", "PYTHONPATH")
-# variables that hold paths: made absolute because a worker's working directory is Ray's session folder
-_PATH_VARS = ("RL4REC_DATA_DIR", "RL4REC_EMB_DIR", "RL4REC_CACHE_DIR", "RL4REC_CHECKPOINT_ROOT")
+# beyond the core's variables (paths, models), a worker needs the flow's MLflow store and Prefect API
+_FORWARDED_PREFIXES = ("MLFLOW_", "PREFECT_API_", "PREFECT_SERVER_ANALYTICS")
 
 
 def prefect_api_url() -> str | None:
@@ -41,23 +36,19 @@ def prefect_api_url() -> str | None:
 
 
 def worker_env() -> dict[str, str]:
-    """Environment for Ray workers: paths, MLflow store, Prefect API, offline switches."""
-    env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_PREFIXES) or k in _FORWARDED}
-    for k in _PATH_VARS:
-        if env.get(k):
-            env[k] = str(Path(env[k]).expanduser().resolve())
+    """Environment for the flows' Ray workers: the core's (absolute paths, offline switches, PYTHONPATH)
+    plus the MLflow store and the Prefect API."""
+    from rl4rec_core.paths import worker_env as core_worker_env
+
     from tasks.tracking import tracking_uri
 
+    env = core_worker_env(prefixes=_FORWARDED_PREFIXES)
     env["MLFLOW_TRACKING_URI"] = tracking_uri()
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     api = prefect_api_url()
     if api:
         env["PREFECT_API_URL"] = api
-    # relative default folders (data/, data_emb/, checkpoints/) resolve against the flow's folder
-    env.setdefault("RL4REC_DATA_DIR", str(Path("data").resolve()))
-    env.setdefault("RL4REC_EMB_DIR", str(Path("data_emb").resolve()))
-    env.setdefault("RL4REC_CHECKPOINT_ROOT", str(Path("checkpoints").resolve()))
     return env
 
 

@@ -9,7 +9,6 @@ The actor runs with ``max_restarts`` so a crashed process comes back and re-runs
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 
@@ -24,8 +23,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "RetrievalService"
 DEFAULT_NAMESPACE = "rl4rec"
-# environment the actor process needs to find the same files (and user reward modules) as the launcher
-_FORWARDED_ENV = ("PYTHONPATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "RL4REC_CACHE_DIR")
 
 
 class RetrievalServiceNotFound(Rl4recError, LookupError):
@@ -42,16 +39,6 @@ def not_found_message(name: str, namespace: str) -> str:
         f"and check which actors are running with: ray list actors --filter ray_namespace={namespace}\n"
         f"(the original's `ray list actors --namespace {namespace}`; Ray 2.60 filters by field instead)"
     )
-
-
-def _actor_env() -> dict[str, str]:
-    # absolute paths: the actor's working directory is Ray's session folder, not the launcher's
-    env = {
-        "RL4REC_EMB_DIR": str(paths.emb_dir().resolve()),
-        "RL4REC_DATA_DIR": str(paths.data_dir().resolve()),
-    }
-    env.update({k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ})
-    return env
 
 
 def launch_retrieval_actor(
@@ -147,7 +134,7 @@ def _actor_options(
         num_gpus=num_gpus,
         max_restarts=max_restarts,
         lifetime="detached" if detached else None,
-        runtime_env={"env_vars": _actor_env()},
+        runtime_env={"env_vars": paths.worker_env()},
     )
 
 
