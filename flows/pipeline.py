@@ -74,16 +74,14 @@ def pipeline_flow(
         with retrieval_service(p) as ref:
             summary = train(p, ref, run_id, init_from=start)
             evaluation = evaluate(p, ref, summary["final_checkpoint"], run_id, start=start)
-        champion = registry.alias_version(p.registered_name, registry.CHAMPION)
-        promoted = p.promote == "always" or (p.promote == "first" and champion is None)
+        promoted = registry.wants_promotion(p.registered_name, p.promote)
         scorer = tuned["scorer"] if tuned else "cosine"
         with ray_options(num_cpus=1):
             reg = register_model.submit(run_id, summary["final_checkpoint"], p.registered_name,
                                         retrieval_settings=tuned["path"] if tuned else None).result()
             if promoted:
                 promote_model.submit(p.registered_name, reg["version"]).result()
-        mt.set_tags(run_id, {"rl4rec.registered_model": p.registered_name,
-                             "rl4rec.registered_version": reg["version"], "rl4rec.promoted": promoted})
+        registry.record_registration(run_id, p.registered_name, reg["version"], promoted)
     return {
         "mlflow_run_id": run_id, "model_name": p.registered_name, "version": reg["version"],
         "promoted": promoted, "checkpoint": summary["final_checkpoint"], "embeddings": emb_path,
@@ -102,7 +100,7 @@ def embedding_flow(
     p = PipelineParams(dataset=dataset, source=source, emb_model=emb_model, emb_type=emb_type, experiment=experiment)
     with mlflow_run(p, "rl4rec-embeddings") as run_id:
         path = prepare_inputs(p)
-        mt.log_artifact(run_id, path.replace(".pt", ".json"), "embeddings")
+        mt.record_embeddings(run_id, path)
     return path
 
 

@@ -65,7 +65,7 @@ def retraining_flow(
         start = warm_start(p, run_id)
         if start and not p.use_dummy:
             tune_scorer(p, run_id, checkpoint=start)
-        champion_version = registry.alias_version(name, registry.CHAMPION)
+        champion_version = registry.champion_version(name)
         with ray_options(num_cpus=1):
             champion_ckpt = fetch_model_checkpoint.submit(name, registry.CHAMPION).result()
         common = dict(split="valid", max_users=p.eval_users, seed=p.seed, device=p.device)
@@ -84,15 +84,6 @@ def retraining_flow(
             reg = register_model.submit(run_id, summary["final_checkpoint"], name).result()
             if decision.promote:
                 promote_model.submit(name, reg["version"]).result()
-        mt.set_tags(run_id, {
-            "rl4rec.decision": "promoted" if decision.promote else "kept_champion",
-            "rl4rec.decision_reason": decision.reason,
-            "rl4rec.decision_rule": decision.rule,
-            "rl4rec.challenger_version": reg["version"],
-            "rl4rec.champion_version_before": champion_version if champion_version is not None else "none",
-        })
-        mt.log_metrics(run_id, {k: v for k, v in decision.to_dict().items() if k not in ("promote", "reason", "rule")},
-                       prefix="decision/")
-        mt.log_metrics(run_id, {"promoted": float(decision.promote)}, prefix="decision/")
+        registry.record_decision(run_id, decision, reg["version"], champion_version)
     return {"mlflow_run_id": run_id, "model_name": name, "challenger_version": reg["version"],
             "champion_version_before": champion_version, **decision.to_dict()}

@@ -123,7 +123,5 @@ def evaluate(
     pairs = [(a, b) for a in ("policy", "untrained", "base") if a in ranks
              for b in (starts.get(a), "echo+prior", "popularity") if b in ranks]
     intervals = paired_intervals(ranks, pairs)
-    mt.log_evaluation(run_id, results, name=f"eval_{p.eval_split}")
-    mt.log_metrics(run_id, {f"{r['a']}-{r['b']}/{r['metric']}/{k}": r[k] for r in intervals for k in ("diff", "lo", "hi")},
-                   prefix=f"eval_{p.eval_split}_paired/")
+    mt.record_evaluation(run_id, results, intervals, split=p.eval_split)
     return {"results": results, "intervals": intervals}

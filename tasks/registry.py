@@ -195,6 +195,40 @@ def load_policy_by_alias(name: str, alias: str = CHAMPION):
 
 
 # ---------------------------------------------------------------------------------------------------
+# what the flows decide and record; plain functions, called by the flow between its tasks
+def champion_version(name: str) -> int | None:
+    """The version ``champion`` points at, or None before the first promotion."""
+    return alias_version(name, CHAMPION)
+
+
+def wants_promotion(name: str, promote: str) -> bool:
+    """Whether a new version of ``name`` becomes champion: ``always``, or ``first`` while none is."""
+    champion = champion_version(name)
+    return promote == "always" or (promote == "first" and champion is None)
+
+
+def record_registration(run_id: str, name: str, version: int, promoted: bool) -> None:
+    """Tag the flow's run with the version it registered and whether that became champion."""
+    tracking.set_tags(run_id, {"rl4rec.registered_model": name, "rl4rec.registered_version": version,
+                               "rl4rec.promoted": promoted})
+
+
+def record_decision(run_id: str, decision, challenger_version: int, champion_before: int | None) -> None:
+    """A champion/challenger ``decision`` (``flows/promotion.py``'s ``PromotionDecision``) in the flow's
+    run: tags ``rl4rec.decision*`` and its figures as metrics ``decision/*``."""
+    tracking.set_tags(run_id, {
+        "rl4rec.decision": "promoted" if decision.promote else "kept_champion",
+        "rl4rec.decision_reason": decision.reason,
+        "rl4rec.decision_rule": decision.rule,
+        "rl4rec.challenger_version": challenger_version,
+        "rl4rec.champion_version_before": champion_before if champion_before is not None else "none",
+    })
+    figures = {k: v for k, v in decision.to_dict().items() if k not in ("promote", "reason", "rule")}
+    tracking.log_metrics(run_id, figures, prefix="decision/")
+    tracking.log_metrics(run_id, {"promoted": float(decision.promote)}, prefix="decision/")
+
+
+# ---------------------------------------------------------------------------------------------------
 # tasks
 # not retried: every attempt would create another model version
 @task(name="register_model", cache_policy=NO_CACHE)

@@ -251,5 +251,22 @@ def log_evaluation(run_id: str, results: Mapping[str, Mapping[str, Any]], name: 
     log_dict_text(run_id, f"```\n{format_table(results)}\n```\n", f"{name}/{name}.md")
 
 
+def record_evaluation(
+    run_id: str, results: Mapping[str, Mapping[str, Any]], intervals: list[Mapping[str, Any]], split: str
+) -> None:
+    """An evaluation on ``split`` (:func:`log_evaluation` as ``eval_{split}``) and its paired intervals
+    as metrics ``eval_{split}_paired/{a}-{b}/{metric}/{diff,lo,hi}``."""
+    log_evaluation(run_id, results, name=f"eval_{split}")
+    log_metrics(run_id, {f"{r['a']}-{r['b']}/{r['metric']}/{k}": r[k] for r in intervals for k in ("diff", "lo", "hi")},
+                prefix=f"eval_{split}_paired/")
+
+
+def record_embeddings(run_id: str, emb_path: str | Path) -> None:
+    """The sidecar of the item embeddings a flow used (model, input hash) as an artifact."""
+    from rl4rec_core.embeddings.files import sidecar_path
+
+    log_artifact(run_id, sidecar_path(emb_path), "embeddings")
+
+
 def log_dict_text(run_id: str, text: str, artifact_file: str) -> None:
     client().log_text(run_id, text, artifact_file)

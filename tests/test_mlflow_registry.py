@@ -36,10 +36,13 @@ def test_register_alias_promote_and_load_back(store):
         uri = registry.log_policy_model(run_id, ckpt)
         version = registry.register_policy(uri, name)
     assert registry.alias_version(name, registry.CHALLENGER) == version
-    assert registry.alias_version(name, registry.CHAMPION) is None
+    assert registry.champion_version(name) is None
+    assert registry.wants_promotion(name, "first") and not registry.wants_promotion(name, "never")
     with pytest.raises(MissingArtifactError, match="champion"):
         registry.load_policy_by_alias(name, registry.CHAMPION)
     registry.set_alias(name, version, registry.CHAMPION)
+    assert registry.champion_version(name) == version
+    assert not registry.wants_promotion(name, "first") and registry.wants_promotion(name, "always")
     model = registry.load_policy_by_alias(name, registry.CHAMPION)
     histories = [["Alien (1979)", "Brazil (1985)"], ["Unforgiven (1992)"]]
     texts = model.predict(histories)
@@ -62,6 +65,22 @@ def test_policy_kind_from_the_saved_policy_else_the_config(tmp_path):
     assert policy_kind(tmp_path / "old") == "llm"
     with pytest.raises(MissingArtifactError, match="not a training checkpoint"):
         policy_kind(tmp_path)
+
+
+def test_registration_and_decision_are_recorded_in_the_run(store):
+    from flows.promotion import decide_promotion
+
+    decision = decide_promotion([1, 2, 30], [5, 8, 40], n_bootstrap=50)
+    with mt.tracked_run(run_name="decide", experiment="rl4rec-test") as run_id:
+        registry.record_registration(run_id, "rl4rec-tiny", 3, promoted=False)
+        registry.record_decision(run_id, decision, challenger_version=3, champion_before=None)
+    run = mt.client().get_run(run_id)
+    assert run.data.tags["rl4rec.registered_version"] == "3" and run.data.tags["rl4rec.promoted"] == "False"
+    assert run.data.tags["rl4rec.decision"] == ("promoted" if decision.promote else "kept_champion")
+    assert run.data.tags["rl4rec.champion_version_before"] == "none"
+    assert run.data.metrics["decision/users"] == 3
+    assert run.data.metrics["decision/promoted"] == float(decision.promote)
+    assert "decision/reason" not in run.data.metrics
 
 
 def test_registered_name_template_is_checked():

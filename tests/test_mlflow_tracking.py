@@ -72,6 +72,20 @@ def test_failure_marks_run_failed_and_keeps_what_was_logged(store):
     assert "boom" in run.data.tags["rl4rec.error"]
 
 
+def test_evaluation_with_paired_intervals_and_embeddings_sidecar(store):
+    emb = store / "emb" / "tiny_item_model.pt"
+    emb.parent.mkdir()
+    emb.with_suffix(".json").write_text("{}")
+    intervals = [{"a": "policy", "b": "popularity", "metric": "ndcg@10", "diff": 0.02, "lo": -0.01, "hi": 0.05}]
+    with mt.tracked_run(run_name="eval", experiment="rl4rec-test") as run_id:
+        mt.record_evaluation(run_id, {"policy": {"ndcg@10": 0.12}}, intervals, split="valid")
+        mt.record_embeddings(run_id, emb)
+    metrics = mt.client().get_run(run_id).data.metrics
+    assert metrics["eval_valid/policy/ndcg_at_10"] == pytest.approx(0.12)
+    assert metrics["eval_valid_paired/policy-popularity/ndcg_at_10/lo"] == pytest.approx(-0.01)
+    assert [f.path for f in mt.client().list_artifacts(run_id, "embeddings")] == ["embeddings/tiny_item_model.json"]
+
+
 def test_metric_names_and_values_are_made_acceptable():
     assert mt.metric_name("ndcg@10") == "ndcg_at_10"
     nums = mt.numeric_items({"a": 1, "b": True, "c": "x", "d": float("nan"), "e": 2.5})
