@@ -22,13 +22,7 @@ def build_parser(extra: Sequence[Callable[[argparse._SubParsersAction], None]] =
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in CORE_COMMANDS:
-        try:
-            module = importlib.import_module(f"rl4rec_core.cli.{name}")
-        except ModuleNotFoundError as e:  # a sub-command not built yet must not break the others
-            if e.name != f"rl4rec_core.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"rl4rec_core.cli.{name}").register(sub)
     for register in extra:
         register(sub)
     return parser
