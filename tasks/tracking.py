@@ -216,10 +216,6 @@ def end_run(run_id: str, status: str = "FINISHED") -> None:
     client().set_terminated(run_id, status=status)
 
 
-def run_status(run_id: str) -> str:
-    return client().get_run(run_id).info.status
-
-
 @contextlib.contextmanager
 def tracked_run(**start_kwargs) -> Iterator[str]:
     """A run that ends FINISHED, or FAILED (with the error as a tag) when the body raises.

@@ -105,7 +105,7 @@ def _running_actor(name: str, namespace: str, datasets: list[str], get_if_exists
     Raises ConfigError when the name is taken and ``get_if_exists`` is off, or when the running
     actor lacks a requested dataset (its datasets were fixed when it started).
     """
-    existing = _lookup(name, namespace)
+    existing = find_retrieval_actor(name, namespace)
     if existing is None:
         return None
     if not get_if_exists:
@@ -183,9 +183,6 @@ def find_retrieval_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAME
         return None
 
 
-_lookup = find_retrieval_actor
-
-
 def get_retrieval_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMESPACE, address: str | None = None):
     """Find the running actor (``ray.get_actor``); connects to Ray (``address``/``RAY_ADDRESS``) when needed.
 
@@ -194,7 +191,7 @@ def get_retrieval_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMES
     """
     if not ray.is_initialized():
         ray.init(address=address, namespace=namespace, log_to_driver=False)
-    actor = _lookup(name, namespace)
+    actor = find_retrieval_actor(name, namespace)
     if actor is None:
         raise RetrievalServiceNotFound(not_found_message(name, namespace))
     return actor
@@ -202,7 +199,7 @@ def get_retrieval_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMES
 
 def remove_retrieval_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMESPACE) -> bool:
     """Kill the actor for good (no restart). Returns False when there was none."""
-    actor = _lookup(name, namespace)
+    actor = find_retrieval_actor(name, namespace)
     if actor is None:
         return False
     ray.kill(actor, no_restart=True)
@@ -257,7 +254,7 @@ class RetrievalClient:
                 return True
             except ActorDiedError:
                 # out of restarts or killed for good: someone may have started a fresh one under the name
-                fresh = _lookup(self.name, self.namespace)
+                fresh = find_retrieval_actor(self.name, self.namespace)
                 if fresh is None or fresh._actor_id == self._actor._actor_id:
                     return False
                 self._actor = fresh
