@@ -10,7 +10,12 @@ from typing import Any
 
 from prefect import flow
 
-from flows.params import DEFAULT_BASELINES, RECIPE, PipelineParams
+from rl4rec_core.settings import (
+    AlgorithmSettings, EvaluationSettings, PolicySettings, RecipeSettings, RetrievalSettings, RunSettings,
+    TrackingSettings, TrainerSettings,
+)
+
+from flows.params import FlowParams, ResourceSettings
 from flows.stages import evaluate, mlflow_run, prepare_inputs, retrieval_service, train, tune_scorer, warm_start
 from tasks import tracking as mt
 from tasks import registry
@@ -20,41 +25,15 @@ from tasks.runtime import current_flow_run, ray_options, task_runner
 
 @flow(name="rl4rec-pipeline", task_runner=task_runner(), log_prints=True)
 def pipeline_flow(
-    dataset: str = "ml-100k",
-    source: str | None = None,
-    use_dummy: bool = False,
-    policy_model: str = "smollm2-135m-instruct",
-    emb_model: str = "all-MiniLM-L6-v2",
-    emb_type: str = "item",
-    num_steps: int = RECIPE["num_steps"],
-    batch_size: int = RECIPE["batch_size"],
-    group_size: int = 4,
-    algorithm: str = "grpo",
-    reward: str = RECIPE["reward"],
-    learning_rate: float | None = RECIPE["learning_rate"],
-    kl_coef: float = RECIPE["kl_coef"],
-    num_negatives: int = 0,
-    save_every: int = 50,
-    seed: int = 0,
-    checkpoint_dir: str | None = None,
-    eval_split: str = "test",
-    eval_users: int | None = 200,
-    baselines: list[str] = list(DEFAULT_BASELINES),  # noqa: B006 (Prefect shows it as the default)
-    evaluate_untrained: bool = True,
-    model_name: str = "rl4rec-{dataset}",
-    experiment: str = "rl4rec",
-    promote: str = "first",
-    num_gpus: float = 0.0,
-    actor_name: str = "RetrievalService",
-    tune_retrieval: bool = True,
-    sft_steps: int = RECIPE["sft_steps"],
-    sft_batch_size: int = RECIPE["sft_batch_size"],
-    sft_learning_rate: float = RECIPE["sft_learning_rate"],
-    init_from: str | None = None,
-    history_len: int | None = RECIPE["history_len"],
-    max_new_tokens: int | None = RECIPE["max_new_tokens"],
-    temperature: float | None = RECIPE["temperature"],
-    train_cpus: float | None = None,
+    run: RunSettings = RunSettings(),
+    retrieval: RetrievalSettings = RetrievalSettings(),
+    policy: PolicySettings = PolicySettings(),
+    algorithm: AlgorithmSettings = AlgorithmSettings(),
+    trainer: TrainerSettings = TrainerSettings(),
+    recipe: RecipeSettings = RecipeSettings(),
+    evaluation: EvaluationSettings = EvaluationSettings(),
+    tracking: TrackingSettings = TrackingSettings(),
+    resources: ResourceSettings = ResourceSettings(),
 ) -> dict[str, Any]:
     """Data -> embeddings -> tuned hybrid retrieval -> SFT -> retrieval actor -> GRPO -> evaluation -> registry.
 
@@ -64,17 +43,18 @@ def pipeline_flow(
     policy is registered as ``model_name`` with alias ``challenger`` (and ``champion`` per ``promote``),
     with the retrieval settings it was trained and evaluated with.
     """
-    p = PipelineParams(**{k: v for k, v in locals().items()})
+    p = FlowParams(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer, recipe=recipe,
+                   evaluation=evaluation, tracking=tracking, resources=resources)
     with mlflow_run(p, "rl4rec-pipeline") as run_id:
         emb_path = prepare_inputs(p)
         tuned = tune_scorer(p, run_id)
         start = warm_start(p, run_id)
-        if start and not p.use_dummy:  # fuse the starting policy's texts with the recent items
+        if start and not p.policy.use_dummy:  # fuse the starting policy's texts with the recent items
             tuned = tune_scorer(p, run_id, checkpoint=start) or tuned
         with retrieval_service(p) as ref:
             summary = train(p, ref, run_id, init_from=start)
             evaluation = evaluate(p, ref, summary["final_checkpoint"], run_id, start=start)
-        promoted = registry.wants_promotion(p.registered_name, p.promote)
+        promoted = registry.wants_promotion(p.registered_name, p.tracking.promote)
         scorer = tuned["scorer"] if tuned else "cosine"
         with ray_options(num_cpus=1):
             reg = register_model.submit(run_id, summary["final_checkpoint"], p.registered_name,
@@ -93,11 +73,11 @@ def pipeline_flow(
 
 @flow(name="rl4rec-embeddings", task_runner=task_runner(), log_prints=True)
 def embedding_flow(
-    dataset: str = "ml-100k", source: str | None = None, emb_model: str = "all-MiniLM-L6-v2", emb_type: str = "item",
-    experiment: str = "rl4rec",
+    run: RunSettings = RunSettings(), retrieval: RetrievalSettings = RetrievalSettings(),
+    tracking: TrackingSettings = TrackingSettings(),
 ) -> str:
     """Prepare the dataset and (re)generate its item embeddings when their inputs changed; the file path."""
-    p = PipelineParams(dataset=dataset, source=source, emb_model=emb_model, emb_type=emb_type, experiment=experiment)
+    p = FlowParams(run=run, retrieval=retrieval, tracking=tracking)
     with mlflow_run(p, "rl4rec-embeddings") as run_id:
         path = prepare_inputs(p)
         mt.record_embeddings(run_id, path)
@@ -106,20 +86,19 @@ def embedding_flow(
 
 @flow(name="rl4rec-training", task_runner=task_runner(), log_prints=True)
 def training_flow(
-    dataset: str = "ml-100k", use_dummy: bool = False, policy_model: str = "smollm2-135m-instruct",
-    emb_model: str = "all-MiniLM-L6-v2", num_steps: int = 100, batch_size: int = 16, group_size: int = 4,
-    algorithm: str = "grpo", reward: str = "ndcg@10", learning_rate: float | None = None, kl_coef: float = 0.0,
-    seed: int = 0, checkpoint_dir: str | None = None, model_name: str = "rl4rec-{dataset}",
-    experiment: str = "rl4rec", register_policy: bool = True, num_gpus: float = 0.0,
-    actor_name: str = "RetrievalService",
+    run: RunSettings = RunSettings(),
+    retrieval: RetrievalSettings = RetrievalSettings(),
+    policy: PolicySettings = PolicySettings(),
+    algorithm: AlgorithmSettings = AlgorithmSettings(),
+    trainer: TrainerSettings = TrainerSettings(),
+    tracking: TrackingSettings = TrackingSettings(),
+    resources: ResourceSettings = ResourceSettings(),
+    register_policy: bool = True,
 ) -> dict[str, Any]:
     """Train and (optionally) register as ``challenger``; no evaluation."""
-    p = PipelineParams(
-        dataset=dataset, use_dummy=use_dummy, policy_model=policy_model, emb_model=emb_model, num_steps=num_steps,
-        batch_size=batch_size, group_size=group_size, algorithm=algorithm, reward=reward,
-        learning_rate=learning_rate, kl_coef=kl_coef, seed=seed, checkpoint_dir=checkpoint_dir,
-        model_name=model_name, experiment=experiment, num_gpus=num_gpus, actor_name=actor_name,
-    )
+    # no SFT here: the policy starts from policy.init_from or the base model
+    p = FlowParams(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer,
+                   recipe=RecipeSettings(tune_retrieval=False, sft_steps=0), tracking=tracking, resources=resources)
     with mlflow_run(p, "rl4rec-training") as run_id:
         prepare_inputs(p)
         with retrieval_service(p) as ref:
@@ -133,17 +112,18 @@ def training_flow(
 
 @flow(name="rl4rec-evaluation", task_runner=task_runner(), log_prints=True)
 def evaluation_flow(
-    dataset: str = "ml-100k", checkpoint: str | None = None, model_name: str = "rl4rec-{dataset}",
-    alias: str = "champion", emb_model: str = "all-MiniLM-L6-v2", split: str = "test", eval_users: int | None = 200,
-    baselines: list[str] = list(DEFAULT_BASELINES),  # noqa: B006
-    seed: int = 0, experiment: str = "rl4rec", actor_name: str = "RetrievalService",
+    run: RunSettings = RunSettings(),
+    retrieval: RetrievalSettings = RetrievalSettings(),
+    evaluation: EvaluationSettings = EvaluationSettings(),
+    tracking: TrackingSettings = TrackingSettings(),
+    resources: ResourceSettings = ResourceSettings(),
+    checkpoint: str | None = None,
+    alias: str = "champion",
 ) -> dict[str, dict]:
     """Evaluate a checkpoint (or the registered version behind ``alias``) beside the baselines."""
     from tasks.registry import fetch_model_checkpoint
 
-    p = PipelineParams(dataset=dataset, emb_model=emb_model, eval_split=split, eval_users=eval_users,
-                       baselines=baselines, seed=seed, model_name=model_name, experiment=experiment,
-                       actor_name=actor_name)
+    p = FlowParams(run=run, retrieval=retrieval, evaluation=evaluation, tracking=tracking, resources=resources)
     with mlflow_run(p, "rl4rec-evaluation", {"checkpoint": checkpoint, "alias": alias}) as run_id:
         if checkpoint is None:
             with ray_options(num_cpus=1):

@@ -1,7 +1,7 @@
 """``rl4rec run``: the whole pipeline on the offline defaults, with whatever it needs started locally.
 
     rl4rec run --quick        # dummy policy, 20 steps: a quick look at every part (minutes, mostly start-up)
-    rl4rec run                # SmolLM2-135M-Instruct policy (30 steps), all-MiniLM-L6-v2 retrieval, MovieLens-100k
+    rl4rec run                # the recipe: tuned retrieval, SFT, 40 GRPO steps of SmolLM2-135M-Instruct, all-MiniLM-L6-v2 retrieval, MovieLens-100k
 
 Needs nothing running: a local Ray is started by the flow's task runner (or ``RAY_ADDRESS`` is
 used), a Prefect API is started in the background unless ``PREFECT_API_URL`` is configured, and
@@ -18,17 +18,20 @@ from typing import Any
 
 from rl4rec_core.errors import Rl4recError
 
-from flows.params import RECIPE
-
-QUICK = dict(use_dummy=True, num_steps=20, batch_size=16, group_size=4, eval_users=100, save_every=10,
-             learning_rate=None, kl_coef=0.0, sft_steps=0, reward=RECIPE["reward"])
-# the recipe (flows/params.py RECIPE), evaluated on every user of the split
-FULL = dict(use_dummy=False, num_steps=RECIPE["num_steps"], batch_size=RECIPE["batch_size"], group_size=4,
-            eval_users=0, save_every=20, learning_rate=RECIPE["learning_rate"], kl_coef=RECIPE["kl_coef"],
-            sft_steps=RECIPE["sft_steps"], reward=RECIPE["reward"])
+# what `rl4rec run` sets when a flag is not given; everything else is the settings' default (the recipe)
+QUICK = dict(policy="dummy", num_steps=20, batch_size=16, group_size=4, eval_users=100, save_every=10,
+             learning_rate=None, kl_coef=0.0, sft_steps=0)
+# the recipe (rl4rec_core/settings.py defaults), evaluated on every user of the split
+FULL = dict(eval_users=None)
+# the pipeline's groups that `rl4rec run` exposes as flags (resources: --num_gpus, --train_cpus)
+ALIASES = {"dataset_name": "--dataset", "emb_model_name": "--emb_model"}
 
 
 def register(subparsers) -> None:
+    from rl4rec_core.cli.flags import add_group_flags
+
+    from flows.params import FLOW_GROUPS
+
     p = subparsers.add_parser(
         "run",
         help="run the whole pipeline (data, embeddings, retrieval actor, RL training, evaluation, registry)",
@@ -36,58 +39,36 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help=f"dummy policy and few steps ({QUICK})")
-    p.add_argument("--dataset", default="ml-100k")
-    p.add_argument("--source", default=None, help="raw files of a dataset other than ml-100k")
-    p.add_argument("--use_dummy", action="store_true", default=None, help="train the dummy policy (no LLM)")
-    p.add_argument("--policy_model", default="smollm2-135m-instruct")
-    p.add_argument("--emb_model", default="all-MiniLM-L6-v2")
-    p.add_argument("--num_steps", type=int, default=None, help=f"default {FULL['num_steps']} ({QUICK['num_steps']} with --quick)")
-    p.add_argument("--batch_size", type=int, default=None, help="texts per step (users x group_size)")
-    p.add_argument("--group_size", type=int, default=None)
-    p.add_argument("--algorithm", default="grpo", help="grpo or reinforce")
-    p.add_argument("--reward", default=None, help=f"default {RECIPE['reward']}; ndcg@k, hit@k, mrr, mixed, rank_pct, "
-                   "log_rank, top5_diversity or pkg.module:fn")
-    p.add_argument("--learning_rate", type=float, default=None, help=f"GRPO; default {RECIPE['learning_rate']}")
-    p.add_argument("--kl_coef", type=float, default=None, help=f"KL to the starting policy; default {RECIPE['kl_coef']}")
-    p.add_argument("--sft_steps", type=int, default=None, help=f"SFT warm start steps (0 = none); default {RECIPE['sft_steps']}")
-    p.add_argument("--init_from", default=None, help="start GRPO from this checkpoint instead of running SFT")
-    p.add_argument("--no_tune_retrieval", action="store_true", help="keep the retrieval settings already on disk")
-    p.add_argument("--history_len", type=int, default=RECIPE["history_len"], help="LLM prompt: last N items")
-    p.add_argument("--max_new_tokens", type=int, default=RECIPE["max_new_tokens"])
-    p.add_argument("--temperature", type=float, default=RECIPE["temperature"])
-    p.add_argument("--save_every", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval_split", default="test", choices=("valid", "test"))
-    p.add_argument("--eval_users", type=int, default=None, help="evaluate this many users (default all; 100 with --quick; 0 = all)")
-    p.add_argument("--checkpoint_dir", default=None, help="default checkpoints/{dataset}_rl/{flow run name}")
-    p.add_argument("--model_name", default="rl4rec-{dataset}", help="registered model name template")
-    p.add_argument("--experiment", default="rl4rec", help="MLflow experiment")
-    p.add_argument("--promote", default="first", choices=("first", "always", "never"),
-                   help="make the new version 'champion': only if there is none (first), always, never")
-    p.add_argument("--num_gpus", type=float, default=0.0)
+    for name, cls in FLOW_GROUPS.items():
+        add_group_flags(p, cls, name, given_only=True, shown_defaults=FULL)
+    for dest, alias in ALIASES.items():  # the names `rl4rec run` had before the settings model
+        p.add_argument(alias, dest=dest, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--use_dummy", dest="policy", action="store_const", const="dummy", default=None,
+                   help="train the dummy policy (no LLM; same as --policy dummy)")
     p.set_defaults(func=run)
 
 
 def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """The pipeline_flow parameters for these flags (``--quick`` fills what was not given)."""
-    profile = QUICK if args.quick else FULL
-    out: dict[str, Any] = {
-        "dataset": args.dataset, "source": args.source, "policy_model": args.policy_model,
-        "emb_model": args.emb_model, "algorithm": args.algorithm, "seed": args.seed,
-        "eval_split": args.eval_split, "checkpoint_dir": args.checkpoint_dir, "model_name": args.model_name,
-        "experiment": args.experiment, "promote": args.promote, "num_gpus": args.num_gpus,
-        "tune_retrieval": not args.no_tune_retrieval, "init_from": args.init_from, "history_len": args.history_len,
-        "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
-    }
-    for key in ("use_dummy", "num_steps", "batch_size", "group_size", "save_every", "eval_users", "learning_rate",
-                "kl_coef", "sft_steps", "reward"):
-        given = getattr(args, key)
-        out[key] = profile[key] if given is None else given
-    if out["eval_users"] == 0:
-        out["eval_users"] = None
-    if out["init_from"] and args.sft_steps is None:  # a given start replaces the recipe's SFT
-        out["sft_steps"] = 0
-    return out
+    """The pipeline_flow parameters (settings groups) for these flags; a profile fills what was not given."""
+    from flows.params import FLOW_GROUPS, split_by_group
+
+    chosen = {k: v for k, v in vars(args).items() if v is not None}
+    for key, value in (QUICK if args.quick else FULL).items():
+        chosen.setdefault(key, value)
+    if chosen.get("eval_users") == 0:  # 0 = every user
+        chosen["eval_users"] = None
+    if chosen.get("init_from") and args.sft_steps is None:  # a given start replaces the recipe's SFT
+        chosen["sft_steps"] = 0
+    settings = {k: v for k, v in chosen.items() if k in _setting_names()}
+    return {name: FLOW_GROUPS[name](**fields) for name, fields in split_by_group(settings).items()}
+
+
+def _setting_names() -> set[str]:
+    import dataclasses
+
+    from flows.params import FLOW_GROUPS
+
+    return {f.name for cls in FLOW_GROUPS.values() for f in dataclasses.fields(cls)}
 
 
 @contextlib.contextmanager
@@ -153,7 +134,7 @@ def task_timeline(flow_run_id: str) -> tuple[float, list[tuple[str, str, float]]
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.params import PipelineParams
+    from flows.params import FlowParams
     from tasks import tracking as mt
 
     t_start = time.perf_counter()
@@ -162,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     for noisy in ("httpx", "httpcore"):  # one line per API call otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     params = flow_parameters(args)
-    PipelineParams(**params)  # bad flags fail here, before any server, cluster or model starts
+    FlowParams(**params)  # bad flags fail here, before any server, cluster or model starts
     uri = mt.configure_mlflow()
     with prefect_api() as (api_url, how):
         print(f"Prefect API: {api_url} — {how}", flush=True)
@@ -187,9 +168,10 @@ def print_summary(out, params, api_url, uri, wall, flow_wall, work, tasks) -> No
     from rl4rec_core.evaluation.ranking import format_table
 
     print("\n" + "=" * 78)
-    kind = "dummy policy" if params["use_dummy"] else params["policy_model"]
-    print(f"rl4rec pipeline finished: {params['dataset']}, {kind}, {params['num_steps']} steps")
-    print(f"\nEvaluation on {params['eval_split']} ({out['evaluation']['policy'].get('users', '?')} users; "
+    policy = params["policy"]
+    kind = "dummy policy" if policy.use_dummy else policy.policy_model
+    print(f"rl4rec pipeline finished: {params['run'].dataset_name}, {kind}, {params['trainer'].num_steps} steps")
+    print(f"\nEvaluation on {params['evaluation'].eval_split} ({out['evaluation']['policy'].get('users', '?')} users; "
           "full ranking, history masked):")
     print(format_table({k: {m: v for m, v in row.items() if m != "users"} for k, row in out["evaluation"].items()}))
     print(f"LLM rows scored by {out.get('scorer', 'cosine')}"
@@ -204,7 +186,7 @@ def print_summary(out, params, api_url, uri, wall, flow_wall, work, tasks) -> No
         print(f"\nLast training step: reward {last.get('avg_reward', float('nan')):.4f}, "
               f"loss {last.get('loss', float('nan')):.4f}, kl {last.get('kl', float('nan')):.4f}")
     print(f"\nCheckpoint:        {out['checkpoint']}")
-    print(f"MLflow run:        {out['mlflow_run_id']}  (experiment {params['experiment']!r})")
+    print(f"MLflow run:        {out['mlflow_run_id']}  (experiment {params['tracking'].experiment!r})")
     alias = "challenger" + (", champion" if out["promoted"] else "")
     print(f"Registered model:  {out['model_name']} version {out['version']} (aliases: {alias})")
     print(f"Prefect flow run:  {out['flow_run_id']}")

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from flows.params import PipelineParams
+from flows.params import FlowParams
 from tasks import tracking as mt
 from tasks.data import generate_item_embeddings, prepare_dataset
 from tasks.evaluation import evaluate_baselines, evaluate_policy
@@ -22,38 +22,42 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def mlflow_run(p: PipelineParams, flow_name: str, extra_params: dict[str, Any] | None = None) -> Iterator[str]:
-    """The flow run's MLflow run: all parameters, tagged with the Prefect flow run and git commit;
-    FAILED (with everything logged so far) when the flow body raises."""
+def mlflow_run(p: FlowParams, flow_name: str, extra_params: dict[str, Any] | None = None) -> Iterator[str]:
+    """The flow run's MLflow run: every setting as one tree (dotted names such as ``policy.temperature``),
+    tagged with the Prefect flow run and git commit; FAILED (with everything logged so far) when the
+    flow body raises."""
     mt.configure_mlflow()
     fid, fname = current_flow_run()
-    params = {**p.to_dict(), **(extra_params or {})}
+    params = {**mt.flatten(p.to_dict()), **(extra_params or {})}
     with mt.tracked_run(
         run_name=f"{flow_name}-{fname}" if fname else flow_name,
         params=params,
-        tags={"rl4rec.dataset": p.dataset, "rl4rec.policy": "dummy" if p.use_dummy else p.policy_model},
-        experiment=p.experiment,
+        tags={"rl4rec.dataset": p.dataset, "rl4rec.policy": "dummy" if p.policy.use_dummy else p.policy.policy_model},
+        experiment=p.tracking.experiment,
         flow_run_id=fid,
         flow_name=flow_name,
     ) as run_id:
         yield run_id
 
 
-def prepare_inputs(p: PipelineParams) -> str:
+def prepare_inputs(p: FlowParams) -> str:
     """Prepared dataset + item embeddings (both reused when up to date); the embedding file path."""
     with ray_options(num_cpus=1):
-        prepared = prepare_dataset.submit(p.dataset, p.source, p.fmt)
-        emb = generate_item_embeddings.submit(p.dataset, p.emb_model, p.emb_type, wait_for=[prepared])
+        prepared = prepare_dataset.submit(p.dataset, p.run.source, p.run.fmt)
+        emb = generate_item_embeddings.submit(p.dataset, p.retrieval.emb_model_name, p.retrieval.emb_type,
+                                              backend=p.retrieval.backend, wait_for=[prepared])
     return emb.result()
 
 
 @contextlib.contextmanager
-def retrieval_service(p: PipelineParams) -> Iterator[ServiceRef]:
+def retrieval_service(p: FlowParams) -> Iterator[ServiceRef]:
     """The retrieval actor for as long as the ``with`` body needs it; removed after unless it was
     already running (an ``rl4rec serve`` actor is used and left alone)."""
     with ray_options(num_cpus=0.1):
+        r = p.retrieval
         ref = start_retrieval_service.submit(
-            p.dataset, p.emb_model, p.emb_type, name=p.actor_name, num_gpus=p.num_gpus
+            p.dataset, r.emb_model_name, r.emb_type, name=r.actor_name, namespace=r.namespace,
+            num_gpus=p.resources.num_gpus, backend=r.backend,
         ).result()
     try:
         yield ref
@@ -64,55 +68,55 @@ def retrieval_service(p: PipelineParams) -> Iterator[ServiceRef]:
             log.exception("could not remove retrieval actor %s", ref.get("name"))
 
 
-def tune_scorer(p: PipelineParams, run_id: str, checkpoint: str | None = None) -> dict[str, Any] | None:
+def tune_scorer(p: FlowParams, run_id: str, checkpoint: str | None = None) -> dict[str, Any] | None:
     """Tune the hybrid scorer on validation (``alpha`` on ``checkpoint``'s texts); None when switched off."""
-    if not p.tune_retrieval:
+    if not p.recipe.tune_retrieval:
         return None
     with ray_options(num_cpus=1):
         return tune_retrieval_settings.submit(
-            p.dataset, p.emb_model, p.emb_type, checkpoint=checkpoint, device=p.device, mlflow_run_id=run_id
+            p.dataset, p.retrieval.emb_model_name, p.retrieval.emb_type, checkpoint=checkpoint, device=p.device, mlflow_run_id=run_id
         ).result()
 
 
-def warm_start(p: PipelineParams, run_id: str) -> str | None:
+def warm_start(p: FlowParams, run_id: str) -> str | None:
     """The starting checkpoint of RL: SFT's (when ``sft_steps``), ``init_from``, or None (the base model)."""
     if not p.runs_sft:
-        return p.init_from
+        return p.policy.init_from
     _, fname = current_flow_run()
     out = p.output_dir(fname) + "_sft"
-    with ray_options(num_cpus=training_cpus(p.train_cpus), num_gpus=p.num_gpus):
+    with ray_options(num_cpus=training_cpus(p.resources.train_cpus), num_gpus=p.resources.num_gpus):
         summary = fine_tune_policy.submit(dataclasses.asdict(p.sft_config(out)), run_id).result()
     return summary["final_checkpoint"]
 
 
-def train(p: PipelineParams, ref, run_id: str, init_from: str | None = None) -> dict[str, Any]:
+def train(p: FlowParams, ref, run_id: str, init_from: str | None = None) -> dict[str, Any]:
     _, fname = current_flow_run()
-    cfg = p.train_config(p.output_dir(fname), init_from=init_from)
-    with ray_options(num_cpus=training_cpus(p.train_cpus), num_gpus=p.num_gpus):
-        return train_policy.submit(cfg.to_dict(), ref, run_id, device=p.device,
-                                   policy_kwargs=p.policy_kwargs()).result()
+    settings = p.settings(p.output_dir(fname), init_from=init_from)
+    with ray_options(num_cpus=training_cpus(p.resources.train_cpus), num_gpus=p.resources.num_gpus):
+        return train_policy.submit(settings.to_dict(), ref, run_id).result()
 
 
 def evaluate(
-    p: PipelineParams, ref, checkpoint: str, run_id: str, with_baselines: bool = True, start: str | None = None,
+    p: FlowParams, ref, checkpoint: str, run_id: str, with_baselines: bool = True, start: str | None = None,
 ) -> dict[str, dict]:
     """Policy, its starting point ("untrained": SFT after SFT), the base LLM when there was a
     ``start``, and the baselines, on the same users; logged to MLflow with paired intervals."""
     from rl4rec_core.evaluation.bootstrap import paired_intervals
 
-    common = dict(split=p.eval_split, max_users=p.eval_users, seed=p.seed)
-    with ray_options(num_cpus=1, num_gpus=p.num_gpus):
+    e = p.evaluation
+    common = dict(split=e.eval_split, max_users=e.eval_users, seed=p.run.seed)
+    with ray_options(num_cpus=1, num_gpus=p.resources.num_gpus):
         futures = {"policy": evaluate_policy.submit(p.dataset, checkpoint, ref, device=p.device, **common)}
-        if p.evaluate_untrained:
+        if e.evaluate_untrained:
             futures["untrained"] = evaluate_policy.submit(
                 p.dataset, checkpoint, ref, trained=False, device=p.device, **common
             )
             if start:
                 futures["base"] = evaluate_policy.submit(p.dataset, start, ref, trained=False, device=p.device, **common)
     with ray_options(num_cpus=1):
-        base = evaluate_baselines.submit(p.dataset, baselines=tuple(p.baselines), emb_model=p.emb_model,
-                                         emb_type=p.emb_type, with_ranks=True,
-                                         **common) if with_baselines and p.baselines else None
+        base = evaluate_baselines.submit(p.dataset, baselines=tuple(e.baselines), emb_model=p.retrieval.emb_model_name,
+                                         emb_type=p.retrieval.emb_type, with_ranks=True,
+                                         **common) if with_baselines and e.baselines else None
     done = {name: f.result() for name, f in futures.items()}
     if base is not None:
         done.update(base.result())
@@ -123,5 +127,5 @@ def evaluate(
     pairs = [(a, b) for a in ("policy", "untrained", "base") if a in ranks
              for b in (starts.get(a), "echo+prior", "popularity") if b in ranks]
     intervals = paired_intervals(ranks, pairs)
-    mt.record_evaluation(run_id, results, intervals, split=p.eval_split)
+    mt.record_evaluation(run_id, results, intervals, split=e.eval_split)
     return {"results": results, "intervals": intervals}

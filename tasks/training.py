@@ -16,30 +16,23 @@ log = logging.getLogger(__name__)
 # no retries: a repeat would meet its own half-finished output folder (the trainer refuses it)
 @task(name="train_policy", cache_policy=NO_CACHE)
 def train_policy(
-    config: dict[str, Any],
+    settings: dict[str, Any],
     service: ServiceRef,
     mlflow_run_id: str | None = None,
-    device: str = "cpu",
     log_checkpoints: str = "final",
-    policy_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train per ``config`` (a ``TrainConfig`` dict); the trainer's summary (paths, steps, last stats).
+    """Train per ``settings`` (a ``Settings`` tree as a dict); the trainer's summary (paths, steps, last stats).
 
     Per-step stats, ``training_log.jsonl``, the reward curve and the final checkpoint go to the MLflow
     run ``mlflow_run_id`` as they happen. When training fails, the log so far is still attached.
-    ``policy_kwargs``: LLM settings for ``build_policy`` (prompt length, sampling, ...).
     """
-    from rl4rec_core.data import load_dataset
-    from rl4rec_core.policy.factory import build_policy
-    from rl4rec_core.training.trainer import RLTrainer
-    from rl4rec_core.training.config import TrainConfig
+    from rl4rec_core.settings import Settings
+    from rl4rec_core.training.trainer import build_trainer
 
     from tasks.runtime import use_assigned_cpus
 
     use_assigned_cpus()
-    cfg = TrainConfig.from_dict(config)
-    dataset = load_dataset(cfg.dataset_name)
-    policy = build_policy(cfg, dataset, device=device, **({} if cfg.use_dummy else policy_kwargs or {}))
+    cfg = Settings.from_dict(settings)
     callbacks = []
     if mlflow_run_id:
         from tasks.tracking import configure_mlflow
@@ -47,7 +40,8 @@ def train_policy(
 
         configure_mlflow()
         callbacks.append(MLflowCallback(mlflow_run_id, log_checkpoints=log_checkpoints))
-    trainer = RLTrainer(cfg, policy, service_client(service), dataset, callbacks=callbacks)
+    # no progress bar: a Ray worker's output goes to the flow's log, one line per update
+    trainer = build_trainer(cfg, service_client(service), callbacks=callbacks, progress=False)
     try:
         summary = trainer.train()
     except BaseException:

@@ -10,8 +10,20 @@ import pytest
 from tasks import tracking as mt
 from tiny_recdata import write_tiny_dataset
 
-QUICK = dict(dataset="tiny-ml", use_dummy=True, num_steps=4, batch_size=8, group_size=4, save_every=2,
+# flat setting names, as `rl4rec run`'s flags; `groups(...)` turns them into a flow's parameters
+QUICK = dict(dataset_name="tiny-ml", use_dummy=True, num_steps=4, batch_size=8, group_size=4, save_every=2,
              eval_users=None)
+
+
+def groups(flow=None, **flat) -> dict:
+    """A flow's settings groups as plain dicts, as a deployment sends them (Prefect validates them)."""
+    import inspect
+
+    from flows.params import FLOW_GROUPS, split_by_group
+
+    names = tuple(FLOW_GROUPS) if flow is None else tuple(
+        n for n in inspect.signature(flow.fn).parameters if n in FLOW_GROUPS)
+    return split_by_group(flat, names)
 
 
 @pytest.fixture

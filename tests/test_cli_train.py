@@ -70,19 +70,21 @@ def test_kill_then_resume_matches_uninterrupted(rl4rec_dirs, tmp_path, capsys):
 
 def test_service_ray_without_the_actor_is_a_clear_error(ray_local):
     from rl4rec_core.errors import Rl4recError
-    from rl4rec_core.retrieval.source import ServiceConfig, connect_reward_source
+    from rl4rec_core.retrieval.source import connect_reward_source
+    from rl4rec_core.settings import RetrievalSettings
 
-    cfg = ServiceConfig(mode="ray", actor_name="NoSuchRetrievalService", namespace="rl4rec")
+    retrieval = RetrievalSettings(actor_name="NoSuchRetrievalService", namespace="rl4rec")
     with pytest.raises(Rl4recError, match="RetrievalService not found.*rl4rec serve --datasets ml-100k"):
-        connect_reward_source("ml-100k", cfg)
+        connect_reward_source("ml-100k", retrieval, mode="ray")
 
 
 def test_unknown_service_mode():
     from rl4rec_core.errors import ConfigError
-    from rl4rec_core.retrieval.source import ServiceConfig
+    from rl4rec_core.retrieval.source import connect_reward_source
+    from rl4rec_core.settings import RetrievalSettings
 
     with pytest.raises(ConfigError, match="--service"):
-        ServiceConfig(mode="remote")
+        connect_reward_source("ml-100k", RetrievalSettings(), mode="remote")
 
 
 def test_llm_flags_reach_the_saved_policy(rl4rec_dirs, tmp_path, capsys):
@@ -108,4 +110,4 @@ def test_llm_flags_reach_the_saved_policy(rl4rec_dirs, tmp_path, capsys):
         "temperature": 0.7, "max_new_tokens": 3, "response_prefix": 'Next: "'}
     capsys.readouterr()
     assert main([*args, "--overwrite", "--history_len", "0"]) == 2
-    assert "history_len must be ≥ 1" in capsys.readouterr().err
+    assert "history_len must be a positive integer" in capsys.readouterr().err

@@ -22,7 +22,8 @@ def test_prefect_yaml_declares_pipeline_schedule_and_process_pool():
     spec = yaml.safe_load(PREFECT_YAML.read_text())
     deps = {d["name"]: d for d in spec["deployments"]}
     assert {"pipeline", "pipeline-quick", "weekly-retraining"} <= set(deps)
-    assert deps["pipeline"]["parameters"]["dataset"] == "ml-100k"
+    assert deps["pipeline"]["parameters"]["run"] == {"dataset_name": "ml-100k"}
+    assert deps["pipeline-quick"]["parameters"]["policy"] == {"policy": "dummy"}
     [schedule] = deps["weekly-retraining"]["schedules"]
     assert schedule["cron"] == "0 3 * * 1" and schedule["timezone"] == "Europe/Berlin"
     assert {d["work_pool"]["name"] for d in deps.values()} == {"rl4rec-process"}
@@ -51,8 +52,9 @@ def test_deploy_and_run_through_a_process_worker(rl4rec_dirs, tmp_path, monkeypa
         _prefect("work-pool", "create", "rl4rec-process", "--type", "process", env=env)
         out = _prefect("deploy", "--all", "--prefect-file", str(PREFECT_YAML), env=env)
         assert "rl4rec-retraining/weekly-retraining" in out
-        params = {"dataset": "tiny-ml", "num_steps": 3, "batch_size": 8, "eval_users": None,
-                  "baselines": ["popularity"], "evaluate_untrained": False}
+        # settings groups, as the Prefect UI's form sends them; the deployment's policy group (dummy) stays
+        params = {"run": {"dataset_name": "tiny-ml"}, "trainer": {"num_steps": 3, "batch_size": 8},
+                  "evaluation": {"eval_users": None, "baselines": ["popularity"], "evaluate_untrained": False}}
         out = _prefect("deployment", "run", "rl4rec-pipeline/pipeline-quick", "--params", json.dumps(params), env=env)
         flow_run_id = next(line.split("UUID:")[1].strip() for line in out.splitlines() if "UUID:" in line)
         _prefect("worker", "start", "--pool", "rl4rec-process", "--run-once", env=env, timeout=540)
@@ -66,7 +68,7 @@ def test_deploy_and_run_through_a_process_worker(rl4rec_dirs, tmp_path, monkeypa
             tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
             retraining = client.read_deployment_by_name("rl4rec-retraining/weekly-retraining")
         assert run.state_type.value == "COMPLETED", run.state
-        assert run.parameters["num_steps"] == 3
+        assert run.parameters["trainer"]["num_steps"] == 3
         assert len(tasks) >= 7 and all(t.state_type.value == "COMPLETED" for t in tasks)
         [sched] = retraining.schedules
         assert sched.schedule.cron == "0 3 * * 1" and sched.schedule.timezone == "Europe/Berlin"

@@ -11,7 +11,7 @@ from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy.dummy import DummyRecPolicy, build_vocab
 from rl4rec_core.training.algorithms import AlgoConfig
 from rl4rec_core.training.trainer import RLTrainer
-from rl4rec_core.training.config import TrainConfig
+from rl4rec_core.settings import Settings
 from tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 
 
@@ -91,10 +91,10 @@ def test_save_load_round_trip_resumes_sampling(tiny, tmp_path):
 
 
 def _assert_learns(tiny, service):
-    cfg = TrainConfig(dataset_name=tiny.name, num_steps=50, batch_size=16, group_size=4, use_dummy=True,
-                      save_every=50, progress=False, seed=0)
+    cfg = Settings.of(dataset_name=tiny.name, num_steps=50, batch_size=16, group_size=4, use_dummy=True,
+                      save_every=50, seed=0, reward="ndcg@10")
     policy = DummyRecPolicy.from_dataset(tiny, seed=0, learning_rate=0.1, algo=AlgoConfig(group_size=4))
-    trainer = RLTrainer(cfg, policy, service, tiny)
+    trainer = RLTrainer(cfg, policy, service, tiny, progress=False)
     trainer.train()
     rewards = np.array([r["avg_reward"] for r in trainer.log.read()])
     assert len(rewards) == 50

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flow_helpers import QUICK, actor_exists, flow_env, task_runs  # noqa: F401 (fixture)
+from flow_helpers import QUICK, actor_exists, flow_env, groups, task_runs  # noqa: F401 (fixture)
+from prefect.exceptions import ParameterTypeError
+
 from rl4rec_core.errors import ConfigError
 from tasks import tracking as mt
 from tiny_recdata import write_tiny_dataset
@@ -16,7 +18,7 @@ from tiny_recdata import write_tiny_dataset
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"dataset": "no-such-dataset"}, "unknown dataset 'no-such-dataset'.*rl4rec data prepare"),
+        ({"dataset_name": "no-such-dataset"}, "unknown dataset 'no-such-dataset'.*rl4rec data prepare"),
         ({"num_steps": -3}, "num_steps must be a positive integer, got -3"),
         ({"reward": "ndcg_at_ten"}, "unknown reward 'ndcg_at_ten'; known rewards"),
         ({"sft_steps": -1}, "sft_steps must be an integer >= 0"),
@@ -29,9 +31,10 @@ def test_bad_parameters_fail_before_any_task(rl4rec_dirs, prefect_api, override,
     from flows.pipeline import pipeline_flow
 
     write_tiny_dataset(rl4rec_dirs["data"], "tiny-ml")
-    state = pipeline_flow(**{**QUICK, "experiment": "bad-params", **override}, return_state=True)
+    state = pipeline_flow(**groups(**{**QUICK, "experiment": "bad-params", **override}), return_state=True)
     assert state.is_failed()
-    with pytest.raises(ConfigError, match=message):
+    # a bad value within a group fails Prefect's parameter validation, one across groups the flow's check
+    with pytest.raises((ConfigError, ParameterTypeError), match=message):
         state.result()
     assert task_runs(state.state_details.flow_run_id) == []
     exp = mt.client().get_experiment_by_name("bad-params")
@@ -52,8 +55,8 @@ def test_failing_task_leaves_mlflow_run_failed_with_its_log(flow_env, monkeypatc
 
     # the custom reward must import in the Ray workers and in the retrieval actor as well
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
-    state = pipeline_flow(**{**QUICK, "num_steps": 6}, reward="flaky_reward:fails_on_third_call",
-                          experiment="failing-task", actor_name=flow_env["actor"], return_state=True)
+    state = pipeline_flow(**groups(**{**QUICK, "num_steps": 6}, reward="flaky_reward:fails_on_third_call",
+                                   experiment="failing-task", actor_name=flow_env["actor"]), return_state=True)
     assert state.is_failed()
     runs = {r.name.rsplit("-", 1)[0]: r.state_type.value for r in task_runs(state.state_details.flow_run_id)}
     assert runs["train_policy"] == "FAILED" and runs["prepare_dataset"] == "COMPLETED"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flow_helpers import QUICK, actor_exists, flow_env, task_runs  # noqa: F401 (fixture)
+from flow_helpers import QUICK, actor_exists, flow_env, groups, task_runs  # noqa: F401 (fixture)
 from tasks import tracking as mt
 from tasks import registry
 
@@ -16,22 +16,22 @@ from tasks import registry
 def test_embedding_training_and_evaluation_flows(flow_env):
     from flows.pipeline import embedding_flow, evaluation_flow, training_flow
 
-    path = embedding_flow(dataset="tiny-ml", experiment="parts")
+    path = embedding_flow(**groups(embedding_flow, dataset_name="tiny-ml", experiment="parts"))
     sidecar = json.loads(Path(path).with_suffix(".json").read_text())
     assert sidecar["num_items"] == 24 and Path(path).is_file()
 
-    train_params = {k: QUICK[k] for k in ("dataset", "use_dummy", "num_steps", "batch_size", "group_size")}
-    trained = training_flow(**train_params, model_name="parts-{dataset}", experiment="parts",
-                           actor_name=flow_env["actor"])
+    train_params = {k: QUICK[k] for k in ("dataset_name", "use_dummy", "num_steps", "batch_size", "group_size")}
+    trained = training_flow(**groups(training_flow, **train_params, model_name="parts-{dataset}", experiment="parts",
+                                     actor_name=flow_env["actor"]))
     assert trained["registered"]["version"] == 1
     assert registry.alias_version("parts-tiny-ml", "challenger") == 1
     assert registry.alias_version("parts-tiny-ml", "champion") is None  # training alone never promotes
     run = mt.client().get_run(trained["mlflow_run_id"])
     assert [m.step for m in mt.client().get_metric_history(run.info.run_id, "train/avg_reward")] == [0, 1, 2, 3]
 
-    results = evaluation_flow(dataset="tiny-ml", model_name="parts-{dataset}", alias="challenger", split="valid",
-                              eval_users=None, baselines=["popularity"], experiment="parts",
-                              actor_name=flow_env["actor"])
+    results = evaluation_flow(**groups(evaluation_flow, dataset_name="tiny-ml", model_name="parts-{dataset}",
+                                       eval_split="valid", eval_users=None, baselines=["popularity"],
+                                       experiment="parts", actor_name=flow_env["actor"]), alias="challenger")
     assert set(results) == {"policy", "untrained", "popularity"}
     assert results["policy"]["users"] == 36
     assert not actor_exists(flow_env["actor"])

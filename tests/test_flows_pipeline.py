@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from flow_helpers import QUICK, actor_exists, flow_env, task_runs  # noqa: F401 (fixture)
+from flow_helpers import QUICK, actor_exists, flow_env, groups, task_runs  # noqa: F401 (fixture)
 from tasks import tracking as mt
 from tasks import registry
 
@@ -17,7 +17,7 @@ EXPECTED_TASKS = {"prepare_dataset", "generate_item_embeddings", "tune_retrieval
 def test_pipeline_end_to_end(flow_env):
     from flows.pipeline import pipeline_flow
 
-    out = pipeline_flow(**QUICK, experiment="pipeline-test", actor_name=flow_env["actor"])
+    out = pipeline_flow(**groups(**QUICK, experiment="pipeline-test", actor_name=flow_env["actor"]))
 
     # every task ran on Ray and reported to the same Prefect API as its flow run
     runs = task_runs(out["flow_run_id"])
@@ -32,8 +32,9 @@ def test_pipeline_end_to_end(flow_env):
     assert run.info.status == "FINISHED"
     assert run.data.tags[mt.TAG_FLOW_RUN_ID] == out["flow_run_id"]
     assert run.data.tags.get(mt.TAG_GIT_COMMIT)
-    assert run.data.params["num_steps"] == "4" and run.data.params["dataset"] == "tiny-ml"
-    assert run.data.params["reward"] == "log_rank" and run.data.params["use_dummy"] == "True"
+    # every setting as one tree: dotted names
+    assert run.data.params["trainer.num_steps"] == "4" and run.data.params["run.dataset_name"] == "tiny-ml"
+    assert run.data.params["algorithm.reward"] == "log_rank" and run.data.params["policy.policy"] == "dummy"
     for key in ("loss", "avg_reward", "max_reward", "min_reward", "kl", "gen_len", "time_step"):
         assert [m.step for m in c.get_metric_history(run.info.run_id, f"train/{key}")] == [0, 1, 2, 3], key
     for model in ("policy", "untrained", "popularity", "echo", "echo+prior"):
@@ -69,9 +70,9 @@ def test_pipeline_runs_the_recipe_with_an_llm(flow_env, tiny_lm):
 
     from flows.pipeline import pipeline_flow
 
-    out = pipeline_flow(dataset="tiny-ml", policy_model=tiny_lm, sft_steps=2, sft_batch_size=4, num_steps=2,
-                        batch_size=4, group_size=2, save_every=2, eval_users=6, max_new_tokens=4,
-                        experiment="recipe-test", actor_name=flow_env["actor"], train_cpus=1)
+    out = pipeline_flow(**groups(dataset_name="tiny-ml", policy_model=tiny_lm, sft_steps=2, sft_batch_size=4,
+                                 num_steps=2, batch_size=4, group_size=2, save_every=2, eval_users=6, max_new_tokens=4,
+                                 experiment="recipe-test", actor_name=flow_env["actor"], train_cpus=1))
     names = [r.name.rsplit("-", 1)[0] for r in task_runs(out["flow_run_id"])]
     assert names.count("tune_retrieval") == 2 and names.count("fine_tune_policy") == 1
     assert names.count("evaluate_policy") == 3  # trained, its start (SFT), and the base LLM

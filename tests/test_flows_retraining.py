@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flow_helpers import QUICK, flow_env, task_runs  # noqa: F401 (fixture)
+from flow_helpers import QUICK, flow_env, groups, task_runs  # noqa: F401 (fixture)
 from tasks import tracking as mt
 from tasks import registry
 
@@ -15,13 +15,13 @@ def test_first_challenger_is_promoted_an_identical_one_is_not(flow_env):
 
     params = {k: v for k, v in QUICK.items() if k not in ("save_every", "eval_users")}
     name = "rl4rec-{dataset}-retrain"
-    first = retraining_flow(**params, model_name=name, experiment="retrain", actor_name=flow_env["actor"])
+    first = retraining_flow(**groups(**params, model_name=name, experiment="retrain", actor_name=flow_env["actor"]))
     assert first["promote"] and first["champion_version_before"] is None
     assert registry.alias_version("rl4rec-tiny-ml-retrain", "champion") == first["challenger_version"]
 
     # same data, seed and settings: the challenger equals the champion on every validation user,
     # so the interval of the difference is [0, 0] and the champion stays
-    second = retraining_flow(**params, model_name=name, experiment="retrain", actor_name=flow_env["actor"])
+    second = retraining_flow(**groups(**params, model_name=name, experiment="retrain", actor_name=flow_env["actor"]))
     assert not second["promote"]
     assert second["champion_version_before"] == first["challenger_version"]
     assert second["diff_mean"] == 0.0 and second["ci_low"] == 0.0

@@ -8,10 +8,10 @@ import torch
 from rl4rec_core.evaluation import metrics
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.policy.dummy import DummyRecPolicy
-from rl4rec_core.policy.factory import build_policy
+from rl4rec_core.policy.registry import build_policy
 from rl4rec_core.evaluation.policy_eval import evaluate_policy, load_policy, paired_bootstrap, select_users
 from rl4rec_core.training.trainer import RLTrainer
-from rl4rec_core.training.config import TrainConfig
+from rl4rec_core.settings import Settings
 
 
 def test_ranks_are_the_services_ranks_of_greedy_texts(tiny, service):
@@ -38,9 +38,10 @@ def test_max_users_is_a_seeded_subset(tiny, service):
 
 
 def test_trained_checkpoint_beats_untrained_on_train_users(tiny, service, tmp_path):
-    cfg = TrainConfig(dataset_name=tiny.name, num_steps=60, batch_size=16, group_size=4, use_dummy=True,
-                      learning_rate=0.1, save_every=30, progress=False, checkpoint_dir=str(tmp_path / "run"))
-    RLTrainer(cfg, build_policy(cfg, tiny), service, tiny).train()
+    cfg = Settings.of(dataset_name=tiny.name, num_steps=60, batch_size=16, group_size=4, use_dummy=True,
+                      learning_rate=0.1, save_every=30, checkpoint_dir=str(tmp_path / "run"), reward="ndcg@10",
+                      kl_coef=0.0)
+    RLTrainer(cfg, build_policy(cfg, tiny), service, tiny, progress=False).train()
     trained = load_policy(tmp_path / "run")  # the run folder resolves to checkpoint_final
     untrained = load_policy(tmp_path / "run" / "checkpoint_step_30", trained=False)
     assert isinstance(trained, DummyRecPolicy)

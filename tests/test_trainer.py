@@ -10,18 +10,20 @@ import pytest
 from rl4rec_core.training.checkpoint import list_checkpoints, read_checkpoint
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
-from rl4rec_core.policy.factory import build_policy
+from rl4rec_core.policy.registry import build_policy
 from rl4rec_core.training.trainer import RLTrainer, TrainerCallback, format_step
-from rl4rec_core.training.config import TrainConfig
+from rl4rec_core.settings import Settings
 from tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 
 LINE = re.compile(r"^Step +\d+ \| Loss: -?\d+\.\d{4} \| Reward: \d+\.\d{4} \(max: \d+\.\d{4}, min: \d+\.\d{4}\)$")
 
 
 def make(tiny, service, callbacks=(), **kw):
-    cfg = TrainConfig(**{"dataset_name": tiny.name, "num_steps": 12, "batch_size": 8, "group_size": 4,
-                         "use_dummy": True, "save_every": 5, "log_every": 5, "progress": False, **kw})
-    return RLTrainer(cfg, build_policy(cfg, tiny), service, tiny, callbacks=callbacks)
+    # reward and KL as these tests were written for (the recipe's defaults are log_rank and 0.05)
+    cfg = Settings.of(**{"dataset_name": tiny.name, "num_steps": 12, "batch_size": 8, "group_size": 4,
+                         "use_dummy": True, "save_every": 5, "log_every": 5, "reward": "ndcg@10", "kl_coef": 0.0,
+                         **kw})
+    return RLTrainer(cfg, build_policy(cfg, tiny), service, tiny, callbacks=callbacks, progress=False)
 
 
 class Recorder(TrainerCallback):
@@ -67,7 +69,7 @@ def test_train_writes_log_checkpoints_and_console(tiny, service, rl4rec_dirs, ca
                 "time_reward", "time_update", "time_step"} <= r.keys()
         assert r["min_reward"] <= r["avg_reward"] <= r["max_reward"]
     state, config = read_checkpoint(run_dir / "checkpoint_final")
-    assert state["step"] == 12 and config["use_dummy"] and config["dataset_name"] == tiny.name
+    assert state["step"] == 12 and config["policy"]["policy"] == "dummy" and config["run"]["dataset_name"] == tiny.name
     assert (run_dir / "checkpoint_final" / "policy" / "state.pt").is_file()
     assert summary["steps"] == 12 and summary["final_checkpoint"].endswith("checkpoint_final")
     # callbacks: start, every step in order, every checkpoint, end
@@ -135,11 +137,11 @@ def test_overwrite_replaces_an_old_run(tiny, service, tmp_path):
 )
 def test_config_errors(kw, match):
     with pytest.raises(ConfigError, match=match):
-        TrainConfig(**kw)
+        Settings.of(**kw)
 
 
 def test_reinforce_accepts_group_size_one():
-    assert TrainConfig(algorithm="reinforce", group_size=1, batch_size=3).users_per_step == 3
+    assert Settings.of(algorithm="reinforce", group_size=1, batch_size=3).users_per_step == 3
 
 
 def test_too_many_users_per_step(tiny, service):
@@ -189,15 +191,16 @@ def test_tiny_llm_grpo_steps_end_to_end(tiny, service, tmp_path):
     from tiny_lm import make_tiny_lm
 
     model_dir = make_tiny_lm(tmp_path / "lm")
-    cfg = TrainConfig(dataset_name=tiny.name, num_steps=3, batch_size=8, group_size=4, policy_model=model_dir,
-                      learning_rate=1e-2, save_every=2, progress=False, checkpoint_dir=str(tmp_path / "run"))
-    policy = build_policy(cfg, tiny, max_new_tokens=8)
+    cfg = Settings.of(dataset_name=tiny.name, num_steps=3, batch_size=8, group_size=4, policy_model=model_dir,
+                      learning_rate=1e-2, save_every=2, checkpoint_dir=str(tmp_path / "run"), max_new_tokens=8,
+                      reward="ndcg@10", kl_coef=0.0)
+    policy = build_policy(cfg, tiny)
     before = {n: p.detach().clone() for n, p in policy.model.named_parameters() if p.requires_grad}
-    summary = RLTrainer(cfg, policy, service, tiny).train()
+    summary = RLTrainer(cfg, policy, service, tiny, progress=False).train()
     assert summary["steps"] == 3
     changed = [n for n, p in policy.model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
     assert changed, "no trainable weight moved"
-    records = RLTrainer(cfg.__class__(**{**cfg.to_dict(), "resume": True}), policy, service, tiny).log.read()
+    records = RLTrainer(cfg.replace(trainer={"resume": True}), policy, service, tiny).log.read()
     assert [r["step"] for r in records] == [0, 1, 2] and all(r["gen_len"] > 0 for r in records)
 
     reloaded = load_policy(tmp_path / "run")
@@ -206,6 +209,6 @@ def test_tiny_llm_grpo_steps_end_to_end(tiny, service, tmp_path):
     m, ranks = evaluate_policy(tiny, tmp_path / "run", split="valid", service=service, max_users=5)
     assert len(ranks) == 5 and 0 <= m["ndcg@10"] <= 1
 
-    more = cfg.__class__(**{**cfg.to_dict(), "resume": True, "num_steps": 4})
-    resumed = RLTrainer(more, build_policy(more, tiny, max_new_tokens=8), service, tiny).train()
+    more = cfg.replace(trainer={"resume": True, "num_steps": 4})
+    resumed = RLTrainer(more, build_policy(more, tiny), service, tiny, progress=False).train()
     assert resumed["resumed_from"] == 3 and resumed["steps"] == 4

@@ -9,7 +9,7 @@ import torch
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.policy.rec_policy import RecPolicy
-from rl4rec_core.training.config import TrainConfig
+from rl4rec_core.settings import Settings
 
 IDS = torch.tensor([[2, 7, 9, 11, 13, 17, 19, 23]])
 
@@ -56,7 +56,7 @@ def test_init_from_starts_at_the_start_policy_and_round_trips(tiny_lm, tmp_path,
 
 
 def test_init_from_inherits_the_start_prompt(tiny_lm, tmp_path, one_thread):
-    from rl4rec_core.policy.factory import build_policy
+    from rl4rec_core.policy.registry import build_policy
 
     start = perturbed_policy(tiny_lm, response_prefix="The user will like")
     start.save(tmp_path / "start")
@@ -64,7 +64,7 @@ def test_init_from_inherits_the_start_prompt(tiny_lm, tmp_path, one_thread):
     class Tiny:
         name = "tiny-ml"
 
-    cfg = TrainConfig(dataset_name="tiny-ml", policy_model=tiny_lm, init_from=str(tmp_path / "start"), num_steps=1)
+    cfg = Settings.of(dataset_name="tiny-ml", policy_model=tiny_lm, init_from=str(tmp_path / "start"), num_steps=1)
     policy = build_policy(cfg, Tiny())
     assert policy.config.history_len == 3 and policy.config.response_prefix == "The user will like"
     assert policy.config.init_from == str((tmp_path / "start").resolve())
@@ -78,4 +78,4 @@ def test_bad_init_from_gives_clear_errors(tiny_lm, tmp_path, one_thread):
     with pytest.raises(ConfigError, match="was trained from"):
         RecPolicy(model_name="gpt2", init_from=str(tmp_path / "start"))
     with pytest.raises(ConfigError, match="--use_dummy"):
-        TrainConfig(use_dummy=True, init_from=str(tmp_path / "start"))
+        Settings.of(use_dummy=True, init_from=str(tmp_path / "start"))

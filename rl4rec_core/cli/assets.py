@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rl4rec_core.assets.models import MODEL_ASSETS, fetch_model, is_fetched, model_dir
+from rl4rec_core.settings import DEFAULT_POLICY_MODEL
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="assets_command", metavar="ACTION", required=True)
     fetch = sub.add_parser("fetch", help="download and convert a model (once; later calls reuse the cache)")
     fetch.add_argument(
-        "--model", default="smollm2-135m-instruct", choices=sorted(MODEL_ASSETS), help="model alias (default: %(default)s)"
+        "--model", default=DEFAULT_POLICY_MODEL, choices=sorted(MODEL_ASSETS), help="model alias (default: %(default)s)"
     )
     fetch.add_argument("--force", action="store_true", help="convert again even if the cache has it")
     fetch.set_defaults(func=run_fetch)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
 import torch
 
 from rl4rec_core.evaluation.baselines import BASELINES
-from rl4rec_core.embeddings.encoders import BACKENDS, DEFAULT_EMB_MODEL
+from rl4rec_core.embeddings.encoders import BACKENDS
+from rl4rec_core.retrieval.source import SERVICE_MODES
+from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_EMB_MODEL, EVAL_SPLITS, RAY_NAMESPACE, SCORERS
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.evaluation.metrics import DEFAULT_KS, ndcg_at_k
 
@@ -29,19 +30,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="paired bootstrap 95%% intervals of A - B (NDCG@10, Hit@10, MRR) for rows A and B, "
                    "e.g. sft:echo+prior sft:untrained")
     p.add_argument("--policy", help="policy model name or path to evaluate untrained (needs rl4rec_core.evaluation.policy_eval)")
-    p.add_argument("--split", choices=("valid", "test"), default="test", help="held-out split (default: test)")
+    p.add_argument("--split", choices=EVAL_SPLITS, default="test", help="held-out split (default: test)")
     p.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS), help="cut-offs k (default: 5 10 20)")
     p.add_argument("--emb_model", "--emb_model_name", dest="emb_model", default=DEFAULT_EMB_MODEL,
                    help="embedding model of the item embeddings (echo baseline and policies)")
     p.add_argument("--emb_type", default="item", help="embedding type label (default: item)")
     p.add_argument("--emb_backend", choices=BACKENDS, default="auto", help="embedding backend for --service local")
-    p.add_argument("--scorer", choices=("auto", "hybrid", "cosine"), default="auto",
+    p.add_argument("--scorer", choices=SCORERS, default="auto",
                    help="policies with --service local: the tuned hybrid scorer when `rl4rec tune-retrieval` wrote "
                    "settings (auto), required (hybrid), or plain cosine")
-    p.add_argument("--service", choices=("local", "actor"), default="local",
-                   help="policies: score with an in-process retrieval service (local) or the running Ray actor")
-    p.add_argument("--actor_name", default="RetrievalService", help="name of the retrieval actor (--service actor)")
-    p.add_argument("--namespace", default="rl4rec", help="Ray namespace of the retrieval actor")
+    p.add_argument("--service", choices=SERVICE_MODES, default="local",
+                   help="policies: score with an in-process retrieval service (local), the running Ray actor (ray), "
+                   "or the actor when one is found (auto) (default: %(default)s)")
+    p.add_argument("--actor_name", default=DEFAULT_ACTOR_NAME, help="name of the retrieval actor (--service ray)")
+    p.add_argument("--namespace", default=RAY_NAMESPACE, help="Ray namespace of the retrieval actor")
+    p.add_argument("--device", default="cpu", help="policy checkpoints and the in-process service: cpu or cuda (default: %(default)s)")
     p.add_argument("--with_untrained", action="store_true",
                    help="with --checkpoint: also evaluate the untrained starting policy on the same users and "
                    "print a paired bootstrap 95%% interval of the NDCG@10 difference")
@@ -52,28 +55,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _retrieval_service(args, dataset):
-    """``local``: an in-process RetrievalService; ``actor``: the running named Ray actor."""
-    from rl4rec_core import retrieval
+    """The policies' scorer, through the one service selector (``retrieval/source.py``)."""
+    from rl4rec_core.retrieval.source import connect_reward_source
+    from rl4rec_core.settings import RetrievalSettings
 
-    if args.service == "actor":
-        return retrieval.RetrievalClient(retrieval.get_retrieval_actor(args.actor_name, args.namespace))
-    return retrieval.RetrievalService(
-        emb_model_name=args.emb_model, emb_type=args.emb_type, datasets=(dataset.name,), backend=args.emb_backend,
-        scorer=args.scorer,
-    )
+    retrieval = RetrievalSettings(emb_model_name=args.emb_model, emb_type=args.emb_type, scorer=args.scorer,
+                                  backend=args.emb_backend, actor_name=args.actor_name, namespace=args.namespace)
+    service, description = connect_reward_source(dataset.name, retrieval, mode=args.service, device=args.device)
+    print(description)
+    return service
 
 
 def _policy_rows(args, dataset) -> tuple[dict[str, dict[str, float]], dict]:
-    """Evaluate ``--checkpoint`` / ``--policy`` through ``rl4rec_core.evaluation.policy_eval`` (imported lazily)."""
-    try:
-        module = importlib.import_module("rl4rec_core.evaluation.policy_eval")
-    except ModuleNotFoundError as e:
-        if e.name != "rl4rec_core.evaluation.policy_eval":
-            raise
-        raise ConfigError(
-            "policy evaluation (--checkpoint/--policy) is not available yet in this version "
-            "(rl4rec_core.evaluation.policy_eval is missing); evaluate a --baseline instead"
-        ) from None
+    """Evaluate ``--checkpoint`` / ``--policy`` (``policy_eval`` is imported here: it loads transformers)."""
+    from rl4rec_core.evaluation import policy_eval as module
+
     if args.with_untrained and not args.checkpoint:
         raise ConfigError("--with_untrained compares a trained --checkpoint with its starting policy; pass --checkpoint DIR")
     for ckpt in args.checkpoint or []:
@@ -96,12 +92,13 @@ def _policy_rows(args, dataset) -> tuple[dict[str, dict[str, float]], dict]:
 
     rows, extra = {}, {"ranks": {}}
     for name, target in zip(labels, targets):
-        rows[name], ranks = evaluate(target)
+        policy = module.load_policy(target, device=args.device) if args.checkpoint else target
+        rows[name], ranks = evaluate(policy)
         # per user, in evaluation order: enough to redo any paired test
         extra["ranks"][name] = ranks.tolist()
     name, ranks = labels[0], torch.tensor(extra["ranks"][labels[0]])
     if args.with_untrained:  # the first checkpoint's starting policy (SFT for GRPO-from-SFT; else the base)
-        untrained = module.load_policy(args.checkpoint[0], trained=False)
+        untrained = module.load_policy(args.checkpoint[0], trained=False, device=args.device)
         rows["untrained"], base_ranks = evaluate(untrained)
         extra["ranks"]["untrained"] = base_ranks.tolist()
         diff, lo, hi = module.paired_bootstrap(ndcg_at_k(ranks, 10), ndcg_at_k(base_ranks, 10))

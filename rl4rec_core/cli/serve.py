@@ -19,6 +19,7 @@ import threading
 import torch
 
 from rl4rec_core.errors import ConfigError
+from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_DATASET, DEFAULT_EMB_MODEL, RAY_NAMESPACE
 
 
 def register(subparsers) -> None:
@@ -27,11 +28,11 @@ def register(subparsers) -> None:
         help="run the retrieval service (a named Ray actor) on a running Ray cluster",
         description="Start the retrieval service as a detached named Ray actor and wait for learners.",
     )
-    p.add_argument("--emb_model_name", default="all-MiniLM-L6-v2", help="embedding model (same as the item embeddings)")
+    p.add_argument("--emb_model_name", default=DEFAULT_EMB_MODEL, help="embedding model (same as the item embeddings)")
     p.add_argument("--emb_type", default="item", help="item-embedding file type: {dataset}_{emb_type}_{model}.pt")
-    p.add_argument("--datasets", nargs="+", default=["ml-100k"], help="datasets to serve (embeddings in data_emb/)")
-    p.add_argument("--actor_name", default="RetrievalService", help="Ray actor name learners look up")
-    p.add_argument("--namespace", default="rl4rec", help="Ray namespace of the actor")
+    p.add_argument("--datasets", nargs="+", default=[DEFAULT_DATASET], help="datasets to serve (embeddings in data_emb/)")
+    p.add_argument("--actor_name", default=DEFAULT_ACTOR_NAME, help="Ray actor name learners look up")
+    p.add_argument("--namespace", default=RAY_NAMESPACE, help="Ray namespace of the actor")
     p.add_argument("--num_gpus", type=float, default=0.0, help="GPUs reserved for the actor (>0 puts it on cuda)")
     p.add_argument("--num_cpus", type=float, default=0.0, help="CPUs reserved for the actor (0 never starves tasks)")
     p.add_argument(

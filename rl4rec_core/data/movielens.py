@@ -13,6 +13,7 @@ from rl4rec_core.data.recbole import load_recbole
 from rl4rec_core.data.tables import RawData
 from rl4rec_core.assets.wheels import extract_from_wheel, fetch_wheel
 from rl4rec_core.paths import cache_dir
+from rl4rec_core.settings import ML_100K
 
 RECBOLE_PACKAGE, RECBOLE_VERSION = "recbole", "1.2.1"
 MEMBER = "recbole/dataset_example/ml-100k/ml-100k.{ext}"
@@ -21,7 +22,7 @@ MEMBER = "recbole/dataset_example/ml-100k/ml-100k.{ext}"
 def fetch_ml100k() -> Path:
     """Return a folder holding ``ml-100k.inter`` and ``ml-100k.item`` (cached after the first call)."""
     wheel = fetch_wheel(RECBOLE_PACKAGE, RECBOLE_VERSION)
-    folder = cache_dir() / "ml-100k"
+    folder = cache_dir() / ML_100K
     for ext in ("inter", "item", "user"):
         extract_from_wheel(wheel, MEMBER.format(ext=ext), folder / f"ml-100k.{ext}")
     return folder
@@ -41,8 +42,8 @@ def tidy_movielens_items(raw: RawData) -> RawData:
 
 def load_ml100k(source: Path | None = None) -> RawData:
     folder = Path(source) if source else fetch_ml100k()
-    raw = tidy_movielens_items(load_recbole(folder, "ml-100k"))
-    raw.fmt = "ml-100k"
+    raw = tidy_movielens_items(load_recbole(folder, ML_100K))
+    raw.fmt = ML_100K
     if source is None:
         raw.source = f"PyPI wheel {RECBOLE_PACKAGE}=={RECBOLE_VERSION} ({folder})"
     return raw

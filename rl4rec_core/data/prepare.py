@@ -19,11 +19,12 @@ from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.io import atomic_dir
 from rl4rec_core.data.item_text import template_name, template_text
 from rl4rec_core.paths import dataset_dir
+from rl4rec_core.settings import ML_100K
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("auto", "ml-100k", "recbole", "amazon")
-BUILTIN = ("ml-100k",)  # datasets that need no --source
+FORMATS = ("auto", ML_100K, "recbole", "amazon")
+BUILTIN = (ML_100K,)  # datasets that need no --source
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -43,7 +44,7 @@ def detect_format(name: str, source: Path | None) -> str:
     elif (source / SEQUENCE_FILE).is_file():
         return "amazon"
     elif any(source.glob("*.inter")):
-        return "ml-100k" if name == "ml-100k" else "recbole"
+        return ML_100K if name == ML_100K else "recbole"
     raise DataError(f"cannot tell the format of {source}: expected {SEQUENCE_FILE} (+ item metadata JSON) or "
                     "NAME.inter + NAME.item. Fix: point --source at such a folder, or pass --format")
 
@@ -53,7 +54,7 @@ def load_raw(name: str, source: Path | None, fmt: str, meta: Path | None) -> Raw
         raise ConfigError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "auto":
         fmt = detect_format(name, source)
-    if fmt == "ml-100k":
+    if fmt == ML_100K:
         return load_ml100k(source)
     if source is None:
         raise ConfigError(f"--format {fmt} needs --source")

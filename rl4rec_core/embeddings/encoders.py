@@ -23,10 +23,10 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError
+from rl4rec_core.settings import DEFAULT_EMB_MODEL
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EMB_MODEL = "all-MiniLM-L6-v2"
 # the canonical hub name of the packaged model; every alias of it is recorded under this name
 PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}

@@ -23,6 +23,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from rl4rec_core.errors import ConfigError, DataError
+from rl4rec_core.settings import DEFAULT_EMB_MODEL
 
 BASELINES = ("popularity", "echo", "echo+prior", "sasrec")
 
@@ -75,7 +76,7 @@ class EchoBaseline:
         self.num_items = int(item_embeddings.shape[0])
 
     @classmethod
-    def from_dataset(cls, dataset, emb_model: str = "all-MiniLM-L6-v2", emb_type: str = "item") -> EchoBaseline:
+    def from_dataset(cls, dataset, emb_model: str = DEFAULT_EMB_MODEL, emb_type: str = "item") -> EchoBaseline:
         from rl4rec_core.embeddings.files import load_item_embeddings
 
         emb, _ = load_item_embeddings(dataset.name, emb_type, emb_model, expect_items=dataset.num_items)
@@ -109,7 +110,7 @@ class EchoPriorBaseline:
         self.bias = tuned.settings.beta * tuned.prior()  # [N]
 
     @classmethod
-    def from_dataset(cls, dataset, emb_model: str = "all-MiniLM-L6-v2", emb_type: str = "item") -> EchoPriorBaseline:
+    def from_dataset(cls, dataset, emb_model: str = DEFAULT_EMB_MODEL, emb_type: str = "item") -> EchoPriorBaseline:
         from rl4rec_core.embeddings.files import load_item_embeddings
         from rl4rec_core.retrieval.settings import load_tuned
 
@@ -125,7 +126,7 @@ class EchoPriorBaseline:
         return q @ self.emb.T + self.bias
 
 
-def make_baseline(name: str, dataset, emb_model: str = "all-MiniLM-L6-v2", emb_type: str = "item") -> Scorer:
+def make_baseline(name: str, dataset, emb_model: str = DEFAULT_EMB_MODEL, emb_type: str = "item") -> Scorer:
     """Build a baseline scorer by name (one of ``BASELINES``)."""
     if name == "popularity":
         return PopularityBaseline.from_dataset(dataset)
@@ -153,7 +154,7 @@ def popularity_scores(dataset, split) -> torch.Tensor:
     return PopularityBaseline.from_dataset(dataset).score(split.histories)
 
 
-def echo_scores(dataset, split, item_embeddings: torch.Tensor | None = None, emb_model: str = "all-MiniLM-L6-v2") -> torch.Tensor:
+def echo_scores(dataset, split, item_embeddings: torch.Tensor | None = None, emb_model: str = DEFAULT_EMB_MODEL) -> torch.Tensor:
     """``[B, N]`` echo scores for every user of ``split`` (loads the item embeddings unless given)."""
     scorer = EchoBaseline(item_embeddings) if item_embeddings is not None else EchoBaseline.from_dataset(dataset, emb_model)
     return scorer.score(split.histories)

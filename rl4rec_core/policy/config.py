@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy import prompts as prompt_lib
 from rl4rec_core.training.algorithms import AlgoConfig
+from rl4rec_core.settings import DEFAULT_POLICY_MODEL
 
 
 @dataclass
@@ -38,7 +39,7 @@ class PolicyConfig:
         adapters are added; the KL reference and "untrained" are then that policy (``warm_start.py``).
     """
 
-    model_name: str = "smollm2-135m-instruct"
+    model_name: str = DEFAULT_POLICY_MODEL
     device: str = "cpu"
     lora: bool = True
     lora_r: int = 16

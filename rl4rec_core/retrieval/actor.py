@@ -18,11 +18,12 @@ from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTa
 from rl4rec_core import errors, paths
 from rl4rec_core.errors import ConfigError, Rl4recError
 from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE, RetrievalService
+from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_DATASET, DEFAULT_EMB_MODEL, RAY_NAMESPACE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NAME = "RetrievalService"
-DEFAULT_NAMESPACE = "rl4rec"
+DEFAULT_NAME = DEFAULT_ACTOR_NAME
+DEFAULT_NAMESPACE = RAY_NAMESPACE
 
 
 class RetrievalServiceNotFound(Rl4recError, LookupError):
@@ -42,9 +43,9 @@ def not_found_message(name: str, namespace: str) -> str:
 
 
 def launch_retrieval_actor(
-    emb_model_name: str = "all-MiniLM-L6-v2",
+    emb_model_name: str = DEFAULT_EMB_MODEL,
     emb_type: str = "item",
-    datasets: Sequence[str] = ("ml-100k",),
+    datasets: Sequence[str] = (DEFAULT_DATASET,),
     *,
     device: str | None = None,
     backend: str = "auto",

@@ -18,6 +18,7 @@ from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.retrieval import scoring
 from rl4rec_core.retrieval.negatives import sample_candidates
 from rl4rec_core.retrieval.settings import RetrievalSettings, TunedRetrieval, fuse_query, load_tuned, settings_path
+from rl4rec_core.settings import DEFAULT_DATASET, DEFAULT_EMB_MODEL
 
 SCORER_MODES = ("auto", "hybrid", "cosine")
 
@@ -64,9 +65,9 @@ class RetrievalService:
 
     def __init__(
         self,
-        emb_model_name: str = "all-MiniLM-L6-v2",
+        emb_model_name: str = DEFAULT_EMB_MODEL,
         emb_type: str = "item",
-        datasets: Sequence[str] = ("ml-100k",),
+        datasets: Sequence[str] = (DEFAULT_DATASET,),
         device: str = "cpu",
         backend: str = "auto",
         chunk_size: int = DEFAULT_CHUNK_SIZE,

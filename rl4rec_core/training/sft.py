@@ -28,6 +28,9 @@ from rl4rec_core.training import checkpoint as ckpt
 from rl4rec_core import paths
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError
+from rl4rec_core.settings import (
+    DEFAULT_DATASET, DEFAULT_POLICY_MODEL, SFT_BATCH_SIZE, SFT_LEARNING_RATE, SFT_STEPS, opt,
+)
 from rl4rec_core.policy import prompts as prompt_lib
 from rl4rec_core.policy.rollout import Rollout, TokenBatch, completion_logprobs, pack
 
@@ -38,24 +41,28 @@ Example = tuple[list[int], int]  # (history item indices, oldest first; answer i
 class SFTConfig:
     """One SFT run. ``batch_size`` counts examples (user positions) per optimizer step."""
 
-    dataset_name: str = "ml-100k"
-    policy_model: str = "smollm2-135m-instruct"  # alias, HF name or local folder
-    num_steps: int = 200
-    batch_size: int = 8
-    micro_batch_size: int = 8  # examples per forward/backward: bounds memory, same gradient
-    learning_rate: float = 5e-4  # LoRA wants far more than full fine-tuning's 1e-5
-    lora_r: int = 16
-    history_len: int | None = None  # last N items in the prompt; None = the template's
-    prompt_template: str = "next_item"
-    response_prefix: str = ""  # use the RL run's: the answer is learnt as what follows it
-    max_answer_tokens: int = 48  # longer answers are cut, and lose their EOS (they did not end there)
-    positions_per_user: int | None = None  # None = every training position; k = each user's k most recent
-    seed: int = 0  # example order and LoRA initialisation
-    checkpoint_dir: str | None = None  # default: checkpoints/{dataset_name}_sft
-    overwrite: bool = False  # a folder that holds a run is refused unless this deletes it
-    log_every: int = 10
-    progress: bool = True
-    device: str = "cpu"
+    dataset_name: str = opt(DEFAULT_DATASET, "prepared dataset")
+    policy_model: str = opt(DEFAULT_POLICY_MODEL, "alias, HF name or local folder")
+    num_steps: int = opt(SFT_STEPS, "optimizer steps")
+    batch_size: int = opt(SFT_BATCH_SIZE, "examples (user positions) per step")
+    micro_batch_size: int = opt(SFT_BATCH_SIZE, "examples per forward/backward: bounds memory, same gradient")
+    # LoRA wants far more than full fine-tuning's 1e-5
+    learning_rate: float = opt(SFT_LEARNING_RATE, "LoRA learning rate")
+    lora_r: int = opt(16, "LoRA rank")
+    history_len: int | None = opt(None, "last N history items in the prompt (default: the template's)")
+    prompt_template: str = opt("next_item", "next_item, compelling, plain, or a format string with {history}; "
+                               "use the RL run's")
+    response_prefix: str = opt("", "start of the answer; use the RL run's (the answer is learnt as what follows it)")
+    # longer answers are cut, and lose their EOS (they did not end there)
+    max_answer_tokens: int = opt(48, "answer tokens learnt, EOS included")
+    positions_per_user: int | None = opt(None, "each user's K most recent training positions (default: all)")
+    seed: int = opt(0, "example order and LoRA initialisation")
+    checkpoint_dir: str | None = opt(None, "default: checkpoints/{dataset_name}_sft")
+    # a folder that holds a run is refused unless this deletes it
+    overwrite: bool = opt(False, "delete an existing run in --checkpoint_dir and start over")
+    log_every: int = opt(10, "console line every N steps")
+    progress: bool = opt(True, "progress bar")
+    device: str = opt("cpu", "cpu, cuda or auto")
 
     def __post_init__(self) -> None:
         if not self.dataset_name:

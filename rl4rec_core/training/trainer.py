@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 
 from rl4rec_core.training import checkpoint as ckpt
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
-from rl4rec_core.training.config import TrainConfig
+from rl4rec_core.retrieval.source import RewardSource
+from rl4rec_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +44,6 @@ class Policy(Protocol):
     def save(self, path: str | Path) -> None: ...
 
     def load(self, path: str | Path) -> None: ...
-
-
-class RewardSource(Protocol):
-    """Anything with the retrieval service's ``compute_rewards`` (plain class or Ray client)."""
-
-    def compute_rewards(
-        self,
-        texts: list[str],
-        dataset_name: str,
-        targets: list[int],
-        histories: list[list[int]] | None = None,
-        reward: str = "ndcg@10",
-        num_negatives: int = 0,
-        seed: int | None = None,
-    ) -> Any: ...
 
 
 class TrainerCallback:
@@ -83,18 +69,20 @@ def format_step(step: int, stats: dict[str, Any]) -> str:
 class RLTrainer:
     def __init__(
         self,
-        config: TrainConfig,
+        settings: Settings,
         policy: Policy,
         reward_source: RewardSource,
         dataset,
         callbacks: Sequence[TrainerCallback] = (),
+        progress: bool = True,
     ):
-        self.config = config
+        self.settings = settings
+        self.progress = progress
         self.policy = policy
         self.reward_source = reward_source
         self.dataset = dataset
         self.callbacks = list(callbacks)
-        self.output_dir = config.output_dir
+        self.output_dir = settings.output_dir
         self.log = ckpt.TrainingLog(self.output_dir / ckpt.LOG_NAME)
         self.step = 0  # number of completed steps
         self.titles = dataset.item_titles
@@ -103,38 +91,39 @@ class RLTrainer:
         keep = [i for i, h in enumerate(split.histories) if len(h) > 0]
         if not keep:
             raise DataError(
-                f"no user of {config.dataset_name!r} has a training history (every sequence needs >= 4 "
+                f"no user of {settings.run.dataset_name!r} has a training history (every sequence needs >= 4 "
                 f"items: history = seq[:-3], target = seq[-3]); prepare a dataset with longer sequences"
             )
         self.histories = [list(map(int, split.histories[i])) for i in keep]
         self.targets = [int(split.targets[i]) for i in keep]
-        if config.users_per_step > len(keep):
+        if settings.users_per_step > len(keep):
             raise ConfigError(
-                f"batch_size {config.batch_size} / group_size {config.group_size} = {config.users_per_step} "
+                f"batch_size {settings.trainer.batch_size} / group_size {settings.algorithm.group_size} = "
+                f"{settings.users_per_step} "
                 f"users per step, but the train split has only {len(keep)} usable users; lower --batch_size"
             )
-        self.sampler = np.random.default_rng(config.seed)
+        self.sampler = np.random.default_rng(settings.run.seed)
 
     # ---------------------------------------------------------------- one step
     def sample_users(self) -> np.ndarray:
         """Indices (into self.histories) of the users of one step, drawn without replacement."""
-        return self.sampler.choice(len(self.histories), size=self.config.users_per_step, replace=False)
+        return self.sampler.choice(len(self.histories), size=self.settings.users_per_step, replace=False)
 
     def compute_rewards(self, texts: list[str], users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Rewards and target ranks ``([B*G] float, [B*G] long)`` for grouped texts of ``users [B]``."""
-        g = self.config.group_size
+        g = self.settings.algorithm.group_size
         targets = [self.targets[u] for u in users for _ in range(g)]
         histories = [self.histories[u] for u in users for _ in range(g)]
         try:
             out = self.reward_source.compute_rewards(
                 texts,
-                self.config.dataset_name,
+                self.settings.run.dataset_name,
                 targets=targets,
                 histories=histories,
-                reward=self.config.reward,
-                num_negatives=self.config.num_negatives,
+                reward=self.settings.algorithm.reward,
+                num_negatives=self.settings.algorithm.num_negatives,
                 # negatives differ per step but are the same on a resumed run
-                seed=self.config.seed * 1_000_003 + self.step,
+                seed=self.settings.run.seed * 1_000_003 + self.step,
             )
         except Rl4recError:
             raise
@@ -148,15 +137,15 @@ class RLTrainer:
 
     def train_step(self) -> dict[str, Any]:
         """Run one step and return its stats (the JSONL record)."""
-        cfg = self.config
+        group = self.settings.algorithm.group_size
         t0 = time.perf_counter()
         users = self.sample_users()
         prompts = self.policy.build_prompts([[self.titles[i] for i in self.histories[u]] for u in users])
-        texts = self.policy.generate(prompts, num_samples=cfg.group_size)
+        texts = self.policy.generate(prompts, num_samples=group)
         t1 = time.perf_counter()
         rewards, ranks = self.compute_rewards(texts, users)
         t2 = time.perf_counter()
-        per_sample_prompts = [p for p in prompts for _ in range(cfg.group_size)]
+        per_sample_prompts = [p for p in prompts for _ in range(group)]
         upd = dict(self.policy.update(per_sample_prompts, texts, rewards))
         t3 = time.perf_counter()
         stats: dict[str, Any] = {
@@ -184,12 +173,12 @@ class RLTrainer:
     # ---------------------------------------------------------------- the loop
     def train(self) -> dict[str, Any]:
         """Train until ``num_steps`` steps are done, resuming first if asked; returns a summary."""
-        cfg = self.config
+        cfg = self.settings.trainer
         self._prepare_output()
         self._check_service()
         self._emit("on_train_start", self)
         start = self.step
-        bar = tqdm(total=cfg.num_steps, initial=start, desc="train", unit="step", disable=not cfg.progress)
+        bar = tqdm(total=cfg.num_steps, initial=start, desc="train", unit="step", disable=not self.progress)
         last: dict[str, Any] = {}
         try:
             while self.step < cfg.num_steps:
@@ -224,7 +213,7 @@ class RLTrainer:
 
     def save(self, path: Path, bar=None) -> Path:
         state = {"step": self.step, "sampler": self.sampler.bit_generator.state, "rng": ckpt.capture_rng()}
-        ckpt.save_checkpoint(path, self.policy, state, self.config.to_dict())
+        ckpt.save_checkpoint(path, self.policy, state, self.settings.to_dict())
         _print(f"✓ Checkpoint saved: {path}", bar)
         self._emit("on_checkpoint", self.step, path)
         return path
@@ -245,13 +234,13 @@ class RLTrainer:
         ckpt.restore_rng(state["rng"])
 
     def _prepare_output(self) -> None:
-        cfg = self.config
+        cfg, seed = self.settings.trainer, self.settings.run.seed
         out = self.output_dir
         existing = ckpt.latest_checkpoint(out)
         if cfg.resume:
             if existing is None:
                 log.warning("--resume: no checkpoint in %s yet, starting from step 0", out)
-                seed_everything(cfg.seed)
+                seed_everything(seed)
                 self.log.truncate(0)
                 return
             self.restore(existing)
@@ -263,7 +252,7 @@ class RLTrainer:
                 f"{out} already holds a training run; pass --resume to continue it, --overwrite to delete "
                 f"it and start over, or another --checkpoint_dir"
             )
-        seed_everything(cfg.seed)
+        seed_everything(seed)
         for _, old in ckpt.list_checkpoints(out):  # stale later steps would hijack a future --resume
             shutil.rmtree(old)
         self.log.truncate(0)
@@ -281,7 +270,7 @@ class RLTrainer:
             raise
         except Exception as e:
             raise _service_error(e) from e
-        name = self.config.dataset_name
+        name = self.settings.run.dataset_name
         if name not in loaded:
             raise ConfigError(
                 f"the retrieval service does not hold dataset {name!r} (it has {sorted(loaded)}); start it "
@@ -314,3 +303,18 @@ def _print(line: str, bar) -> None:
         tqdm.write(line)
     else:
         print(line, flush=True)
+
+
+def build_trainer(
+    settings: Settings, reward_source: RewardSource, dataset=None, callbacks: Sequence[TrainerCallback] = (),
+    progress: bool = True,
+) -> RLTrainer:
+    """The one way from settings to a trainer: the dataset (loaded unless given), the policy the settings
+    name (``policy/registry.py``) on the run's device, and the trainer around them."""
+    from rl4rec_core.data import load_dataset
+    from rl4rec_core.policy.registry import build_policy
+
+    dataset = dataset if dataset is not None else load_dataset(settings.run.dataset_name)
+    seed_everything(settings.run.seed)
+    policy = build_policy(settings, dataset)
+    return RLTrainer(settings, policy, reward_source, dataset, callbacks=callbacks, progress=progress)
