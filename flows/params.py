@@ -15,8 +15,16 @@ from typing import Any
 from rl4rec_core import paths
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.settings import (
-    AlgorithmSettings, EvaluationSettings, PolicySettings, RecipeSettings, RetrievalSettings, RunSettings, Settings,
-    TrackingSettings, TrainerSettings, opt,
+    AlgorithmSettings,
+    EvaluationSettings,
+    PolicySettings,
+    RecipeSettings,
+    RetrievalSettings,
+    RunSettings,
+    Settings,
+    TrackingSettings,
+    TrainerSettings,
+    opt,
 )
 
 

@@ -10,15 +10,28 @@ from typing import Any
 
 from prefect import flow
 
-from rl4rec_core.settings import (
-    AlgorithmSettings, EvaluationSettings, PolicySettings, RecipeSettings, RetrievalSettings, RunSettings,
-    TrackingSettings, TrainerSettings,
-)
-
 from flows.params import FlowParams, ResourceSettings
-from flows.stages import evaluate, mlflow_run, prepare_inputs, retrieval_service, train, tune_scorer, warm_start
-from tasks import tracking as mt
+from flows.stages import (
+    evaluate,
+    mlflow_run,
+    prepare_inputs,
+    retrieval_service,
+    train,
+    tune_scorer,
+    warm_start,
+)
+from rl4rec_core.settings import (
+    AlgorithmSettings,
+    EvaluationSettings,
+    PolicySettings,
+    RecipeSettings,
+    RetrievalSettings,
+    RunSettings,
+    TrackingSettings,
+    TrainerSettings,
+)
 from tasks import registry
+from tasks import tracking as mt
 from tasks.registry import promote_model, register_model
 from tasks.runtime import current_flow_run, ray_options, task_runner
 

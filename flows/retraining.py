@@ -9,16 +9,28 @@ from typing import Any
 
 from prefect import flow
 
-from rl4rec_core.settings import (
-    AlgorithmSettings, EvaluationSettings, PolicySettings, RecipeSettings, RetrievalSettings, RunSettings,
-    TrackingSettings, TrainerSettings,
-)
-
 from flows.params import FlowParams, ResourceSettings
 from flows.promotion import decide_promotion
-from flows.stages import mlflow_run, prepare_inputs, retrieval_service, train, tune_scorer, warm_start
-from tasks import tracking as mt
+from flows.stages import (
+    mlflow_run,
+    prepare_inputs,
+    retrieval_service,
+    train,
+    tune_scorer,
+    warm_start,
+)
+from rl4rec_core.settings import (
+    AlgorithmSettings,
+    EvaluationSettings,
+    PolicySettings,
+    RecipeSettings,
+    RetrievalSettings,
+    RunSettings,
+    TrackingSettings,
+    TrainerSettings,
+)
 from tasks import registry
+from tasks import tracking as mt
 from tasks.evaluation import evaluate_policy
 from tasks.registry import fetch_model_checkpoint, promote_model, register_model
 from tasks.runtime import ray_options, task_runner

@@ -28,9 +28,8 @@ ALIASES = {"dataset_name": "--dataset", "emb_model_name": "--emb_model"}
 
 
 def register(subparsers) -> None:
-    from rl4rec_core.cli.flags import add_group_flags
-
     from flows.params import FLOW_GROUPS
+    from rl4rec_core.cli.flags import add_group_flags
 
     p = subparsers.add_parser(
         "run",

@@ -57,7 +57,7 @@ def retrieval_service(p: FlowParams) -> Iterator[ServiceRef]:
         r = p.retrieval
         ref = start_retrieval_service.submit(
             p.dataset, r.emb_model_name, r.emb_type, name=r.actor_name, namespace=r.namespace,
-            num_gpus=p.resources.num_gpus, backend=r.backend,
+            num_gpus=p.resources.num_gpus, backend=r.backend, scorer=r.scorer,
         ).result()
     try:
         yield ref

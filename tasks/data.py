@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from rl4rec_core import data as core_data
 from rl4rec_core.embeddings import files as core_emb
+from rl4rec_core.settings import DEFAULT_EMB_MODEL
 
 
 # fetching the wheel is network I/O and the write is atomic, so a repeat is safe
@@ -20,7 +21,7 @@ def prepare_dataset(dataset: str, source: str | None = None, fmt: str = "auto", 
 # so a changed catalogue or model always re-embeds
 @task(name="generate_item_embeddings", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def generate_item_embeddings(
-    dataset: str, emb_model: str = "all-MiniLM-L6-v2", emb_type: str = "item", backend: str = "auto", force: bool = False
+    dataset: str, emb_model: str = DEFAULT_EMB_MODEL, emb_type: str = "item", backend: str = "auto", force: bool = False
 ) -> str:
     """``{emb_dir}/{dataset}_{emb_type}_{model}.pt`` float32 ``[num_items, dim]``; the file path."""
     return str(core_emb.generate_item_embeddings(dataset, emb_model, emb_type=emb_type, backend=backend, force=force))

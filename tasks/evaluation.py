@@ -7,6 +7,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from rl4rec_core.settings import DEFAULT_EMB_MODEL
 from tasks.service import ServiceRef, service_client
 
 
@@ -34,8 +35,8 @@ def evaluate_policy(
     which is what the paired comparison of two policies needs. ``trained=False`` evaluates the policy
     as it was before training (the "untrained" baseline).
     """
-    from rl4rec_core.evaluation import policy_eval
     from rl4rec_core.data import load_dataset
+    from rl4rec_core.evaluation import policy_eval
 
     ds = load_dataset(dataset)
     policy = policy_eval.load_policy(checkpoint, trained=trained, device=device)
@@ -54,17 +55,17 @@ def evaluate_baselines(
     max_users: int | None = None,
     seed: int = 0,
     baselines: tuple[str, ...] = ("popularity", "echo"),
-    emb_model: str = "all-MiniLM-L6-v2",
+    emb_model: str = DEFAULT_EMB_MODEL,
     emb_type: str = "item",
     with_ranks: bool = False,
 ) -> dict[str, dict]:
     """``{baseline: metrics}`` on the same users as :func:`evaluate_policy` with the same arguments;
     with ``with_ranks``, ``{baseline: {"metrics": ..., "ranks": [U]}}`` as ``evaluate_policy`` returns."""
-    from rl4rec_core.evaluation.baselines import baseline_scorer, make_baseline
     from rl4rec_core.data import load_dataset
-    from rl4rec_core.evaluation.ranking import split_ranks
+    from rl4rec_core.evaluation.baselines import baseline_scorer, make_baseline
     from rl4rec_core.evaluation.metrics import summarize
     from rl4rec_core.evaluation.policy_eval import select_users
+    from rl4rec_core.evaluation.ranking import split_ranks
 
     ds = load_dataset(dataset)
     sp = ds.split(split)

@@ -22,8 +22,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError
+from rl4rec_core.settings import MODEL_NAME_TEMPLATE
 from rl4rec_core.training.checkpoint import policy_kind
-
 from tasks import tracking
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ CHAMPION = "champion"
 MODEL_ARTIFACT = "policy_model"
 
 
-def registered_name(dataset: str, template: str = "rl4rec-{dataset}") -> str:
+def registered_name(dataset: str, template: str = MODEL_NAME_TEMPLATE) -> str:
     """``rl4rec-ml-100k`` by default; any ``{dataset}`` template can be configured."""
     try:
         return template.format(dataset=dataset)

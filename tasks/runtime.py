@@ -14,7 +14,6 @@ Two facts shape this file (docs: /work/shared/ENVIRONMENT.md, "Orchestration fac
 from __future__ import annotations
 
 import contextlib
-
 import os
 import time
 from typing import Any
@@ -23,7 +22,8 @@ from prefect.task_runners import TaskRunner
 from prefect_ray import RayTaskRunner
 from prefect_ray.context import remote_options
 
-RAY_NAMESPACE = "rl4rec"
+from rl4rec_core.settings import RAY_NAMESPACE
+
 # beyond the core's variables (paths, models), a worker needs the flow's MLflow store and Prefect API
 _FORWARDED_PREFIXES = ("MLFLOW_", "PREFECT_API_", "PREFECT_SERVER_ANALYTICS")
 
@@ -39,7 +39,6 @@ def worker_env() -> dict[str, str]:
     """Environment for the flows' Ray workers: the core's (absolute paths, offline switches, PYTHONPATH)
     plus the MLflow store and the Prefect API."""
     from rl4rec_core.paths import worker_env as core_worker_env
-
     from tasks.tracking import tracking_uri
 
     env = core_worker_env(prefixes=_FORWARDED_PREFIXES)

@@ -7,6 +7,8 @@ from typing import TypedDict
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_EMB_MODEL, RAY_NAMESPACE
+
 
 class ServiceRef(TypedDict):
     """What later tasks need to find the actor; ``created`` says whether this flow owns it."""
@@ -19,12 +21,13 @@ class ServiceRef(TypedDict):
 @task(name="start_retrieval_service", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def start_retrieval_service(
     dataset: str,
-    emb_model: str = "all-MiniLM-L6-v2",
+    emb_model: str = DEFAULT_EMB_MODEL,
     emb_type: str = "item",
-    name: str = "RetrievalService",
-    namespace: str = "rl4rec",
+    name: str = DEFAULT_ACTOR_NAME,
+    namespace: str = RAY_NAMESPACE,
     num_gpus: float = 0,
     backend: str = "auto",
+    scorer: str = "auto",
 ) -> ServiceRef:
     """Attach to a running actor that serves ``dataset`` (e.g. ``rl4rec serve``) or launch one.
 
@@ -36,7 +39,7 @@ def start_retrieval_service(
     existed = find_retrieval_actor(name, namespace) is not None
     launch_retrieval_actor(
         emb_model, emb_type=emb_type, datasets=[dataset], name=name, namespace=namespace,
-        num_cpus=0, num_gpus=num_gpus, backend=backend, detached=True, get_if_exists=True,
+        num_cpus=0, num_gpus=num_gpus, backend=backend, scorer=scorer, detached=True, get_if_exists=True,
     )
     return ServiceRef(name=name, namespace=namespace, created=not existed)
 

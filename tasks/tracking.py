@@ -20,10 +20,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from rl4rec_core.settings import DEFAULT_EXPERIMENT
+
 log = logging.getLogger(__name__)
 
 DEFAULT_STORE_DIR = "mlruns"
-DEFAULT_EXPERIMENT = "rl4rec"
 TAG_FLOW_RUN_ID = "prefect.flow_run_id"
 TAG_FLOW_NAME = "prefect.flow_name"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"

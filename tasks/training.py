@@ -28,7 +28,6 @@ def train_policy(
     """
     from rl4rec_core.settings import Settings
     from rl4rec_core.training.trainer import build_trainer
-
     from tasks.runtime import use_assigned_cpus
 
     use_assigned_cpus()

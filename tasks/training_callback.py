@@ -9,7 +9,6 @@ from typing import Any
 
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.training.plots import plot_training_log
-
 from tasks.tracking import log_artifact, log_metrics, set_tags
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from tiny_recdata import write_tiny_dataset
 
 from tasks import tracking as mt
-from tiny_recdata import write_tiny_dataset
 
 # flat setting names, as `rl4rec run`'s flags; `groups(...)` turns them into a flow's parameters
 QUICK = dict(dataset_name="tiny-ml", use_dummy=True, num_steps=4, batch_size=8, group_size=4, save_every=2,

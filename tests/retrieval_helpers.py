@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from rl4rec_core.embeddings.encoders import canonical_model_name, short_name
-from rl4rec_core.io import atomic_path, write_json
 from rl4rec_core.embeddings.files import embedding_path, sidecar_path
+from rl4rec_core.io import atomic_path, write_json
 
 MODEL = "all-MiniLM-L6-v2"
 

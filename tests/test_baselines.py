@@ -7,10 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
-from rl4rec_core.evaluation.baselines import EchoBaseline, PopularityBaseline, echo_scores, make_baseline, popularity_scores
 from rl4rec_core.cli import main as cli_main
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError
+from rl4rec_core.evaluation.baselines import (
+    EchoBaseline,
+    PopularityBaseline,
+    echo_scores,
+    make_baseline,
+    popularity_scores,
+)
 from rl4rec_core.evaluation.ranking import evaluate_scores, format_table, split_ranks, write_metrics
 
 # 5 items, 3 users (item indices, oldest first)

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from rl4rec_core.evaluation.bootstrap import format_intervals, paired_intervals
 from rl4rec_core.errors import ConfigError
+from rl4rec_core.evaluation.bootstrap import format_intervals, paired_intervals
 
 
 def test_constant_differences_have_a_point_interval():

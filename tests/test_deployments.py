@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tiny_recdata import write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]

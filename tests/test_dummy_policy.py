@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy.dummy import DummyRecPolicy, build_vocab
+from rl4rec_core.settings import Settings
 from rl4rec_core.training.algorithms import AlgoConfig
 from rl4rec_core.training.trainer import RLTrainer
-from rl4rec_core.settings import Settings
-from tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 
 
 @pytest.fixture

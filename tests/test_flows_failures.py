@@ -6,13 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from flow_helpers import QUICK, actor_exists, flow_env, groups, task_runs  # noqa: F401 (fixture)
 from prefect.exceptions import ParameterTypeError
+from tiny_recdata import write_tiny_dataset
 
 from rl4rec_core.errors import ConfigError
 from tasks import tracking as mt
-from tiny_recdata import write_tiny_dataset
 
 
 @pytest.mark.parametrize(
@@ -65,7 +64,7 @@ def test_failing_task_leaves_mlflow_run_failed_with_its_log(flow_env, monkeypatc
     [run] = c.search_runs([c.get_experiment_by_name("failing-task").experiment_id])
     assert run.info.status == "FAILED"
     assert "flaky_reward" in run.data.tags["rl4rec.error"]
-    assert run.data.params["num_steps"] == "6"
+    assert run.data.params["trainer.num_steps"] == "6"
     # steps 0 and 1 got their rewards before the third call failed: both are still there
     assert [m.step for m in c.get_metric_history(run.info.run_id, "train/avg_reward")] == [0, 1]
     assert [f.path for f in c.list_artifacts(run.info.run_id, "training")] == ["training/training_log.jsonl"]

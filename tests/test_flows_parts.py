@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-
 from flow_helpers import QUICK, actor_exists, flow_env, groups, task_runs  # noqa: F401 (fixture)
-from tasks import tracking as mt
+
 from tasks import registry
+from tasks import tracking as mt
 
 
 @pytest.mark.slow

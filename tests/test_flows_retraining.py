@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from flow_helpers import QUICK, flow_env, groups, task_runs  # noqa: F401 (fixture)
-from tasks import tracking as mt
+
 from tasks import registry
+from tasks import tracking as mt
 
 
 @pytest.mark.slow

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from rl4rec_core.embeddings import files as ie
 from rl4rec_core.data import load_dataset
+from rl4rec_core.data.item_text import render_item_texts
+from rl4rec_core.embeddings import files as ie
 from rl4rec_core.embeddings.encoders import make_encoder
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
-from rl4rec_core.data.item_text import render_item_texts
 
 MOVIES = [  # (title, year, genres) of real MovieLens-100k items
     ("Toy Story", "1995", "Animation, Children's, Comedy"),

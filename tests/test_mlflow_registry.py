@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from rl4rec_core.training.checkpoint import save_checkpoint
 from rl4rec_core.errors import MissingArtifactError
 from rl4rec_core.policy.dummy import DummyRecPolicy
-from tasks import tracking as mt
+from rl4rec_core.training.checkpoint import save_checkpoint
 from tasks import registry
+from tasks import tracking as mt
 
 TITLES = ["Alien (1979) Horror Sci-Fi", "Unforgiven (1992) Western", "Shining, The (1980) Horror",
           "Tombstone (1993) Western", "Brazil (1985) Sci-Fi"]
@@ -94,9 +94,9 @@ def test_registered_name_template_is_checked():
 @pytest.mark.slow
 def test_llm_policy_registers_as_pyfunc_and_transformers(store):
     import mlflow
+    from tiny_lm import make_tiny_lm
 
     from rl4rec_core.policy.rec_policy import RecPolicy
-    from tiny_lm import make_tiny_lm
 
     lm = make_tiny_lm(store / "tiny_lm")
     policy = RecPolicy(model_name=lm, max_new_tokens=6)

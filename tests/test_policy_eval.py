@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rl4rec_core.evaluation import metrics
 from rl4rec_core.errors import ConfigError, MissingArtifactError
+from rl4rec_core.evaluation import metrics
+from rl4rec_core.evaluation.policy_eval import evaluate_policy, load_policy, paired_bootstrap, select_users
 from rl4rec_core.policy.dummy import DummyRecPolicy
 from rl4rec_core.policy.registry import build_policy
-from rl4rec_core.evaluation.policy_eval import evaluate_policy, load_policy, paired_bootstrap, select_users
-from rl4rec_core.training.trainer import RLTrainer
 from rl4rec_core.settings import Settings
+from rl4rec_core.training.trainer import RLTrainer
 
 
 def test_ranks_are_the_services_ranks_of_greedy_texts(tiny, service):

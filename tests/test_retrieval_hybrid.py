@@ -10,14 +10,19 @@ import torch
 from retrieval_helpers import write_embeddings
 from tiny_recdata import write_tiny_dataset
 
-from rl4rec_core.evaluation.baselines import EchoPriorBaseline
 from rl4rec_core.cli import main
 from rl4rec_core.data import Split, load_dataset
 from rl4rec_core.errors import ConfigError, MissingArtifactError
+from rl4rec_core.evaluation.baselines import EchoPriorBaseline
 from rl4rec_core.evaluation.ranking import evaluate_scores
 from rl4rec_core.retrieval import RetrievalService
 from rl4rec_core.retrieval.settings import (
-    RetrievalSettings, TunedRetrieval, load_tuned, save_tuned, settings_path, train_counts,
+    RetrievalSettings,
+    TunedRetrieval,
+    load_tuned,
+    save_tuned,
+    settings_path,
+    train_counts,
 )
 from rl4rec_core.retrieval.tuning import tune_prior
 

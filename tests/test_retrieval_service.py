@@ -7,9 +7,9 @@ import pytest
 import torch
 from retrieval_helpers import random_items, write_embeddings
 
-from rl4rec_core.evaluation import metrics
 from rl4rec_core.embeddings.encoders import make_encoder
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
+from rl4rec_core.evaluation import metrics
 from rl4rec_core.retrieval import RetrievalService, RewardBatch
 
 ITEM_TEXTS = [

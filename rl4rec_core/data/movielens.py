@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from rl4rec_core.assets.wheels import extract_from_wheel, fetch_wheel
 from rl4rec_core.data.recbole import load_recbole
 from rl4rec_core.data.tables import RawData
-from rl4rec_core.assets.wheels import extract_from_wheel, fetch_wheel
 from rl4rec_core.paths import cache_dir
 from rl4rec_core.settings import ML_100K
 

@@ -18,7 +18,12 @@ from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTa
 from rl4rec_core import errors, paths
 from rl4rec_core.errors import ConfigError, Rl4recError
 from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE, RetrievalService
-from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_DATASET, DEFAULT_EMB_MODEL, RAY_NAMESPACE
+from rl4rec_core.settings import (
+    DEFAULT_ACTOR_NAME,
+    DEFAULT_DATASET,
+    DEFAULT_EMB_MODEL,
+    RAY_NAMESPACE,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,7 @@ def launch_retrieval_actor(
     *,
     device: str | None = None,
     backend: str = "auto",
+    scorer: str = "auto",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     name: str = DEFAULT_NAME,
     namespace: str = DEFAULT_NAMESPACE,
@@ -92,7 +98,7 @@ def launch_retrieval_actor(
     options = _actor_options(name, namespace, num_cpus, num_gpus, max_restarts, detached)
     actor = ray.remote(RetrievalService).options(**options).remote(
         emb_model_name, emb_type=emb_type, datasets=datasets, device=device, backend=backend,
-        chunk_size=chunk_size, embeddings=embeddings,
+        chunk_size=chunk_size, embeddings=embeddings, scorer=scorer,
     )
     if wait:
         _wait_until_up(actor, name, timeout_s, num_cpus, num_gpus)

@@ -26,17 +26,16 @@ plus 0.1 x their standard deviation), or a user function by dotted path ``pkg.mo
 
 from __future__ import annotations
 
-import math
-
 import importlib
+import math
 import re
 from collections.abc import Callable
 from typing import Protocol
 
 import torch
 
-from rl4rec_core.evaluation import metrics
 from rl4rec_core.errors import ConfigError
+from rl4rec_core.evaluation import metrics
 
 
 class RewardFn(Protocol):

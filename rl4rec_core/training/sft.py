@@ -24,15 +24,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rl4rec_core.training import checkpoint as ckpt
 from rl4rec_core import paths
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError
-from rl4rec_core.settings import (
-    DEFAULT_DATASET, DEFAULT_POLICY_MODEL, SFT_BATCH_SIZE, SFT_LEARNING_RATE, SFT_STEPS, opt,
-)
 from rl4rec_core.policy import prompts as prompt_lib
 from rl4rec_core.policy.rollout import Rollout, TokenBatch, completion_logprobs, pack
+from rl4rec_core.settings import (
+    DEFAULT_DATASET,
+    DEFAULT_POLICY_MODEL,
+    SFT_BATCH_SIZE,
+    SFT_LEARNING_RATE,
+    SFT_STEPS,
+    opt,
+)
+from rl4rec_core.training import checkpoint as ckpt
 
 Example = tuple[list[int], int]  # (history item indices, oldest first; answer item index)
 

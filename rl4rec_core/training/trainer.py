@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rl4rec_core.training import checkpoint as ckpt
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
 from rl4rec_core.retrieval.source import RewardSource
 from rl4rec_core.settings import Settings
+from rl4rec_core.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 
