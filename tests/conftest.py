@@ -69,7 +69,7 @@ def store(tmp_path_factory):
 def tiny(rl4rec_dirs):
     """The tiny real-movie dataset of tests/tiny_recdata.py, prepared in the test's data folder."""
     from rl4rec_core.data import load_dataset
-    from tests.tiny_recdata import write_tiny_dataset
+    from tests.helpers.tiny_recdata import write_tiny_dataset
 
     return load_dataset(write_tiny_dataset(rl4rec_dirs["data"]))
 
@@ -77,7 +77,7 @@ def tiny(rl4rec_dirs):
 @pytest.fixture
 def service(tiny):
     """A plain RetrievalService over ``tiny`` with a deterministic word-vector encoder."""
-    from tests.tiny_recdata import WordVectorEncoder, make_service
+    from tests.helpers.tiny_recdata import WordVectorEncoder, make_service
 
     return make_service(tiny, WordVectorEncoder())
 
@@ -96,6 +96,6 @@ def one_thread():
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
     """Folder of a tiny random Llama with a chat-template tokenizer, built locally (tests/tiny_lm.py)."""
-    from tiny_lm import make_tiny_lm
+    from tests.helpers.tiny_lm import make_tiny_lm
 
     return make_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))

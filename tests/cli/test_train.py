@@ -10,9 +10,9 @@ import sys
 import time
 
 import pytest
-from tiny_recdata import write_tiny_dataset
 
 from rl4rec_core.cli import main
+from tests.helpers.tiny_recdata import write_tiny_dataset
 
 
 def test_config_errors_exit_2_with_the_fix(rl4rec_dirs, capsys):
@@ -90,10 +90,9 @@ def test_unknown_service_mode():
 def test_llm_flags_reach_the_saved_policy(rl4rec_dirs, tmp_path, capsys):
     """Prompt and sampling flags of a tiny-LM run end up in the checkpoint's policy.json; a bad one
     exits 2 naming the flag's problem."""
-    from tiny_lm import make_tiny_lm
-
     from rl4rec_core.data import load_dataset
     from rl4rec_core.embeddings.files import generate_item_embeddings
+    from tests.helpers.tiny_lm import make_tiny_lm
 
     name = write_tiny_dataset(rl4rec_dirs["data"])
     generate_item_embeddings(load_dataset(name), backend="sentence-transformers")

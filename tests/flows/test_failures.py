@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from flow_helpers import QUICK, actor_exists, flow_env, groups, task_runs  # noqa: F401 (fixture)
 from prefect.exceptions import ParameterTypeError
-from tiny_recdata import write_tiny_dataset
 
 from rl4rec_core.errors import ConfigError
 from tasks import tracking as mt
+from tests.helpers.flows import QUICK, actor_exists, groups, task_runs
+from tests.helpers.tiny_recdata import write_tiny_dataset
 
 
 @pytest.mark.parametrize(
@@ -53,8 +53,8 @@ def test_failing_task_leaves_mlflow_run_failed_with_its_log(flow_env, monkeypatc
     from flows.pipeline import pipeline_flow
 
     # the custom reward must import in the Ray workers and in the retrieval actor as well
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
-    state = pipeline_flow(**groups(**{**QUICK, "num_steps": 6}, reward="flaky_reward:fails_on_third_call",
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))  # the repository root
+    state = pipeline_flow(**groups(**{**QUICK, "num_steps": 6}, reward="tests.helpers.flaky_reward:fails_on_third_call",
                                    experiment="failing-task", actor_name=flow_env["actor"]), return_state=True)
     assert state.is_failed()
     runs = {r.name.rsplit("-", 1)[0]: r.state_type.value for r in task_runs(state.state_details.flow_run_id)}

@@ -7,8 +7,6 @@ import math
 import pandas as pd
 import pytest
 import torch
-from retrieval_helpers import write_embeddings
-from tiny_recdata import write_tiny_dataset
 
 from rl4rec_core.cli import main
 from rl4rec_core.data import Split, load_dataset
@@ -25,6 +23,8 @@ from rl4rec_core.retrieval.settings import (
     train_counts,
 )
 from rl4rec_core.retrieval.tuning import tune_prior
+from tests.helpers.embeddings import write_embeddings
+from tests.helpers.tiny_recdata import write_tiny_dataset
 
 # three items in 2-D; item 3 duplicates item 2 (same vector, same count) to make an exact tie
 ITEMS = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.6, 0.8]])
@@ -157,7 +157,7 @@ def test_tuning_picks_the_best_grid_point_and_echo_prior_reproduces_it():
 
 
 def test_tune_retrieval_cli_writes_settings_and_rejects_bad_grids(rl4rec_dirs, capsys):
-    from tiny_recdata import WordVectorEncoder
+    from tests.helpers.tiny_recdata import WordVectorEncoder
 
     ds = load_dataset(write_tiny_dataset(rl4rec_dirs["data"], "tune"))
     write_embeddings("tune", WordVectorEncoder().encode(ds.item_texts()), model="lookup")

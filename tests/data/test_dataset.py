@@ -10,7 +10,7 @@ import torch
 from rl4rec_core.cli import main
 from rl4rec_core.data import load_dataset, prepare_dataset
 from rl4rec_core.errors import ConfigError, MissingArtifactError
-from tests.test_data_recbole import ITEMS, write_recbole
+from tests.helpers.recbole_files import ITEMS, write_recbole
 
 # user a: items 2,3,7,10 -> indices 0,1,2,3 ; user b: 10,7,3 -> 3,2,1 (exactly 3 items)
 ROWS = ["a\t2\t1\t1", "a\t3\t1\t2", "a\t7\t1\t3", "a\t10\t1\t4", "b\t10\t1\t1", "b\t7\t1\t2", "b\t3\t1\t3"]

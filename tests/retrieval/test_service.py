@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from retrieval_helpers import random_items, write_embeddings
 
 from rl4rec_core.embeddings.encoders import make_encoder
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.evaluation import metrics
 from rl4rec_core.retrieval import RetrievalService, RewardBatch
+from tests.helpers.embeddings import random_items, write_embeddings
 
 ITEM_TEXTS = [
     "Apollo 13 (1995). Genres: Adventure, Drama",

@@ -7,12 +7,12 @@ import uuid
 import pytest
 import ray
 import torch
-from retrieval_helpers import random_items, write_embeddings
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
 from rl4rec_core.evaluation import metrics
 from rl4rec_core.retrieval import RetrievalClient, get_retrieval_actor, launch_retrieval_actor, remove_retrieval_actor
 from rl4rec_core.retrieval.actor import RetrievalServiceNotFound
+from tests.helpers.embeddings import random_items, write_embeddings
 
 TEXTS = ["a funny animated movie", "a dark crime thriller", "space adventure"]
 TARGETS = [3, 40, 299]

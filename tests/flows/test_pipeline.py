@@ -4,10 +4,10 @@ with the dummy policy on a tiny dataset of real MovieLens titles."""
 from __future__ import annotations
 
 import pytest
-from flow_helpers import QUICK, actor_exists, flow_env, groups, task_runs  # noqa: F401 (fixture)
 
 from tasks import registry
 from tasks import tracking as mt
+from tests.helpers.flows import QUICK, actor_exists, groups, task_runs
 
 EXPECTED_TASKS = {"prepare_dataset", "generate_item_embeddings", "tune_retrieval", "start_retrieval_service",
                   "train_policy", "evaluate_policy", "evaluate_baselines", "register_model", "promote_model"}

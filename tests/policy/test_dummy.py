@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError
@@ -13,6 +12,7 @@ from rl4rec_core.policy.dummy import DummyRecPolicy, build_vocab
 from rl4rec_core.settings import Settings
 from rl4rec_core.training.algorithms import AlgoConfig
 from rl4rec_core.training.trainer import RLTrainer
+from tests.helpers.tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 
 
 @pytest.fixture

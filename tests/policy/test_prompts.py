@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tiny_lm import make_tiny_tokenizer
 
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy.prompts import EMPTY_HISTORY, PROMPT_TEMPLATES, build_prompts, render_prompt
+from tests.helpers.tiny_lm import make_tiny_tokenizer
 
 HISTORY = [f"Movie {i} (199{i}). Genres: Drama" for i in range(8)]
 

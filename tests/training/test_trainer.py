@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-from tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
@@ -14,6 +13,7 @@ from rl4rec_core.policy.registry import build_policy
 from rl4rec_core.settings import Settings
 from rl4rec_core.training.checkpoint import list_checkpoints, read_checkpoint
 from rl4rec_core.training.trainer import RLTrainer, TrainerCallback, format_step
+from tests.helpers.tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 
 LINE = re.compile(r"^Step +\d+ \| Loss: -?\d+\.\d{4} \| Reward: \d+\.\d{4} \(max: \d+\.\d{4}, min: \d+\.\d{4}\)$")
 
@@ -186,9 +186,9 @@ def test_tiny_llm_grpo_steps_end_to_end(tiny, service, tmp_path):
     """A tiny random Llama through the whole trainer: GRPO steps change the LoRA weights, the
     checkpoint reloads as the same policy, and --resume continues it."""
     import torch
-    from tiny_lm import make_tiny_lm
 
     from rl4rec_core.evaluation.policy_eval import evaluate_policy, load_policy
+    from tests.helpers.tiny_lm import make_tiny_lm
 
     model_dir = make_tiny_lm(tmp_path / "lm")
     cfg = Settings.of(dataset_name=tiny.name, num_steps=3, batch_size=8, group_size=4, policy_model=model_dir,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from retrieval_helpers import random_items, write_embeddings
+
+from tests.helpers.embeddings import random_items, write_embeddings
 
 BANNER = [
     "✓ Loaded 2 dataset(s) on cpu",

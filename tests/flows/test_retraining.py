@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from flow_helpers import QUICK, flow_env, groups, task_runs  # noqa: F401 (fixture)
 
 from tasks import registry
 from tasks import tracking as mt
+from tests.helpers.flows import QUICK, groups
 
 
 @pytest.mark.slow

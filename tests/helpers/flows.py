@@ -1,14 +1,7 @@
-"""Shared set-up for the flow tests: a tiny prepared dataset, a temporary MLflow store, and reading
-task runs back from the Prefect API."""
+"""What the flow tests share besides their fixture (``tests/flows/conftest.py``): the quick settings,
+a flow's parameters from flat setting names, and reading task runs and actors back."""
 
 from __future__ import annotations
-
-import uuid
-
-import pytest
-from tiny_recdata import write_tiny_dataset
-
-from tasks import tracking as mt
 
 # flat setting names, as `rl4rec run`'s flags; `groups(...)` turns them into a flow's parameters
 QUICK = dict(dataset_name="tiny-ml", use_dummy=True, num_steps=4, batch_size=8, group_size=4, save_every=2,
@@ -24,16 +17,6 @@ def groups(flow=None, **flat) -> dict:
     names = tuple(FLOW_GROUPS) if flow is None else tuple(
         n for n in inspect.signature(flow.fn).parameters if n in FLOW_GROUPS)
     return split_by_group(flat, names)
-
-
-@pytest.fixture
-def flow_env(rl4rec_dirs, tmp_path, monkeypatch, ray_local, prefect_api):
-    """Everything a flow needs, inside tmp_path; a unique actor name so tests never share an actor."""
-    write_tiny_dataset(rl4rec_dirs["data"], "tiny-ml")
-    uri = mt.default_tracking_uri(tmp_path / "mlruns")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mt.configure_mlflow(uri)
-    return {"dirs": rl4rec_dirs, "actor": f"RetrievalService-{uuid.uuid4().hex[:8]}", "tmp": tmp_path}
 
 
 def task_runs(flow_run_id) -> list:

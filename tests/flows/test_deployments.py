@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny_recdata import write_tiny_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.tiny_recdata import write_tiny_dataset
+
+REPO = Path(__file__).resolve().parents[2]
 PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
 
 

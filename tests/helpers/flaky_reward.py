@@ -1,4 +1,4 @@
-"""A custom reward (by dotted path ``flaky_reward:fails_on_third_call``) that breaks mid-training, so
+"""A custom reward (by dotted path ``tests.helpers.flaky_reward:fails_on_third_call``) that breaks mid-training, so
 tests can see what a task failure leaves behind. Counted per process (the retrieval actor's)."""
 
 from __future__ import annotations

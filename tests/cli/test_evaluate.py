@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-from tiny_recdata import write_tiny_dataset
-
 from rl4rec_core.cli import main
 from rl4rec_core.data import load_dataset
 from rl4rec_core.embeddings.files import generate_item_embeddings
+from tests.helpers.tiny_recdata import write_tiny_dataset
 
 
 def test_checkpoint_beside_untrained_and_popularity(rl4rec_dirs, tmp_path, capsys):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from tiny_recdata import write_tiny_dataset
 
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError
@@ -23,6 +22,7 @@ from rl4rec_core.evaluation.sasrec import (
     train_sasrec,
     training_windows,
 )
+from tests.helpers.tiny_recdata import write_tiny_dataset
 
 # small and quick; dropout off so the cyclic pattern is learnt in few epochs
 FAST = dict(max_len=8, hidden=16, num_layers=1, dropout=0.0, learning_rate=1e-2, batch_size=32,

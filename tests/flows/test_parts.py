@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from flow_helpers import QUICK, actor_exists, flow_env, groups, task_runs  # noqa: F401 (fixture)
 
 from tasks import registry
 from tasks import tracking as mt
+from tests.helpers.flows import QUICK, actor_exists, groups
 
 
 @pytest.mark.slow

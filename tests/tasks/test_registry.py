@@ -94,9 +94,9 @@ def test_registered_name_template_is_checked():
 @pytest.mark.slow
 def test_llm_policy_registers_as_pyfunc_and_transformers(store):
     import mlflow
-    from tiny_lm import make_tiny_lm
 
     from rl4rec_core.policy.rec_policy import RecPolicy
+    from tests.helpers.tiny_lm import make_tiny_lm
 
     lm = make_tiny_lm(store / "tiny_lm")
     policy = RecPolicy(model_name=lm, max_new_tokens=6)
