@@ -100,7 +100,7 @@ def main() -> None:
     print(f"RecPolicy.generate, shared prompt:     {shared_s:6.2f} s  {produced / shared_s:6.1f} tok/s")
     print(f"RecPolicy.generate, prompt per sample: {unshared_s:6.2f} s  {produced / unshared_s:6.1f} tok/s")
     print(f"plain model.generate (no LoRA):        {plain_s:6.2f} s  {n * g * t / plain_s:6.1f} tok/s")
-    # each update moves the weights, so the two rows' losses differ; tests/test_shared_prefix.py shows
+    # each update moves the weights, so the two rows' losses differ; tests/policy/test_shared_prefix.py shows
     # that on the same weights both paths give the same loss and gradients
     for share, (upd_s, _) in updates.items():
         print(f"update on {len(texts)} samples, {'shared prompt    ' if share else 'prompt per sample'}: {upd_s:6.2f} s")
