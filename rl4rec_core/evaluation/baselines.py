@@ -112,7 +112,7 @@ class EchoPriorBaseline:
     @classmethod
     def from_dataset(cls, dataset, emb_model: str = DEFAULT_EMB_MODEL, emb_type: str = "item") -> EchoPriorBaseline:
         from rl4rec_core.embeddings.files import load_item_embeddings
-        from rl4rec_core.retrieval.settings import load_tuned
+        from rl4rec_core.retrieval.hybrid import load_tuned
 
         tuned = load_tuned(dataset.name, emb_type, emb_model, num_items=dataset.num_items)
         emb, _ = load_item_embeddings(dataset.name, emb_type, emb_model, expect_items=dataset.num_items)
@@ -120,7 +120,7 @@ class EchoPriorBaseline:
 
     def score(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
         """``[b, N]``; an empty history scores by the prior alone."""
-        from rl4rec_core.retrieval.settings import history_mean
+        from rl4rec_core.retrieval.hybrid import history_mean
 
         q = torch.nn.functional.normalize(history_mean(self.emb, histories, self.settings.history_m), dim=1)
         return q @ self.emb.T + self.bias

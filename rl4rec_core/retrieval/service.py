@@ -16,14 +16,14 @@ import torch
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.retrieval import rewards as reward_registry
 from rl4rec_core.retrieval import scoring
-from rl4rec_core.retrieval.negatives import sample_candidates
-from rl4rec_core.retrieval.settings import (
-    RetrievalSettings,
+from rl4rec_core.retrieval.hybrid import (
+    HybridWeights,
     TunedRetrieval,
     fuse_query,
     load_tuned,
     settings_path,
 )
+from rl4rec_core.retrieval.negatives import sample_candidates
 from rl4rec_core.settings import DEFAULT_DATASET, DEFAULT_EMB_MODEL
 
 SCORER_MODES = ("auto", "hybrid", "cosine")
@@ -108,7 +108,7 @@ class RetrievalService:
             self._items[name] = self._prepare(name, matrix)
         for name, matrix in (embeddings or {}).items():
             self._items[name] = self._prepare(name, matrix)
-        self._settings: dict[str, RetrievalSettings] = {}
+        self._settings: dict[str, HybridWeights] = {}
         self._bias: dict[str, torch.Tensor] = {}  # beta * prior [N], only where beta > 0
         for name in self._items:
             tuned = (retrieval or {}).get(name) or self._load_settings(name, scorer)
@@ -191,20 +191,20 @@ class RetrievalService:
         """What scores ``dataset_name`` under ``mode`` (None: its tuned settings), e.g. ``hybrid(beta=0.05, ...)``."""
         return self._settings_for(dataset_name, mode).describe()
 
-    def _settings_for(self, dataset_name: str, mode: str | None) -> RetrievalSettings:
+    def _settings_for(self, dataset_name: str, mode: str | None) -> HybridWeights:
         self._catalogue(dataset_name)
         if mode not in (None, "auto", "hybrid", "cosine"):
             raise ValueError(f"unknown scorer {mode!r}; use hybrid, cosine or None (the dataset's tuned scorer)")
         if mode == "cosine":
-            return RetrievalSettings()
+            return HybridWeights()
         if mode == "hybrid" and dataset_name not in self._settings:
             raise ValueError(
                 f"no tuned retrieval settings for {dataset_name!r} in this service; run "
                 f"`rl4rec tune-retrieval --dataset {dataset_name}` and restart the service"
             )
-        return self._settings.get(dataset_name, RetrievalSettings())
+        return self._settings.get(dataset_name, HybridWeights())
 
-    def _query(self, texts, dataset_name: str, histories, settings: RetrievalSettings):
+    def _query(self, texts, dataset_name: str, histories, settings: HybridWeights):
         """``(query [B, d], bias [N] or None)`` for these texts under ``settings``."""
         items = self._items[dataset_name]
         q = fuse_query(self._embed(texts), items, histories, settings)

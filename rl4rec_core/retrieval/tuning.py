@@ -22,7 +22,7 @@ import torch
 
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.evaluation import metrics
-from rl4rec_core.retrieval.settings import RetrievalSettings, history_mean
+from rl4rec_core.retrieval.hybrid import HybridWeights, history_mean
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ SELECT_METRIC = "ndcg@10"
 
 @dataclass
 class GridPoint:
-    settings: RetrievalSettings
+    settings: HybridWeights
     metrics: dict[str, float]
 
     def row(self) -> dict:
@@ -73,7 +73,7 @@ def tune_prior(
     for m in ms:
         q = torch.nn.functional.normalize(history_mean(item_emb, valid.histories, int(m)), dim=1)
         for beta in betas:
-            grid.append(GridPoint(RetrievalSettings(beta=beta, history_m=int(m)), _evaluate(q, item_emb, prior, beta, valid)))
+            grid.append(GridPoint(HybridWeights(beta=beta, history_m=int(m)), _evaluate(q, item_emb, prior, beta, valid)))
     best = max(grid, key=lambda p: p.metrics[SELECT_METRIC])  # max keeps the first of equals
     log.info("echo+prior on validation: best %s %s=%.4f", best.settings.describe(), SELECT_METRIC,
              best.metrics[SELECT_METRIC])
@@ -81,7 +81,7 @@ def tune_prior(
 
 
 def tune_alpha(
-    text_emb: torch.Tensor, item_emb: torch.Tensor, prior: torch.Tensor, valid, base: RetrievalSettings,
+    text_emb: torch.Tensor, item_emb: torch.Tensor, prior: torch.Tensor, valid, base: HybridWeights,
     alphas=DEFAULT_ALPHAS,
 ) -> tuple[GridPoint, list[GridPoint]]:
     """Stage 2: best ``alpha`` for fusing policy texts ``text_emb [U, d]`` (unit rows, one per valid user)
@@ -93,7 +93,7 @@ def tune_alpha(
     grid = []
     for alpha in alphas:
         q = torch.nn.functional.normalize(text_emb + alpha * recent, dim=1)
-        settings = RetrievalSettings(beta=base.beta, alpha=alpha, history_m=base.history_m)
+        settings = HybridWeights(beta=base.beta, alpha=alpha, history_m=base.history_m)
         grid.append(GridPoint(settings, _evaluate(q, item_emb, prior, base.beta, valid)))
     best = max(grid, key=lambda p: p.metrics[SELECT_METRIC])
     log.info("policy texts on validation: best %s %s=%.4f", best.settings.describe(), SELECT_METRIC,
@@ -112,7 +112,7 @@ def tune_retrieval(
     """
     from rl4rec_core.data import load_dataset
     from rl4rec_core.embeddings.files import load_item_embeddings
-    from rl4rec_core.retrieval.settings import (
+    from rl4rec_core.retrieval.hybrid import (
         TunedRetrieval,
         save_tuned,
         settings_path,

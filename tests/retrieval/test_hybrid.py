@@ -14,8 +14,8 @@ from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.evaluation.baselines import EchoPriorBaseline
 from rl4rec_core.evaluation.ranking import evaluate_scores
 from rl4rec_core.retrieval import RetrievalService
-from rl4rec_core.retrieval.settings import (
-    RetrievalSettings,
+from rl4rec_core.retrieval.hybrid import (
+    HybridWeights,
     TunedRetrieval,
     load_tuned,
     save_tuned,
@@ -45,7 +45,7 @@ class LookupEncoder:
 
 
 def make(beta=BETA, alpha=0.0, m=1, scorer="auto"):
-    tuned = TunedRetrieval("hand", RetrievalSettings(beta=beta, alpha=alpha, history_m=m), COUNTS)
+    tuned = TunedRetrieval("hand", HybridWeights(beta=beta, alpha=alpha, history_m=m), COUNTS)
     return RetrievalService(emb_model_name="lookup", encoder=LookupEncoder(), embeddings={"hand": ITEMS.clone()},
                             retrieval={"hand": tuned}, scorer=scorer)
 
@@ -101,7 +101,7 @@ def test_service_loads_the_settings_file_and_hybrid_requires_it(rl4rec_dirs):
     assert plain.scorer("hand") == "cosine"
     with pytest.raises(ValueError, match="tune-retrieval"):
         plain.compute_rewards(["east"], "hand", targets=[0], scorer="hybrid")
-    tuned = TunedRetrieval("hand", RetrievalSettings(beta=BETA, history_m=2), COUNTS, {"note": "hand"})
+    tuned = TunedRetrieval("hand", HybridWeights(beta=BETA, history_m=2), COUNTS, {"note": "hand"})
     save_tuned(settings_path("hand", "item", "lookup"), tuned, "lookup", "item")
     svc = RetrievalService(emb_model_name="lookup", encoder=LookupEncoder(), datasets=["hand"])
     assert svc.scorer("hand") == "hybrid(beta=0.1, alpha=0, m=2)"
@@ -111,11 +111,11 @@ def test_service_loads_the_settings_file_and_hybrid_requires_it(rl4rec_dirs):
 
 def test_bad_settings_give_clear_errors(rl4rec_dirs):
     with pytest.raises(ConfigError, match="beta must be a number >= 0"):
-        RetrievalSettings(beta=-0.1)
+        HybridWeights(beta=-0.1)
     with pytest.raises(ConfigError, match="history_m must be an integer >= 1"):
-        RetrievalSettings(history_m=0)
+        HybridWeights(history_m=0)
     with pytest.raises(ConfigError, match="alpha"):
-        RetrievalSettings(alpha=float("nan"))
+        HybridWeights(alpha=float("nan"))
     with pytest.raises(MissingArtifactError, match="rl4rec tune-retrieval --dataset nowhere"):
         load_tuned("nowhere", "item", "lookup")
     path = settings_path("hand", "item", "lookup")

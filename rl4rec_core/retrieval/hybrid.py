@@ -1,4 +1,4 @@
-"""Per-dataset retrieval settings: the hybrid scorer's weights, tuned on validation and stored with the embeddings.
+"""The hybrid scorer of each dataset: its weights (``HybridWeights``), tuned on validation and stored with the embeddings.
 
 Text similarity alone ranks MovieLens below popularity, so the service scores
 
@@ -33,7 +33,7 @@ SETTINGS_VERSION = 1
 
 
 @dataclass
-class RetrievalSettings:
+class HybridWeights:
     """How the service turns a query into item scores.
 
     beta: weight of the popularity prior ``log(1 + count)``; 0 = plain cosine.
@@ -74,7 +74,7 @@ class TunedRetrieval:
     """What ``tune-retrieval`` writes: the settings, the prior's counts and the validation evidence."""
 
     dataset: str
-    settings: RetrievalSettings
+    settings: HybridWeights
     prior_counts: list[int]
     validation: dict[str, Any] = field(default_factory=dict)
 
@@ -126,7 +126,7 @@ def load_tuned(dataset: str, emb_type: str, model_name: str, num_items: int | No
         raise MissingArtifactError(f"no retrieval settings for {dataset!r} at {path}; choose them with `{cmd}`")
     try:
         raw = json.loads(path.read_text())
-        settings = RetrievalSettings(**raw["settings"])
+        settings = HybridWeights(**raw["settings"])
         counts = [int(c) for c in raw["prior_counts"]]
     except ConfigError as e:
         raise DataError(f"{path} holds invalid settings ({e}); run `{cmd}` again") from None
@@ -158,7 +158,7 @@ def history_mean(item_emb: torch.Tensor, histories: Sequence[Sequence[int]], m: 
 
 def fuse_query(
     text_emb: torch.Tensor, item_emb: torch.Tensor, histories: Sequence[Sequence[int]] | None,
-    settings: RetrievalSettings,
+    settings: HybridWeights,
 ) -> torch.Tensor:
     """``normalize(text_emb + alpha * history_mean)``: ``[B, d]`` unit rows (``text_emb`` unit rows too)."""
     if settings.alpha == 0 or histories is None:
