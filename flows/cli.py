@@ -8,9 +8,7 @@ from rl4rec_core.cli import main as core_main
 
 
 def main(argv=None) -> int:
-    from flows import (
-        run_cli,  # Prefect is imported when the command runs, not when this module is
-    )
+    from flows import run_cli  # Prefect is imported when the command runs, not when this module is
 
     return core_main(argv, extra=[run_cli.register])
 

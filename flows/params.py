@@ -68,12 +68,9 @@ def split_by_group(flat: dict[str, Any], groups: tuple[str, ...] = tuple(FLOW_GR
 
 
 @dataclass(frozen=True)
-class FlowParams:
-    run: RunSettings = field(default_factory=RunSettings)
-    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
-    policy: PolicySettings = field(default_factory=PolicySettings)
-    algorithm: AlgorithmSettings = field(default_factory=AlgorithmSettings)
-    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+class FlowParams(Settings):
+    """A training run's ``Settings`` plus the groups of the steps around it in a flow."""
+
     recipe: RecipeSettings = field(default_factory=RecipeSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
@@ -82,6 +79,7 @@ class FlowParams:
     def __post_init__(self) -> None:
         from rl4rec_core.data.prepare import BUILTIN, read_meta
 
+        super().__post_init__()  # the checks that span the training groups (batch_size vs group_size)
         name = self.run.dataset_name
         if self.run.source is None and name not in BUILTIN and read_meta(name) is None:
             raise ConfigError(
@@ -91,15 +89,8 @@ class FlowParams:
             )
         if self.recipe.sft_steps and self.policy.init_from:
             raise ConfigError("sft_steps and init_from both give the starting policy; set sft_steps=0 or drop init_from")
-        self.settings()  # the checks that span groups (batch_size vs group_size)
         if self.runs_sft:
             self.sft_config()  # SFTConfig's own checks
-
-    @classmethod
-    def of(cls, **groups: Any) -> FlowParams:
-        """From a flow's parameters (groups given as objects or dicts)."""
-        return cls(**{name: g if isinstance(g, FLOW_GROUPS[name]) else FLOW_GROUPS[name](**g)
-                      for name, g in groups.items()})
 
     @property
     def dataset(self) -> str:
@@ -143,6 +134,3 @@ class FlowParams:
             lora_r=p.lora_r, seed=self.run.seed, checkpoint_dir=output_dir,
             log_every=max(1, r.sft_steps // 20), progress=False, device=self.device, **prompt,
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)

@@ -11,15 +11,7 @@ from typing import Any
 from prefect import flow
 
 from flows.params import FlowParams, ResourceSettings
-from flows.stages import (
-    evaluate,
-    mlflow_run,
-    prepare_inputs,
-    retrieval_service,
-    train,
-    tune_scorer,
-    warm_start,
-)
+from flows.stages import evaluate, mlflow_run, prepare_inputs, retrieval_service, train, tune_scorer, warm_start
 from rl4rec_core.settings import (
     AlgorithmSettings,
     EvaluationSettings,

@@ -11,14 +11,7 @@ from prefect import flow
 
 from flows.params import FlowParams, ResourceSettings
 from flows.promotion import decide_promotion
-from flows.stages import (
-    mlflow_run,
-    prepare_inputs,
-    retrieval_service,
-    train,
-    tune_scorer,
-    warm_start,
-)
+from flows.stages import mlflow_run, prepare_inputs, retrieval_service, train, tune_scorer, warm_start
 from rl4rec_core.settings import (
     AlgorithmSettings,
     EvaluationSettings,

@@ -37,10 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rl4rec_core.embeddings.files import (
-        generate_item_embeddings,
-        load_item_embeddings,
-    )
+    from rl4rec_core.embeddings.files import generate_item_embeddings, load_item_embeddings
 
     start = time.perf_counter()
     path = generate_item_embeddings(

@@ -12,13 +12,7 @@ from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.evaluation.baselines import BASELINES
 from rl4rec_core.evaluation.metrics import DEFAULT_KS, ndcg_at_k
 from rl4rec_core.retrieval.source import SERVICE_MODES
-from rl4rec_core.settings import (
-    DEFAULT_ACTOR_NAME,
-    DEFAULT_EMB_MODEL,
-    EVAL_SPLITS,
-    RAY_NAMESPACE,
-    SCORERS,
-)
+from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_EMB_MODEL, EVAL_SPLITS, RAY_NAMESPACE, SCORERS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

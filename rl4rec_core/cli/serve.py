@@ -71,10 +71,7 @@ def _connect(address: str | None, namespace: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import ray
 
-    from rl4rec_core.retrieval.actor import (
-        launch_retrieval_actor,
-        remove_retrieval_actor,
-    )
+    from rl4rec_core.retrieval.actor import launch_retrieval_actor, remove_retrieval_actor
 
     if args.num_gpus < 0 or args.num_cpus < 0:
         raise ConfigError("--num_gpus and --num_cpus must be >= 0")

@@ -15,12 +15,7 @@ from rl4rec_core.data.amazon import SEQUENCE_FILE, load_amazon
 from rl4rec_core.data.item_text import template_name, template_text
 from rl4rec_core.data.movielens import load_ml100k
 from rl4rec_core.data.recbole import load_recbole
-from rl4rec_core.data.tables import (
-    MIN_ITEMS_PER_USER,
-    PreparedTables,
-    RawData,
-    build_tables,
-)
+from rl4rec_core.data.tables import MIN_ITEMS_PER_USER, PreparedTables, RawData, build_tables
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.io import atomic_dir
 from rl4rec_core.paths import dataset_dir

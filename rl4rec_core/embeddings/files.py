@@ -18,13 +18,7 @@ from typing import Any
 import torch
 
 from rl4rec_core import paths
-from rl4rec_core.embeddings.encoders import (
-    DEFAULT_EMB_MODEL,
-    Encoder,
-    canonical_model_name,
-    make_encoder,
-    short_name,
-)
+from rl4rec_core.embeddings.encoders import DEFAULT_EMB_MODEL, Encoder, canonical_model_name, make_encoder, short_name
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.io import atomic_path, write_json
 

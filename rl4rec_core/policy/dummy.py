@@ -25,12 +25,7 @@ import torch
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.io import atomic_path, write_json
-from rl4rec_core.training.algorithms import (
-    AlgoConfig,
-    RunningBaseline,
-    compute_advantages,
-    policy_gradient_loss,
-)
+from rl4rec_core.training.algorithms import AlgoConfig, RunningBaseline, compute_advantages, policy_gradient_loss
 
 _WORD = re.compile(r"[a-z][a-z']+")
 # words that say nothing about an item

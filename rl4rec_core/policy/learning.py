@@ -15,17 +15,8 @@ import torch
 
 from rl4rec_core.errors import DataError
 from rl4rec_core.policy.rollout import Rollout, TokenBatch, completion_logprobs, pack
-from rl4rec_core.policy.shared_prefix import (
-    GroupedTokenBatch,
-    grouped_completion_logprobs,
-    pack_groups,
-)
-from rl4rec_core.training.algorithms import (
-    AlgoConfig,
-    compute_advantages,
-    kl_penalty,
-    policy_gradient_loss,
-)
+from rl4rec_core.policy.shared_prefix import GroupedTokenBatch, grouped_completion_logprobs, pack_groups
+from rl4rec_core.training.algorithms import AlgoConfig, compute_advantages, kl_penalty, policy_gradient_loss
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,7 @@ from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTa
 from rl4rec_core import errors, paths
 from rl4rec_core.errors import ConfigError, Rl4recError
 from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE, RetrievalService
-from rl4rec_core.settings import (
-    DEFAULT_ACTOR_NAME,
-    DEFAULT_DATASET,
-    DEFAULT_EMB_MODEL,
-    RAY_NAMESPACE,
-)
+from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_DATASET, DEFAULT_EMB_MODEL, RAY_NAMESPACE
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,7 @@ import torch
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.retrieval import rewards as reward_registry
 from rl4rec_core.retrieval import scoring
-from rl4rec_core.retrieval.hybrid import (
-    HybridWeights,
-    TunedRetrieval,
-    fuse_query,
-    load_tuned,
-    settings_path,
-)
+from rl4rec_core.retrieval.hybrid import HybridWeights, TunedRetrieval, fuse_query, load_tuned, settings_path
 from rl4rec_core.retrieval.negatives import sample_candidates
 from rl4rec_core.settings import DEFAULT_DATASET, DEFAULT_EMB_MODEL
 

@@ -112,12 +112,7 @@ def tune_retrieval(
     """
     from rl4rec_core.data import load_dataset
     from rl4rec_core.embeddings.files import load_item_embeddings
-    from rl4rec_core.retrieval.hybrid import (
-        TunedRetrieval,
-        save_tuned,
-        settings_path,
-        train_counts,
-    )
+    from rl4rec_core.retrieval.hybrid import TunedRetrieval, save_tuned, settings_path, train_counts
 
     dataset = load_dataset(dataset_name)
     emb, _ = load_item_embeddings(dataset_name, emb_type, emb_model, expect_items=dataset.num_items)
