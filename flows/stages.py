@@ -37,6 +37,7 @@ def mlflow_run(p: FlowParams, flow_name: str, extra_params: dict[str, Any] | Non
         flow_run_id=fid,
         flow_name=flow_name,
     ) as run_id:
+        mt.log_dict(run_id, p.to_dict(), "settings.json")  # the tree as it was given, beside the dotted params
         yield run_id
 
 

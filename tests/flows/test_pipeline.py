@@ -46,6 +46,7 @@ def test_pipeline_end_to_end(flow_env):
     assert run.data.metrics["eval_test/policy/ndcg_at_10"] == pytest.approx(out["evaluation"]["policy"]["ndcg@10"])
     paths = {f.path for d in ("training", "plots", "eval_test", "checkpoints/checkpoint_final")
              for f in c.list_artifacts(run.info.run_id, d)}
+    assert "settings.json" in {f.path for f in c.list_artifacts(run.info.run_id)}  # the settings tree
     assert {"training/training_log.jsonl", "plots/reward_curve.png", "eval_test/eval_test.json",
             "checkpoints/checkpoint_final/policy", "checkpoints/checkpoint_final/trainer_state.json"} <= paths
 
