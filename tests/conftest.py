@@ -67,7 +67,7 @@ def store(tmp_path_factory):
 
 @pytest.fixture
 def tiny(rl4rec_dirs):
-    """The tiny real-movie dataset of tests/tiny_recdata.py, prepared in the test's data folder."""
+    """The tiny real-movie dataset of tests/helpers/tiny_recdata.py, prepared in the test's data folder."""
     from rl4rec_core.data import load_dataset
     from tests.helpers.tiny_recdata import write_tiny_dataset
 
@@ -95,7 +95,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
-    """Folder of a tiny random Llama with a chat-template tokenizer, built locally (tests/tiny_lm.py)."""
+    """Folder of a tiny random Llama with a chat-template tokenizer, built locally (tests/helpers/tiny_lm.py)."""
     from tests.helpers.tiny_lm import make_tiny_lm
 
     return make_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))

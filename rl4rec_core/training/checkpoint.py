@@ -4,7 +4,7 @@ A checkpoint folder (``checkpoint_step_N/`` or ``checkpoint_final/``), written a
 
     policy/             the policy's own save(): weights or LoRA adapter, optimizer, baseline, its RNG
     trainer_state.json  {"step": N, "sampler": <numpy Generator state>, "rng": {python, numpy, torch}}
-    config.json         the TrainConfig (which also says which policy it was: dummy or LLM)
+    config.json         the run's ``Settings`` tree (``settings.policy.policy`` says which policy: dummy or LLM)
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def policy_kind(checkpoint: str | Path) -> str:
     """``dummy`` or ``llm``: the saved policy's own ``policy/policy.json`` says; else (older
-    checkpoints) the TrainConfig's ``use_dummy``."""
+    checkpoints) the ``use_dummy`` of their flat ``config.json``."""
     ckpt = Path(checkpoint)
     meta = ckpt / "policy" / "policy.json"
     kind = json.loads(meta.read_text()).get("kind") if meta.is_file() else None

@@ -1,6 +1,6 @@
 """SASRec baseline: window building, masking, learning a sequential pattern, no leakage, determinism, cache.
 
-Everything trains a tiny model on the tiny datasets of tests/tiny_recdata.py (24 items) in well under a
+Everything trains a tiny model on the tiny datasets of tests/helpers/tiny_recdata.py (24 items) in well under a
 second per fit, never on ML-100k.
 """
 
