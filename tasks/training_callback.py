@@ -31,7 +31,7 @@ class MLflowCallback:
 
     def on_train_start(self, *args, **kwargs) -> None:
         trainer = args[0] if args else kwargs.get("trainer")
-        out = getattr(getattr(trainer, "config", None), "output_dir", None)
+        out = getattr(trainer, "output_dir", None)
         self.output_dir = Path(out) if out else None
         set_tags(self.run_id, {"rl4rec.training": "started"})
 

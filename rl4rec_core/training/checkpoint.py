@@ -4,7 +4,12 @@ A checkpoint folder (``checkpoint_step_N/`` or ``checkpoint_final/``), written a
 
     policy/             the policy's own save(): weights or LoRA adapter, optimizer, baseline, its RNG
     trainer_state.json  {"step": N, "sampler": <numpy Generator state>, "rng": {python, numpy, torch}}
+                        (and "config_changes": the settings changes --override_config accepted)
     config.json         the run's ``Settings`` tree (``settings.policy.policy`` says which policy: dummy or LLM)
+    manifest.json       size and sha256 of every other file, written last (``rl4rec_core.integrity``)
+
+Loading verifies the manifest (an older checkpoint without one: its JSON files parse), and binary
+files load without unpickling code, so a damaged or hostile checkpoint is a one-line ``DataError``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +25,15 @@ import numpy as np
 import torch
 
 from rl4rec_core.errors import DataError, MissingArtifactError
+from rl4rec_core.integrity import read_json_object, verify_manifest, write_manifest
 from rl4rec_core.io import atomic_dir, atomic_path, write_json
 
 LOG_NAME = "training_log.jsonl"
 FINAL_NAME = "checkpoint_final"
 _STEP_RE = re.compile(r"^checkpoint_step_(\d+)$")
+_VISIBLE_RE = re.compile(rf"^(checkpoint_step_\d+|{FINAL_NAME})$")
+# atomic_dir's temporary (.NAME.XXXX.tmp) and replaced (.NAME.old) folders
+_HIDDEN_RE = re.compile(rf"^\.?(checkpoint_step_\d+|{FINAL_NAME})(\..+\.tmp|\.old)?$")
 
 
 def capture_rng() -> dict[str, Any]:
@@ -51,27 +61,45 @@ def save_checkpoint(path: Path, policy, trainer_state: dict[str, Any], config: d
         policy.save(tmp / "policy")
         write_json(tmp / "trainer_state.json", trainer_state)
         write_json(tmp / "config.json", config)
+        write_manifest(tmp)  # last: a folder with a manifest is complete
     return path
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(trainer_state, config)`` of a checkpoint folder."""
+    """``(trainer_state, config)`` of a checkpoint folder, after :func:`verify_checkpoint`."""
     path = Path(path)
-    state_file = path / "trainer_state.json"
-    if not state_file.is_file():
+    verify_checkpoint(path)
+    return read_json_object(path / "trainer_state.json"), read_json_object(path / "config.json")
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Raise a one-line error unless ``path`` is an intact checkpoint: its manifest's sizes and hashes
+    match, or (an older checkpoint without a manifest) its JSON files parse. Binary files are checked
+    when they are loaded."""
+    path = Path(path)
+    if not (path / "trainer_state.json").is_file():
         raise MissingArtifactError(
             f"{path} is not a training checkpoint (no trainer_state.json); pass a checkpoint_step_N or "
             f"checkpoint_final folder, or the run folder that holds them"
         )
-    return json.loads(state_file.read_text()), json.loads((path / "config.json").read_text())
+    if verify_manifest(path):
+        return
+    for name in ("trainer_state.json", "config.json", "policy/policy.json"):
+        if (path / name).exists() or name == "config.json":
+            read_json_object(path / name)
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints under ``run_dir`` as ``(step, path)``, oldest first (final last on ties)."""
+    """Complete checkpoints under ``run_dir`` as ``(step, path)``, oldest first (final last on ties).
+
+    A ``checkpoint_final`` whose ``trainer_state.json`` cannot be read is listed as the newest (with
+    the largest step of the others), so ``--resume`` tries it first and says why it skips it.
+    """
     run_dir = Path(run_dir)
     found: list[tuple[int, int, Path]] = []
     if not run_dir.is_dir():
         return []
+    finals = []
     for p in run_dir.iterdir():
         if not (p / "trainer_state.json").is_file():
             continue  # a temporary or half-deleted folder
@@ -79,9 +107,37 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
         if m:
             found.append((int(m.group(1)), 0, p))
         elif p.name == FINAL_NAME:
-            step = json.loads((p / "trainer_state.json").read_text())["step"]
-            found.append((step, 1, p))
+            finals.append(p)
+    for p in finals:
+        found.append((_final_step(p, default=max((s for s, _, _ in found), default=0)), 1, p))
     return [(s, p) for s, _, p in sorted(found)]
+
+
+def _final_step(path: Path, default: int) -> int:
+    try:
+        step = read_json_object(path / "trainer_state.json").get("step")
+    except DataError:
+        return default
+    return step if isinstance(step, int) and not isinstance(step, bool) else default
+
+
+def run_artifacts(run_dir: Path, hidden: bool = True) -> list[Path]:
+    """What a training run leaves in ``run_dir``: checkpoint folders, whole or not, the log and
+    (``hidden``) the temporary and replaced copies a killed write leaves. ``--overwrite`` deletes them."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    ours = _HIDDEN_RE if hidden else _VISIBLE_RE
+    return sorted(p for p in run_dir.iterdir() if ours.match(p.name) or p.name == LOG_NAME)
+
+
+def clear_run(run_dir: Path) -> None:
+    """Delete :func:`run_artifacts`, whatever state they are in."""
+    for p in run_artifacts(run_dir):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -104,16 +160,18 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def policy_kind(checkpoint: str | Path) -> str:
-    """``dummy`` or ``llm``: the saved policy's own ``policy/policy.json`` says; else (older
-    checkpoints) the ``use_dummy`` of their flat ``config.json``."""
+    """``dummy`` or ``llm``: the saved policy's own ``policy/policy.json`` says; else the run's
+    ``config.json`` (``policy.policy`` of the Settings tree, ``use_dummy`` of older flat configs)."""
     ckpt = Path(checkpoint)
     meta = ckpt / "policy" / "policy.json"
-    kind = json.loads(meta.read_text()).get("kind") if meta.is_file() else None
+    kind = read_json_object(meta).get("kind") if meta.is_file() else None
     if kind is not None:
         return kind
     config = ckpt / "config.json"
     if config.is_file():
-        return "dummy" if json.loads(config.read_text()).get("use_dummy") else "llm"
+        saved = read_json_object(config)  # the Settings tree, or an older flat config with use_dummy
+        policy = saved.get("policy")
+        return "dummy" if saved.get("use_dummy") or (isinstance(policy, dict) and policy.get("policy") == "dummy") else "llm"
     if meta.is_file():
         return "llm"
     raise MissingArtifactError(
