@@ -17,6 +17,8 @@ import time
 
 import torch
 
+from rl4rec_core.settings import DEFAULT_DATASET, DEFAULT_EMB_MODEL
+
 
 def bench(backend: str, model: str, texts: list[str], batch_size: int, repeats: int) -> dict:
     from rl4rec_core.embeddings.encoders import make_encoder
@@ -36,8 +38,8 @@ def bench(backend: str, model: str, texts: list[str], batch_size: int, repeats: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="ml-100k")
-    ap.add_argument("--emb_model", default="all-MiniLM-L6-v2")
+    ap.add_argument("--dataset", default=DEFAULT_DATASET)
+    ap.add_argument("--emb_model", default=DEFAULT_EMB_MODEL)
     ap.add_argument("--batch_size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--backends", nargs="+", help="default: every installed backend")

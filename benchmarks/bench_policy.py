@@ -20,6 +20,8 @@ import time
 
 import torch
 
+from rl4rec_core.settings import DEFAULT_POLICY_MODEL
+
 HISTORIES = [
     ["Toy Story (1995). Genres: Animation, Children's, Comedy", "Twelve Monkeys (1995). Genres: Drama, Sci-Fi",
      "Babe (1995). Genres: Children's, Comedy, Drama", "Dead Man Walking (1995). Genres: Drama"],
@@ -43,7 +45,7 @@ def best_of(repeats: int, fn) -> tuple[float, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--model", default=DEFAULT_POLICY_MODEL)
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--group_size", type=int, default=4, help="samples per prompt (GRPO's G)")
     ap.add_argument("--new_tokens", type=int, default=20)

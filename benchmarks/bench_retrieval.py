@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rl4rec_core.evaluation import metrics  # noqa: E402
 from rl4rec_core.retrieval import scoring  # noqa: E402
 from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE  # noqa: E402
+from rl4rec_core.settings import DEFAULT_EMB_MODEL  # noqa: E402
 
 TEXTS = [
     "a light-hearted animated comedy for the whole family",
@@ -145,7 +146,7 @@ def write_embeddings(dataset: str, items: torch.Tensor) -> None:
     from rl4rec_core.io import atomic_path, write_json
     from rl4rec_core.embeddings.files import embedding_path, sidecar_path
 
-    path = embedding_path(dataset, "item", "all-MiniLM-L6-v2")
+    path = embedding_path(dataset, "item", DEFAULT_EMB_MODEL)
     with atomic_path(path) as tmp:
         torch.save(items, tmp)
     write_json(
@@ -153,8 +154,8 @@ def write_embeddings(dataset: str, items: torch.Tensor) -> None:
         {
             "dataset": dataset,
             "emb_type": "item",
-            "model_name": canonical_model_name("all-MiniLM-L6-v2"),
-            "short_name": short_name("all-MiniLM-L6-v2"),
+            "model_name": canonical_model_name(DEFAULT_EMB_MODEL),
+            "short_name": short_name(DEFAULT_EMB_MODEL),
             "dim": items.shape[1],
             "num_items": items.shape[0],
             "template": "synthetic",

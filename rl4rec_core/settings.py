@@ -181,12 +181,17 @@ class TrainerSettings:
     resume: bool = opt(False, "continue from the latest checkpoint in --checkpoint_dir")
     # a fresh run refuses a folder that already holds one, so nothing written is lost by accident
     overwrite: bool = opt(False, "delete an existing run in --checkpoint_dir and start over")
+    # a resumed run keeps the checkpoint's settings; this is the explicit way to change them
+    override_config: bool = opt(False, "with --resume: accept settings that differ from the checkpoint's; "
+                                "the changes are recorded")
 
     def __post_init__(self) -> None:
         for name in ("num_steps", "batch_size", "save_every", "log_every"):
             _integer(name, getattr(self, name))
         if self.resume and self.overwrite:
             raise ConfigError("resume and overwrite contradict each other; pass only one of --resume / --overwrite")
+        if self.override_config and not self.resume:
+            raise ConfigError("override_config changes the settings of a resumed run; pass it with --resume")
 
 
 @dataclass(frozen=True)
@@ -278,7 +283,7 @@ class Settings:
 
     @classmethod
     def of(cls, **flat: Any) -> Settings:
-        """From flat field names, as the flags have them: ``Settings.of(dataset_name="ml-100k", num_steps=50)``.
+        """From flat field names, as the flags have them: ``Settings.of(dataset_name="beauty", num_steps=50)``.
 
         ``use_dummy=True`` is the original's name for ``policy="dummy"``.
         """
