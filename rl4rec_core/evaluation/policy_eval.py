@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from rl4rec_core.data.dataset import SPLITS
 from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
 from rl4rec_core.evaluation import metrics
-from rl4rec_core.training.checkpoint import list_checkpoints, policy_kind, resolve_checkpoint
+from rl4rec_core.training.checkpoint import list_checkpoints, policy_kind, resolve_checkpoint, verify_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,11 @@ def load_policy(checkpoint: str | Path, trained: bool = True, device: str = "cpu
 
     ``trained=False`` rebuilds the same policy before any update (the "untrained" comparison): the
     dummy policy at its uniform start, the LLM as its base model (with a fresh LoRA adapter, which is
-    a no-op until trained).
+    a no-op until trained). A damaged or hostile checkpoint is a one-line ``DataError``: its manifest
+    is verified first, and nothing in it is unpickled.
     """
     path = resolve_checkpoint(checkpoint)
+    verify_checkpoint(path)
     policy_dir = path / "policy"
     if policy_kind(path) == "dummy":
         from rl4rec_core.policy.dummy import DummyRecPolicy

@@ -2,19 +2,20 @@
 
 The folder holds the weights (``adapter_model.safetensors`` with LoRA, else ``model.safetensors``),
 the tokenizer, ``policy.json`` (kind, ``PolicyConfig``, update count), ``training_state.pt``
-(optimizer, REINFORCE baseline, update count) and, for a warm-started policy, its start in ``init/``.
+(optimizer, REINFORCE baseline, update count: tensors and plain values, loaded with
+``weights_only=True`` so a hostile file cannot run code) and, for a warm-started policy, its start in ``init/``.
 The trainer's own checkpoint layout around this folder is ``rl4rec_core.training.checkpoint``'s.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from rl4rec_core.errors import DataError, MissingArtifactError
+from rl4rec_core.integrity import FIX, load_torch, read_json_object
 from rl4rec_core.io import atomic_path, write_json
 from rl4rec_core.policy.config import PolicyConfig
 
@@ -72,7 +73,10 @@ class PolicyCheckpoints:
         directory = Path(directory)
         self._load_weights(directory)
         if (directory / STATE_FILE).is_file():
-            self.load_state_dict(torch.load(directory / STATE_FILE, map_location=self.device, weights_only=False))
+            state = load_torch(directory / STATE_FILE, map_location=self.device)
+            if not isinstance(state, dict) or not {"optimizer", "baseline", "num_updates"} <= state.keys():
+                raise DataError(f"{directory / STATE_FILE} is not a policy's training state. {FIX}")
+            self.load_state_dict(state)
         self.last_rollout = None
 
     def _load_weights(self, directory: Path) -> None:
@@ -86,7 +90,12 @@ class PolicyCheckpoints:
                 f"{directory} has no {weights.name} ({kind} expected). Fix: point at a folder written by "
                 "RecPolicy.save (a checkpoint_step_N or checkpoint_final folder) made with the same --lora setting"
             )
-        state = load_file(str(weights), device=str(self.device))
+        from safetensors import SafetensorError
+
+        try:
+            state = load_file(str(weights), device=str(self.device))
+        except (SafetensorError, OSError) as e:
+            raise DataError(f"{weights} is damaged ({str(e).splitlines()[0][:200]}). {FIX}") from None
         if self.config.lora:
             from peft import set_peft_model_state_dict
 
@@ -115,7 +124,9 @@ class PolicyCheckpoints:
                 f"{directory} is not a RecPolicy checkpoint (no {POLICY_FILE}). Fix: pass a checkpoint_step_N "
                 "or checkpoint_final folder written by `rl4rec train`"
             )
-        cfg = json.loads(meta.read_text())["config"]
+        cfg = read_json_object(meta).get("config")
+        if not isinstance(cfg, dict):
+            raise DataError(f"{meta} has no 'config' object. {FIX}")
         if cfg.get("init_from") and (directory / "init").is_dir():
             cfg["init_from"] = str(directory / "init")
         overrides = {k: v for k, v in overrides.items() if v is not None}

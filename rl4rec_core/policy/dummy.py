@@ -15,7 +15,6 @@ against the starting (uniform) distribution — exact here, because the distribu
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -23,10 +22,12 @@ from pathlib import Path
 
 import torch
 
-from rl4rec_core.errors import ConfigError, MissingArtifactError
+from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
+from rl4rec_core.integrity import FIX, load_torch, read_json_object
 from rl4rec_core.io import atomic_path, write_json
 from rl4rec_core.training.algorithms import AlgoConfig, RunningBaseline, compute_advantages, policy_gradient_loss
 
+_STATE_KEYS = frozenset({"bias", "weight", "optimizer", "baseline", "generator"})
 _WORD = re.compile(r"[a-z][a-z']+")
 # words that say nothing about an item
 _STOP = frozenset(
@@ -215,7 +216,9 @@ class DummyRecPolicy:
         cfg = _read_config(path)
         if cfg["vocab"] != self.vocab:
             raise ConfigError(f"{path} was saved with another vocabulary; load it with DummyRecPolicy.from_dir")
-        state = torch.load(path / "state.pt", weights_only=True)
+        state = load_torch(path / "state.pt")  # weights_only: a hostile file cannot run code
+        if not isinstance(state, dict) or not _STATE_KEYS <= state.keys():
+            raise DataError(f"{path / 'state.pt'} is not a dummy policy's state. {FIX}")
         with torch.no_grad():
             self.bias.copy_(state["bias"])
             self.weight.copy_(state["weight"])
@@ -240,7 +243,7 @@ def _read_config(path: Path) -> dict:
     f = path / "policy.json"
     if not f.is_file():
         raise MissingArtifactError(f"{path} holds no saved dummy policy (policy.json missing)")
-    cfg = json.loads(f.read_text())
+    cfg = read_json_object(f)
     if cfg.get("kind") != DummyRecPolicy.kind:
         raise ConfigError(f"{path} holds a {cfg.get('kind')!r} policy, not a dummy one")
     return cfg

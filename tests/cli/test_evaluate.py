@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from rl4rec_core.cli import main
 from rl4rec_core.data import load_dataset
 from rl4rec_core.embeddings.files import generate_item_embeddings
@@ -69,3 +71,58 @@ def test_several_rows_on_the_same_users_with_paired_intervals(rl4rec_dirs, tmp_p
     assert "give A:B with two evaluated rows" in capsys.readouterr().err
     assert main(["evaluate", "--dataset", name, "--checkpoint", str(ckpt / "checkpoint_final"),
                  "--labels", "a", "b"]) == 2
+
+
+def _trained_run(rl4rec_dirs, tmp_path, llm: bool):
+    name = write_tiny_dataset(rl4rec_dirs["data"])
+    generate_item_embeddings(load_dataset(name), backend="sentence-transformers")
+    if llm:
+        from tests.helpers.tiny_lm import make_tiny_lm
+
+        policy = ["--policy_model", make_tiny_lm(tmp_path / "lm"), "--max_new_tokens", "3"]
+    else:
+        policy = ["--use_dummy"]
+    assert main(["train", "--dataset_name", name, *policy, "--num_steps", "1", "--batch_size", "4",
+                 "--group_size", "2", "--service", "local", "--no_progress",
+                 "--checkpoint_dir", str(tmp_path / "run")]) == 0
+    return name, tmp_path / "run" / "checkpoint_final"
+
+
+def _evaluate_error(name, checkpoint, capsys) -> str:
+    capsys.readouterr()
+    assert main(["evaluate", "--dataset", name, "--split", "valid", "--checkpoint", str(checkpoint),
+                 "--max_users", "3", "--emb_backend", "sentence-transformers"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in err and "Fix:" in lines[0], err
+    return lines[0]
+
+
+@pytest.mark.parametrize("llm", [False, True], ids=["dummy", "llm"])
+def test_a_hostile_checkpoint_is_refused_before_it_runs(rl4rec_dirs, tmp_path, capsys, llm):
+    """A pickle that would run code as the policy's state file, with a manifest that agrees."""
+    from tests.helpers.hostile import plant_pickle
+
+    name, final = _trained_run(rl4rec_dirs, tmp_path, llm)
+    marker = tmp_path / "ran"
+    bad = plant_pickle(final / "policy" / ("training_state.pt" if llm else "state.pt"), marker)
+    try:
+        line = _evaluate_error(name, final, capsys)
+    finally:
+        assert not marker.exists(), "the planted pickle ran"
+    assert str(bad) in line and "could run code" in line
+
+
+@pytest.mark.parametrize("what", ["policy/state.pt", "trainer_state.json", "config.json", "policy/policy.json"])
+@pytest.mark.parametrize("manifest", [True, False], ids=["manifest", "old-no-manifest"])
+def test_a_damaged_checkpoint_is_a_one_line_error(rl4rec_dirs, tmp_path, capsys, what, manifest):
+    from tests.helpers.hostile import truncate
+
+    name, final = _trained_run(rl4rec_dirs, tmp_path, llm=False)
+    if not manifest:
+        (final / "manifest.json").unlink()
+    truncate(final / what)
+    line = _evaluate_error(name, final, capsys)
+    assert f"{final / what} is damaged" in line
+    # the run folder: its newest checkpoint is the one evaluated, so the same error
+    assert f"{final / what} is damaged" in _evaluate_error(name, final.parent, capsys)
