@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,9 +19,11 @@ import torch
 from tqdm.auto import tqdm
 
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
+from rl4rec_core.integrity import FIX
 from rl4rec_core.retrieval.source import RewardSource
 from rl4rec_core.settings import Settings
 from rl4rec_core.training import checkpoint as ckpt
+from rl4rec_core.training.resume import resume_latest
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class RLTrainer:
         self.output_dir = settings.output_dir
         self.log = ckpt.TrainingLog(self.output_dir / ckpt.LOG_NAME)
         self.step = 0  # number of completed steps
+        self.config_changes: list[dict[str, Any]] = []  # settings changes accepted by --override_config
         self.titles = dataset.item_titles
         split = dataset.split("train")
         # users whose train history (seq[:-3]) is empty have nothing to put in a prompt
@@ -213,6 +215,8 @@ class RLTrainer:
 
     def save(self, path: Path, bar=None) -> Path:
         state = {"step": self.step, "sampler": self.sampler.bit_generator.state, "rng": ckpt.capture_rng()}
+        if self.config_changes:
+            state["config_changes"] = self.config_changes
         ckpt.save_checkpoint(path, self.policy, state, self.settings.to_dict())
         _print(f"✓ Checkpoint saved: {path}", bar)
         self._emit("on_checkpoint", self.step, path)
@@ -226,36 +230,43 @@ class RLTrainer:
                 fn(*args)
 
     def restore(self, path: Path) -> None:
-        """Load policy, step, sampler and RNG states from a checkpoint folder."""
+        """Load policy, step, sampler and RNG states from a checkpoint folder (verified first)."""
         state, _ = ckpt.read_checkpoint(path)
+        self.restore_state(path, state)
+
+    def restore_state(self, path: Path, state: dict[str, Any]) -> None:
+        """:meth:`restore` with the checkpoint's ``trainer_state.json`` already read."""
+        try:
+            step, sampler, rng = int(state["step"]), state["sampler"], state["rng"]
+            changes = list(state.get("config_changes", []))
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"{Path(path) / 'trainer_state.json'} is damaged (bad {e}). {FIX}") from None
         self.policy.load(Path(path) / "policy")
-        self.step = int(state["step"])
-        self.sampler.bit_generator.state = state["sampler"]
-        ckpt.restore_rng(state["rng"])
+        try:
+            self.sampler.bit_generator.state = sampler
+            ckpt.restore_rng(rng)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
+            raise DataError(f"{Path(path) / 'trainer_state.json'} has a damaged RNG state ({e}). {FIX}") from None
+        self.step, self.config_changes = step, changes
 
     def _prepare_output(self) -> None:
         cfg, seed = self.settings.trainer, self.settings.run.seed
         out = self.output_dir
-        existing = ckpt.latest_checkpoint(out)
-        if cfg.resume:
-            if existing is None:
-                log.warning("--resume: no checkpoint in %s yet, starting from step 0", out)
-                seed_everything(seed)
-                self.log.truncate(0)
-                return
-            self.restore(existing)
+        if cfg.resume:  # never a fresh run, and the log is only cut back to the restored step
+            path, changes = resume_latest(self)
+            if changes:
+                self.config_changes.append({"step": self.step, "changes": changes})
             kept = self.log.truncate(self.step)
-            print(f"Resumed from {existing} at step {self.step} ({kept} log lines kept)")
+            print(f"Resumed from {path} at step {self.step} ({kept} log lines kept)")
             return
-        if (existing is not None or self.log.path.exists()) and not cfg.overwrite:
+        if ckpt.run_artifacts(out, hidden=False) and not cfg.overwrite:
             raise ConfigError(
                 f"{out} already holds a training run; pass --resume to continue it, --overwrite to delete "
                 f"it and start over, or another --checkpoint_dir"
             )
         seed_everything(seed)
-        for _, old in ckpt.list_checkpoints(out):  # stale later steps would hijack a future --resume
-            shutil.rmtree(old)
-        self.log.truncate(0)
+        # whatever they hold (damaged ones included): stale later steps would hijack a future --resume
+        ckpt.clear_run(out)
 
     def _check_service(self) -> None:
         src = self.reward_source

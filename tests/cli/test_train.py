@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,3 +112,76 @@ def test_llm_flags_reach_the_saved_policy(rl4rec_dirs, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--overwrite", "--history_len", "0"]) == 2
     assert "history_len must be a positive integer" in capsys.readouterr().err
+
+
+def _tiny_run_args(rl4rec_dirs, tmp_path, llm: bool) -> list[str]:
+    from rl4rec_core.data import load_dataset
+    from rl4rec_core.embeddings.files import generate_item_embeddings
+
+    name = write_tiny_dataset(rl4rec_dirs["data"])
+    generate_item_embeddings(load_dataset(name), backend="sentence-transformers")
+    if llm:
+        from tests.helpers.tiny_lm import make_tiny_lm
+
+        policy = ["--policy_model", make_tiny_lm(tmp_path / "lm"), "--max_new_tokens", "3", "--num_steps", "1"]
+    else:
+        policy = ["--use_dummy", "--num_steps", "2", "--save_every", "1"]
+    return ["train", "--dataset_name", name, *policy, "--batch_size", "4", "--group_size", "2", "--service",
+            "local", "--no_progress", "--checkpoint_dir", str(tmp_path / "run")]
+
+
+def _one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "Fix:" in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("llm", [False, True], ids=["dummy", "llm"])
+def test_resume_never_runs_a_hostile_checkpoint(rl4rec_dirs, tmp_path, capsys, llm):
+    """A pickle that would run code, planted as the policy's state file of every checkpoint (with a
+    manifest that agrees, as a crafted checkpoint has): refused before it runs, one line, exit 2."""
+    from rl4rec_core.training.checkpoint import list_checkpoints
+    from tests.helpers.hostile import plant_pickle
+
+    args = _tiny_run_args(rl4rec_dirs, tmp_path, llm)
+    assert main(args) == 0
+    marker, state = tmp_path / "ran", "training_state.pt" if llm else "state.pt"
+    planted = [plant_pickle(path / "policy" / state, marker) for _, path in list_checkpoints(tmp_path / "run")]
+    capsys.readouterr()
+    try:
+        rc = main([*args, "--resume", "--num_steps", "3"])
+    finally:
+        assert not marker.exists(), "the planted pickle ran"
+    assert rc == 2
+    line = _one_line_error(capsys.readouterr().err)
+    assert all(str(p) in line for p in planted) and "could run code" in line and "--overwrite" in line
+
+
+def test_resume_of_a_mistyped_folder_is_an_error_and_the_log_is_kept(rl4rec_dirs, tmp_path, capsys):
+    args = _tiny_run_args(rl4rec_dirs, tmp_path, llm=False)
+    assert main(args) == 0
+    log = tmp_path / "run" / "training_log.jsonl"
+    before = log.read_text()
+    capsys.readouterr()
+    assert main([*args[:-1], str(tmp_path / "rnu"), "--resume"]) == 2
+    line = _one_line_error(capsys.readouterr().err)
+    assert f"nothing to resume, {tmp_path / 'rnu'} does not exist" in line and not (tmp_path / "rnu").exists()
+    for path in (tmp_path / "run").glob("checkpoint_*"):  # a run killed before its first checkpoint
+        shutil.rmtree(path)
+    assert main([*args, "--resume"]) == 2
+    assert "nothing to resume" in _one_line_error(capsys.readouterr().err) and log.read_text() == before
+
+
+def test_resume_with_other_settings_is_refused_unless_overridden(rl4rec_dirs, tmp_path, capsys):
+    args = _tiny_run_args(rl4rec_dirs, tmp_path, llm=False)
+    assert main(args) == 0
+    capsys.readouterr()
+    changed = [*args, "--resume", "--num_steps", "3", "--batch_size", "8", "--reward", "mrr", "--seed", "1"]
+    assert main(changed) == 2
+    line = _one_line_error(capsys.readouterr().err)
+    assert "trainer.batch_size (saved 4, given 8)" in line and "algorithm.reward (saved 'log_rank', given 'mrr')" in line
+    assert "run.seed (saved 0, given 1)" in line and "--override_config" in line and "num_steps" not in line
+    assert main([*changed, "--override_config"]) == 0
+    state = json.loads((tmp_path / "run" / "checkpoint_final" / "trainer_state.json").read_text())
+    assert sorted(state["config_changes"][0]["changes"]) == ["algorithm.reward", "run.seed", "trainer.batch_size"]
