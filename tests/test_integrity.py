@@ -85,3 +85,23 @@ def test_manifest_catches_damage(tmp_path, damage, match):
     with pytest.raises(DataError, match=match) as e:
         verify_manifest(folder)
     _one_line(e)
+
+
+def test_no_code_in_the_project_unpickles_a_file():
+    """Every torch.load passes weights_only=True; nothing calls pickle.load(s) or torch.load(weights_only=False)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    bad = []
+    for folder in ("rl4rec_core", "tasks", "flows", "benchmarks", "scripts"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                    continue
+                owner = node.func.value.id if isinstance(node.func.value, ast.Name) else ""
+                name = f"{owner}.{node.func.attr}"
+                safe = any(k.arg == "weights_only" and getattr(k.value, "value", None) is True for k in node.keywords)
+                if (name == "torch.load" and not safe) or name in ("pickle.load", "pickle.loads"):
+                    bad.append(f"{path.relative_to(root)}:{node.lineno} {name}")
+    assert bad == []
