@@ -43,7 +43,12 @@ def retraining_flow(
     confidence: float = 0.95,
     n_bootstrap: int = 1000,
 ) -> dict[str, Any]:
-    """Returns the decision (``promote``, ``reason``, NDCG@10 of both, the bootstrap interval) and versions."""
+    """Returns the decision (``promote``, ``reason``, NDCG@10 of both, the bootstrap interval) and versions.
+
+    It takes the pipeline's groups, with two fixed by what retraining is: the comparison runs on
+    ``valid`` users (``evaluation.eval_users`` of them; the test split stays unseen), and the rule in
+    ``flows/promotion.py`` with ``confidence`` decides the champion, not ``tracking.promote``.
+    """
     if policy.init_from:  # the given start replaces SFT
         recipe = dataclasses.replace(recipe, sft_steps=0)
     # the decision is taken on validation users, so the test split stays unseen
