@@ -189,7 +189,7 @@ def load_policy_by_alias(name: str, alias: str = CHAMPION):
     if alias_version(name, alias) is None:
         raise MissingArtifactError(
             f"no model version of {name!r} has alias {alias!r}; train and register one first "
-            f"(`rl4rec run`) or list them with `mlflow models` / the MLflow UI"
+            f"(`rl4rec run`) or see them in the MLflow UI (Models)"
         )
     return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
 

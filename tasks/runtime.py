@@ -1,6 +1,6 @@
 """How tasks reach Ray: the task runner, per-task resources, and the environment every worker gets.
 
-Two facts shape this file (docs: /work/shared/ENVIRONMENT.md, "Orchestration facts"):
+Two facts shape this file (measured on Ray 2.60 / Prefect 3.9):
 
 * A Ray worker records its task runs in the Prefect API it is pointed at. prefect-ray ships the
   flow's settings context with each task, and we also put ``PREFECT_API_URL`` in the worker's

@@ -40,7 +40,8 @@ def plot_training_log(
     """Reward against step (left) and, beside it, each of ``panels`` the log has data for.
 
     Args:
-        reward_keys: the fields to draw; default every numeric field whose name contains ``reward``.
+        reward_keys: the fields to draw; default every numeric field whose name contains ``reward``,
+            except the phase times (``time_reward`` is seconds, drawn in the time panel).
         window: above 1, each reward is drawn as points plus its ``window``-step moving mean, because
             each step draws different users and the raw curve mostly shows which users were drawn.
         panels: ``loss`` (the loss per step) and/or ``time`` (seconds per step, stacked by phase).
@@ -51,9 +52,7 @@ def plot_training_log(
     if unknown:
         raise ConfigError(f"unknown plot panel(s) {unknown}; use any of {', '.join(PANELS)}")
     records = [r for r in TrainingLog(Path(log_path)).read() if "step" in r]
-    keys = list(reward_keys or sorted(
-        {k for r in records for k, v in r.items() if "reward" in k and isinstance(v, (int, float))}
-    ))
+    keys = list(reward_keys or reward_series(records))
     if not any(isinstance(r.get(k), (int, float)) for r in records for k in keys):
         return None
     import matplotlib
@@ -74,6 +73,12 @@ def plot_training_log(
     fig.savefig(out_png, dpi=dpi)
     plt.close(fig)
     return out_png
+
+
+def reward_series(records: Sequence[dict]) -> list[str]:
+    """The numeric fields named like a reward, except the phase times (``time_reward`` is seconds)."""
+    return sorted({k for r in records for k, v in r.items()
+                   if "reward" in k and k not in PHASES and isinstance(v, (int, float))})
 
 
 def _has_panel(records: list[dict], panel: str) -> bool:

@@ -69,6 +69,13 @@ def test_plot_with_moving_mean_and_phase_times(tmp_path):
     assert png.read_bytes()[:8] == PNG
 
 
+def test_the_reward_plot_draws_rewards_not_the_reward_phase_time():
+    from rl4rec_core.training.plots import reward_series
+
+    records = [{"step": 0, "avg_reward": 0.5, "max_reward": 0.9, "time_reward": 0.1, "loss": 1.0}]
+    assert reward_series(records) == ["avg_reward", "max_reward"]
+
+
 def test_plot_rejects_unknown_panels(tmp_path):
     from rl4rec_core.errors import ConfigError
 
