@@ -6,6 +6,7 @@ import argparse
 
 from rl4rec_core.data import FORMATS, load_dataset, prepare_dataset, read_meta
 from rl4rec_core.data.tables import UNKNOWN_ITEM_POLICIES
+from rl4rec_core.data.text_io import DEFAULT_ENCODING
 from rl4rec_core.paths import dataset_dir
 
 
@@ -20,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prep.add_argument("--meta", help="item metadata JSON for the amazon layout (default: looked up beside --source)")
     prep.add_argument("--unknown-items", default="drop", choices=UNKNOWN_ITEM_POLICIES,
                       help="interactions with items missing from the metadata: drop them (counted) or stop")
+    prep.add_argument("--encoding", default=DEFAULT_ENCODING,
+                      help="text encoding of the raw files, e.g. latin-1, cp1252, utf-16 (default: %(default)s; "
+                           "a byte-order mark is dropped)")
     prep.add_argument("--force", action="store_true", help="rebuild even if the dataset is already prepared")
     prep.set_defaults(func=run_prepare)
 
@@ -35,7 +39,7 @@ def _dropped(drops: dict) -> str:
 def run_prepare(args: argparse.Namespace) -> int:
     reused = read_meta(args.dataset) is not None and not args.force
     folder = prepare_dataset(args.dataset, source=args.source, fmt=args.format, meta=args.meta,
-                             force=args.force, unknown_items=args.unknown_items)
+                             force=args.force, unknown_items=args.unknown_items, encoding=args.encoding)
     meta = read_meta(args.dataset)
     c = meta["counts"]
     if reused:

@@ -11,7 +11,6 @@ a list, or a list of lists: flattened, de-duplicated) and ``description`` (a str
 from __future__ import annotations
 
 import ast
-import gzip
 import json
 import logging
 import re
@@ -21,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from rl4rec_core.data.tables import RawData
+from rl4rec_core.data.text_io import DEFAULT_ENCODING, read_text, shown, text_lines
 from rl4rec_core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -35,18 +35,17 @@ _SPACE = re.compile(r"\s+")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
 
 
-def read_sequences(path: Path, drops: dict[str, int]) -> list[tuple[str, list[str]]]:
+def read_sequences(path: Path, drops: dict[str, int], encoding: str = DEFAULT_ENCODING) -> list[tuple[str, list[str]]]:
     if not path.is_file():
         raise DataError(f"{path} does not exist. Fix: --source must be {SEQUENCE_FILE} or the folder holding it")
     seqs = []
     blank = 0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            tokens = line.split()
-            if not tokens:
-                blank += 1
-                continue
-            seqs.append((tokens[0], tokens[1:]))
+    for line in text_lines(read_text(path, encoding)):
+        tokens = line.split()
+        if not tokens:
+            blank += 1
+            continue
+        seqs.append((tokens[0], tokens[1:]))
     if blank:
         drops["blank_lines"] = blank
     return seqs
@@ -82,52 +81,70 @@ def _record_fields(rec: dict) -> dict[str, str]:
     }
 
 
-def _parse_line(line: str, path: Path, lineno: int) -> Any:
+# what a malformed line can raise in json.loads / ast.literal_eval (unhashable keys, deep nesting, huge ints)
+_PARSE_ERRORS = (ValueError, SyntaxError, TypeError, RecursionError, MemoryError)
+
+
+def _parse_line(line: str, where: str) -> Any:
     try:
         return json.loads(line)
-    except json.JSONDecodeError:
-        try:  # the 2014 Amazon metadata dumps are Python dict literals, not JSON
-            return ast.literal_eval(line)
-        except (ValueError, SyntaxError):
-            raise DataError(f"{path}:{lineno}: not a JSON record. Fix: repair that line or use "
-                            "JSON lines / one JSON object") from None
+    except (ValueError, RecursionError):
+        pass
+    try:  # the 2014 Amazon metadata dumps are Python dict literals, not JSON
+        return ast.literal_eval(line)
+    except _PARSE_ERRORS:
+        raise DataError(f"{where}: not a JSON record: {shown(line)}. Fix: repair that line or use "
+                        "JSON lines / one JSON object") from None
 
 
-def _read_records(path: Path) -> list[tuple[str, dict]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        text = f.read()
-    if not text.strip():
-        raise DataError(f"{path} is empty. Fix: point --meta at the item metadata file")
+def _document(text: str) -> dict | list | None:
+    """The file as one JSON object or array; ``None`` when it is something else (JSON lines)."""
     try:
         doc = json.loads(text)
-        lines = None
-    except json.JSONDecodeError:
-        doc, lines = None, text.splitlines()
-    if isinstance(doc, dict) and not any(k in doc for k in ID_FIELDS):
-        records = [(str(k), v) for k, v in doc.items()]  # {item_id: record}
-    elif isinstance(doc, (dict, list)):
-        records = [(None, r) for r in (doc if isinstance(doc, list) else [doc])]
-    else:
-        records = [(None, _parse_line(line, path, n)) for n, line in enumerate(lines, 1) if line.strip()]
-    out = []
-    for n, (key, rec) in enumerate(records, 1):
-        if not isinstance(rec, dict):
-            raise DataError(f"{path}: record {n} is a {type(rec).__name__}, not an object. "
-                            "Fix: each item's metadata must be a JSON object")
+    except (ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, (dict, list)) else None
+
+
+def _identified(where: str, key: Any, rec: Any) -> tuple[str, Any, dict]:
+    if not isinstance(rec, dict):
+        raise DataError(f"{where} is a {type(rec).__name__}, not an object. "
+                        "Fix: each item's metadata must be a JSON object")
+    if key is None:
+        key = next((rec[f] for f in ID_FIELDS if rec.get(f) is not None), None)
         if key is None:
-            key = next((rec[f] for f in ID_FIELDS if rec.get(f) is not None), None)
-            if key is None:
-                raise DataError(f"{path}: record {n} has no id field ({', '.join(ID_FIELDS)}). "
-                                "Fix: add the item id to every record")
-        out.append((str(key), rec))
-    return out
+            raise DataError(f"{where} has no id field ({', '.join(ID_FIELDS)}). "
+                            "Fix: add the item id to every record")
+    return where, key, rec
 
 
-def read_item_metadata(path: Path) -> pd.DataFrame:
+def _read_records(path: Path, encoding: str) -> list[tuple[str, Any, dict]]:
+    """``(where, item id, record)`` per record; ``where`` is ``file:line: record n`` for JSON lines."""
+    text = read_text(path, encoding, gzipped=path.suffix == ".gz")
+    if not text.strip():
+        raise DataError(f"{path} is empty. Fix: point --meta at the item metadata file")
+    doc = _document(text)
+    if isinstance(doc, dict) and not any(k in doc for k in ID_FIELDS):
+        found = [(f"{path}: record {n}", k, v) for n, (k, v) in enumerate(doc.items(), 1)]  # {item_id: record}
+    elif doc is not None:
+        found = [(f"{path}: record {n}", None, r) for n, r in enumerate(doc if isinstance(doc, list) else [doc], 1)]
+    else:
+        found = []
+        for lineno, line in enumerate(text.split("\n"), 1):
+            if line.strip():
+                found.append((f"{path}:{lineno}: record {len(found) + 1}", None, _parse_line(line, f"{path}:{lineno}")))
+    return [_identified(where, key, rec) for where, key, rec in found]
+
+
+def read_item_metadata(path: Path, encoding: str = DEFAULT_ENCODING) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path} does not exist. Fix: pass the item metadata JSON with --meta")
-    rows = [{"item_id": key, **_record_fields(rec)} for key, rec in _read_records(path)]
+    rows = []
+    for where, key, rec in _read_records(path, encoding):
+        try:
+            rows.append({"item_id": str(key), **_record_fields(rec)})
+        except RecursionError:
+            raise DataError(f"{where} nests lists or objects too deeply to read. Fix: flatten that record") from None
     return pd.DataFrame(rows, columns=["item_id", *TEXT_FIELDS], dtype=str)
 
 
@@ -142,14 +159,15 @@ def find_metadata(folder: Path) -> Path:
                     "Fix: pass the item metadata JSON with --meta")
 
 
-def load_amazon(source: Path, meta: Path | None = None) -> RawData:
-    """Read ``sequential_data.txt`` (``source`` is the file or its folder) and the item metadata."""
+def load_amazon(source: Path, meta: Path | None = None, encoding: str = DEFAULT_ENCODING) -> RawData:
+    """Read ``sequential_data.txt`` (``source`` is the file or its folder) and the item metadata, both
+    decoded with ``encoding`` (a BOM is dropped)."""
     source = Path(source)
     seq_path = source / SEQUENCE_FILE if source.is_dir() else source
     meta_path = Path(meta) if meta else find_metadata(seq_path.parent)
     drops: dict[str, int] = {}
-    sequences = read_sequences(seq_path, drops)
-    items = read_item_metadata(meta_path)
+    sequences = read_sequences(seq_path, drops, encoding)
+    items = read_item_metadata(meta_path, encoding)
     return RawData(items=items, sequences=sequences, source=str(source), fmt="amazon",
                    item_file=str(meta_path), sequence_file=str(seq_path), drops=drops,
                    notes={"order": f"file order of {SEQUENCE_FILE} (already time-ordered)"})

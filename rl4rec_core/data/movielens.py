@@ -12,6 +12,7 @@ from pathlib import Path
 from rl4rec_core.assets.wheels import extract_from_wheel, fetch_wheel
 from rl4rec_core.data.recbole import load_recbole
 from rl4rec_core.data.tables import RawData
+from rl4rec_core.data.text_io import DEFAULT_ENCODING
 from rl4rec_core.paths import cache_dir
 from rl4rec_core.settings import ML_100K
 
@@ -40,9 +41,9 @@ def tidy_movielens_items(raw: RawData) -> RawData:
     return raw
 
 
-def load_ml100k(source: Path | None = None) -> RawData:
+def load_ml100k(source: Path | None = None, encoding: str = DEFAULT_ENCODING) -> RawData:
     folder = Path(source) if source else fetch_ml100k()
-    raw = tidy_movielens_items(load_recbole(folder, ML_100K))
+    raw = tidy_movielens_items(load_recbole(folder, ML_100K, encoding))
     raw.fmt = ML_100K
     if source is None:
         raw.source = f"PyPI wheel {RECBOLE_PACKAGE}=={RECBOLE_VERSION} ({folder})"

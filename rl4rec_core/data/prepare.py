@@ -16,6 +16,7 @@ from rl4rec_core.data.item_text import template_name, template_text
 from rl4rec_core.data.movielens import load_ml100k
 from rl4rec_core.data.recbole import load_recbole
 from rl4rec_core.data.tables import MIN_ITEMS_PER_USER, PreparedTables, RawData, build_tables
+from rl4rec_core.data.text_io import DEFAULT_ENCODING, check_encoding
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.io import atomic_dir
 from rl4rec_core.paths import dataset_dir
@@ -49,18 +50,19 @@ def detect_format(name: str, source: Path | None) -> str:
                     "NAME.inter + NAME.item. Fix: point --source at such a folder, or pass --format")
 
 
-def load_raw(name: str, source: Path | None, fmt: str, meta: Path | None) -> RawData:
+def load_raw(name: str, source: Path | None, fmt: str, meta: Path | None,
+             encoding: str = DEFAULT_ENCODING) -> RawData:
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "auto":
         fmt = detect_format(name, source)
     if fmt == ML_100K:
-        return load_ml100k(source)
+        return load_ml100k(source, encoding)
     if source is None:
         raise ConfigError(f"--format {fmt} needs --source")
     if fmt == "recbole":
-        return load_recbole(source, name)
-    return load_amazon(source, meta)
+        return load_recbole(source, name, encoding)
+    return load_amazon(source, meta, encoding)
 
 
 def _write(tables: PreparedTables, folder: Path) -> None:
@@ -82,14 +84,17 @@ def read_meta(name: str) -> dict | None:
 
 def prepare_dataset(name: str, source: str | Path | None = None, fmt: str = "auto",
                     meta: str | Path | None = None, force: bool = False,
-                    unknown_items: str = "drop") -> Path:
+                    unknown_items: str = "drop", encoding: str = DEFAULT_ENCODING) -> Path:
     """Write ``data_dir()/{name}/{items,sequences}.parquet`` and ``meta.json``; return the folder.
 
     An already prepared dataset is reused unless ``force`` (a different ``source`` than the one it
-    was prepared from is an error, so stale data is never used by accident).
+    was prepared from is an error, so stale data is never used by accident). The raw files are
+    decoded with ``encoding`` (a leading byte-order mark is dropped); ``meta.json`` records any
+    encoding other than UTF-8.
     """
     if not _NAME.fullmatch(name):
         raise ConfigError(f"dataset name {name!r}: use letters, digits, '.', '_' or '-' (it becomes a folder name)")
+    codec = check_encoding(encoding)
     source = Path(source).expanduser() if source else None
     folder = dataset_dir(name)
     existing = read_meta(name)
@@ -100,7 +105,7 @@ def prepare_dataset(name: str, source: str | Path | None = None, fmt: str = "aut
         log.info("%s is already prepared in %s; reusing it (--force rebuilds)", name, folder)
         return folder
 
-    raw = load_raw(name, source, fmt, Path(meta).expanduser() if meta else None)
+    raw = load_raw(name, source, fmt, Path(meta).expanduser() if meta else None, encoding)
     tables = build_tables(raw, unknown_items=unknown_items)
     info = {
         "dataset": name,
@@ -119,6 +124,7 @@ def prepare_dataset(name: str, source: str | Path | None = None, fmt: str = "aut
         "user_index_order": "numeric user id when all ids are integers, else first appearance",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **raw.notes,
+        **({} if codec == "utf-8" else {"encoding": codec}),
     }
     if tables.sequences.empty or tables.items.empty:  # build_tables guards this; never write empty tables
         raise DataError(f"{name}: nothing left to write after validation")

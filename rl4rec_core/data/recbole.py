@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from rl4rec_core.data.tables import RawData
+from rl4rec_core.data.text_io import DEFAULT_ENCODING, read_text, shown, text_lines
 from rl4rec_core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -29,65 +30,83 @@ COLUMN_ALIASES = {
 LABEL_FIELDS = ("genres",)
 
 
-def read_atomic_file(path: Path) -> pd.DataFrame:
+def _header(path: Path, header: str) -> list[str]:
+    """Field names of an atomic file's ``field:type`` header line."""
+    if not header:
+        raise DataError(f"{path} is empty. Fix: a RecBole atomic file starts with a 'field:type' header")
+    names = []
+    for col in header.split("\t"):
+        name, _, typ = col.partition(":")
+        if typ not in ATOMIC_TYPES or not name.strip():
+            raise DataError(f"{path}:1: header column {shown(col, quote=True)} is not 'field:type' with type in "
+                            f"{ATOMIC_TYPES}. Fix: use RecBole's atomic file header, e.g. 'item_id:token'")
+        if name in names:
+            raise DataError(f"{path}:1: field {shown(name, quote=True)} appears twice in the header. "
+                            "Fix: keep one column per field")
+        names.append(name)
+    return names
+
+
+def read_atomic_file(path: Path, encoding: str = DEFAULT_ENCODING) -> pd.DataFrame:
     """Read an atomic file into a DataFrame of strings; columns lose their ``:type`` suffix.
 
-    Rows with the wrong number of fields raise :class:`DataError` naming the file and line.
+    The file is decoded with ``encoding`` (a BOM is dropped). A bad header and rows with the wrong
+    number of fields raise :class:`DataError` naming the file and line.
     """
-    path = Path(path)
+    return _read_atomic(Path(path), encoding)[0]
+
+
+def _read_atomic(path: Path, encoding: str) -> tuple[pd.DataFrame, list[int]]:
+    """The table of :func:`read_atomic_file` and the file line of each of its rows."""
     if not path.is_file():
         raise DataError(f"{path} does not exist. Fix: --source must be a folder with NAME.inter and NAME.item")
-    with open(path, encoding="utf-8", newline="") as f:
-        header = f.readline().rstrip("\r\n")
-        if not header:
-            raise DataError(f"{path} is empty. Fix: a RecBole atomic file starts with a 'field:type' header")
-        names = []
-        for col in header.split("\t"):
-            name, _, typ = col.partition(":")
-            if typ not in ATOMIC_TYPES:
-                raise DataError(f"{path}: header column {col!r} is not 'field:type' with type in "
-                                f"{ATOMIC_TYPES}. Fix: use RecBole's atomic file header, e.g. 'item_id:token'")
-            names.append(name)
-        rows = []
-        for lineno, line in enumerate(f, start=2):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != len(names):
-                raise DataError(f"{path}:{lineno}: {len(fields)} tab-separated fields, the header has "
-                                f"{len(names)}. Fix: repair or remove that line")
-            rows.append(fields)
-    return pd.DataFrame(rows, columns=names, dtype=str)
+    lines = text_lines(read_text(path, encoding, newline=""), newline="")
+    names = _header(path, lines.readline().rstrip("\r\n"))
+    rows, numbers = [], []
+    for lineno, line in enumerate(lines, start=2):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(names):
+            raise DataError(f"{path}:{lineno}: {len(fields)} tab-separated fields, the header has "
+                            f"{len(names)}. Fix: repair or remove that line")
+        rows.append(fields)
+        numbers.append(lineno)
+    return pd.DataFrame(rows, columns=names, dtype=str), numbers
 
 
 def _require(df: pd.DataFrame, cols: tuple[str, ...], path: Path) -> None:
     for col in cols:
         if col not in df.columns:
-            raise DataError(f"{path}: no {col!r} column (columns: {', '.join(df.columns)}). "
+            raise DataError(f"{path}: no {col!r} column (columns: {', '.join(map(shown, df.columns))}). "
                             f"Fix: add it or rename the matching column to '{col}:token'")
 
 
-def read_items(path: Path) -> pd.DataFrame:
-    items = read_atomic_file(path)
+def read_items(path: Path, encoding: str = DEFAULT_ENCODING) -> pd.DataFrame:
+    items = read_atomic_file(path, encoding)
     _require(items, ("item_id",), path)
-    items = items.rename(columns={k: v for k, v in COLUMN_ALIASES.items()
-                                  if k in items.columns and v not in items.columns})
+    renames: dict[str, str] = {}
+    for alias, name in COLUMN_ALIASES.items():  # the first alias present wins; never two columns of one name
+        if alias in items.columns and name not in items.columns and name not in renames.values():
+            renames[alias] = name
+    items = items.rename(columns=renames)
     for col in LABEL_FIELDS:
         if col in items.columns:
             items[col] = items[col].str.split().str.join(", ")
     return items
 
 
-def read_sequences(path: Path, notes: dict) -> list[tuple[str, list[str]]]:
-    inter = read_atomic_file(path)
+def read_sequences(path: Path, notes: dict, encoding: str = DEFAULT_ENCODING) -> list[tuple[str, list[str]]]:
+    inter, line_numbers = _read_atomic(Path(path), encoding)
     _require(inter, ("user_id", "item_id"), path)
     if "timestamp" in inter.columns:
         ts = pd.to_numeric(inter["timestamp"], errors="coerce")
         if ts.isna().any():
-            line = int(ts.isna().to_numpy().argmax()) + 2
-            raise DataError(f"{path}: timestamp {inter['timestamp'].iloc[line - 2]!r} (about line {line}) "
-                            "is not a number. Fix: use numeric (e.g. Unix) timestamps")
+            row = int(ts.isna().to_numpy().argmax())
+            raise DataError(f"{path}:{line_numbers[row]}: timestamp "
+                            f"{shown(inter['timestamp'].iloc[row], quote=True)} is not a number. "
+                            "Fix: use numeric (e.g. Unix) timestamps")
         inter = inter.assign(timestamp=ts).sort_values("timestamp", kind="stable")
         # several items rated in the same second: their order is the file order, not a real order
         sizes = inter.groupby(["user_id", "timestamp"], sort=False).size()
@@ -104,8 +123,9 @@ def read_sequences(path: Path, notes: dict) -> list[tuple[str, list[str]]]:
     return [(str(u), s.tolist()) for u, s in groups]
 
 
-def load_recbole(source: Path, name: str | None = None) -> RawData:
-    """Read ``source/NAME.inter`` and ``source/NAME.item`` (NAME: ``name`` or the only .inter file)."""
+def load_recbole(source: Path, name: str | None = None, encoding: str = DEFAULT_ENCODING) -> RawData:
+    """Read ``source/NAME.inter`` and ``source/NAME.item`` (NAME: ``name`` or the only .inter file),
+    both decoded with ``encoding`` (a BOM is dropped)."""
     source = Path(source)
     if not source.is_dir():
         raise DataError(f"{source} is not a folder. Fix: --source must be the folder holding NAME.inter and NAME.item")
@@ -120,6 +140,6 @@ def load_recbole(source: Path, name: str | None = None) -> RawData:
     if not item_path.is_file():
         raise DataError(f"{item_path} is missing. Fix: item text comes from NAME.item beside NAME.inter")
     notes: dict = {}
-    sequences = read_sequences(inter_path, notes)
-    return RawData(items=read_items(item_path), sequences=sequences, source=str(source), fmt="recbole",
+    sequences = read_sequences(inter_path, notes, encoding)
+    return RawData(items=read_items(item_path, encoding), sequences=sequences, source=str(source), fmt="recbole",
                    item_file=str(item_path), sequence_file=str(inter_path), notes=notes)

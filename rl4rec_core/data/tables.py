@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from rl4rec_core.data.text_io import shown
 from rl4rec_core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,12 @@ def _check_items(raw: RawData) -> pd.DataFrame:
     for col in ("item_id", "title"):
         if col not in items.columns:
             raise DataError(
-                f"{raw.item_file}: no {col!r} column (columns: {', '.join(map(str, items.columns))}). "
+                f"{raw.item_file}: no {col!r} column (columns: {', '.join(map(shown, items.columns))}). "
                 f"Fix: add the column or rename the matching one to {col!r}"
             )
+    if "item_idx" in items.columns:
+        raise DataError(f"{raw.item_file}: a column is named 'item_idx', the name of the index the prepared "
+                        "table adds. Fix: rename that column")
     if items.empty:
         raise DataError(f"{raw.item_file}: no items. Fix: point --source/--meta at the item metadata")
     ids = items["item_id"].astype(str)
@@ -84,7 +88,7 @@ def _check_items(raw: RawData) -> pd.DataFrame:
     dup = ids[ids.duplicated()].unique()
     if len(dup):
         raise DataError(
-            f"{raw.item_file}: {len(dup)} item id(s) appear more than once, e.g. {', '.join(dup[:5])}. "
+            f"{raw.item_file}: {len(dup)} item id(s) appear more than once, e.g. {', '.join(map(shown, dup[:5]))}. "
             "Fix: keep one metadata record per item"
         )
     return items.assign(item_id=ids)
@@ -103,7 +107,7 @@ def _drop_unknown(raw: RawData, known: set[str], policy: str) -> list[tuple[str,
         kept.append((user, good))
     n = sum(unknown.values())
     if n:
-        examples = ", ".join(list(unknown)[:5])
+        examples = ", ".join(map(shown, list(unknown)[:5]))
         where = f"{n:,} of {total:,} interactions in {raw.sequence_file} use item ids missing from {raw.item_file}"
         if policy == "error":
             raise DataError(f"{where} (e.g. {examples}). Fix: complete the item metadata, "
@@ -126,7 +130,7 @@ def build_tables(raw: RawData, unknown_items: str = "drop") -> PreparedTables:
     users = [u for u, _ in raw.sequences]
     if len(set(users)) != len(users):
         dup = pd.Series(users)[pd.Series(users).duplicated()].unique()
-        raise DataError(f"{raw.sequence_file}: user(s) {', '.join(dup[:5])} have more than one sequence. "
+        raise DataError(f"{raw.sequence_file}: user(s) {', '.join(map(shown, dup[:5]))} have more than one sequence. "
                         "Fix: one line (one sequence) per user")
 
     seqs = _drop_unknown(raw, set(items["item_id"]), unknown_items)

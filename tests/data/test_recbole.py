@@ -62,7 +62,7 @@ def test_unknown_items_can_be_an_error(rl4rec_dirs, tmp_path):
 
 @pytest.mark.parametrize("inter_rows, items, inter_header, message", [
     (["a\t10\t1"], ITEMS, None, r"toy.inter:2: 3 tab-separated fields, the header has 4"),
-    (["a\t10\t1\tyesterday"], ITEMS, None, r"timestamp 'yesterday' .* is not a number"),
+    (["a\t10\t1\tyesterday"], ITEMS, None, r"toy.inter:2: timestamp 'yesterday' is not a number"),
     (["a\t10\t1\t1"], ITEMS, "user:token\titem_id:token\trating:float\ttimestamp:float", r"no 'user_id' column"),
     (["a\t10\t1\t1"], ITEMS, "user_id\titem_id\trating\ttimestamp", r"header column 'user_id' is not 'field:type'"),
     (["a\t10\t1\t1"], ITEMS + ["2\tBeta again\t1991\tDrama"], None, r"1 item id\(s\) appear more than once, e.g. 2"),
