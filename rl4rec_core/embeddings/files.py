@@ -18,7 +18,14 @@ from typing import Any
 import torch
 
 from rl4rec_core import paths
-from rl4rec_core.embeddings.encoders import DEFAULT_EMB_MODEL, Encoder, canonical_model_name, make_encoder, short_name
+from rl4rec_core.embeddings.encoders import (
+    DEFAULT_EMB_MODEL,
+    Encoder,
+    canonical_model_name,
+    make_encoder,
+    model_dimension,
+    short_name,
+)
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.io import atomic_path, write_json
 
@@ -195,6 +202,16 @@ def _check_tensor(emb, path, dataset, emb_type, model_name, expect_items=None, e
         )
 
 
+def dimension_error(path, got: int, expect: int, dataset: str, emb_type: str, model_name: str) -> DataError:
+    """The error for an embedding file whose vectors are not the size its model (the encoder) gives."""
+    return DataError(
+        f"{path} has dimension {got} but {expect} was expected: {canonical_model_name(model_name)} gives "
+        f"{expect}-dimensional vectors, so the file was made by another model (or overwritten, sidecar and all) "
+        f"and its scores would mean nothing. Fix: regenerate it with "
+        f"`{embed_command(dataset, emb_type, model_name)} --force`"
+    )
+
+
 def load_item_embeddings(
     dataset: str,
     emb_type: str = "item",
@@ -204,6 +221,9 @@ def load_item_embeddings(
     verify_checksum: bool = True,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Load and validate an embedding file: ``(float32 [num_items, dim], sidecar dict)``.
+
+    ``dim`` must be ``expect_dim``, or else the size the model gives when its folder tells
+    (``model_dimension``): a sidecar rewritten along with the file cannot hide another model's vectors.
 
     Raises ``MissingArtifactError`` (naming the ``rl4rec embed`` command) when the file or its sidecar
     is missing, and ``DataError`` when it is corrupt or does not match the expectations.
@@ -230,12 +250,16 @@ def load_item_embeddings(
         emb = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated or foreign file: say which and how to fix it
         raise DataError(f"cannot read {path} ({type(e).__name__}: {e}); run `{cmd} --force`") from e
-    _check_tensor(emb, path, dataset, emb_type, model_name, expect_items=expect_items, expect_dim=expect_dim)
+    _check_tensor(emb, path, dataset, emb_type, model_name, expect_items=expect_items)
     if emb.shape[0] != meta.get("num_items") or emb.shape[1] != meta.get("dim"):
         raise DataError(
             f"{path} has shape {tuple(emb.shape)} but its sidecar says "
             f"[{meta.get('num_items')}, {meta.get('dim')}]; run `{cmd} --force`"
         )
+    # a sidecar that agrees with the file proves nothing about the model: check the model's own size
+    expect_dim = expect_dim if expect_dim is not None else model_dimension(model_name)
+    if expect_dim is not None and emb.shape[1] != expect_dim:
+        raise dimension_error(path, int(emb.shape[1]), expect_dim, dataset, emb_type, model_name)
     return emb, meta
 
 

@@ -99,6 +99,11 @@ class RetrievalService:
         self._items: dict[str, torch.Tensor] = {}
         for name, (matrix, sidecar) in loaded.items():
             self._check_model(name, sidecar)
+            if matrix.shape[1] != self.encoder.dim:  # the file against the encoder actually loaded
+                from rl4rec_core.embeddings.files import dimension_error, embedding_path
+
+                path, model = embedding_path(name, emb_type, emb_model_name), emb_model_name
+                raise dimension_error(path, int(matrix.shape[1]), self.encoder.dim, name, emb_type, model)
             self._items[name] = self._prepare(name, matrix)
         for name, matrix in (embeddings or {}).items():
             self._items[name] = self._prepare(name, matrix)

@@ -178,7 +178,7 @@ def test_refuses_mismatched_embeddings(rl4rec_dirs, encoder):
     with pytest.raises(MissingArtifactError, match="rl4rec embed --dataset nothing"):
         RetrievalService(datasets=["nothing"], encoder=encoder)
     write_embeddings("small", random_items(10, dim=64))
-    with pytest.raises(DataError, match="dim 64"):
+    with pytest.raises(DataError, match=r"small_item_all-MiniLM-L6-v2.pt has dimension 64 but 384 was expected.*--force"):
         RetrievalService(datasets=["small"], encoder=encoder)
     bad = random_items(10)
     bad[3, 5] = float("nan")
