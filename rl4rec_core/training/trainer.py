@@ -305,7 +305,7 @@ def seed_everything(seed: int) -> None:
 def _service_error(e: Exception) -> Rl4recError:
     return Rl4recError(
         f"the retrieval service failed or is unreachable ({type(e).__name__}: {e}); start it with "
-        f"`rl4rec serve` (check with `ray list actors --namespace rl4rec`) or train with --service local"
+        f"`rl4rec serve` (check with `rl4rec serve --status`) or train with --service local"
     )
 
 
