@@ -11,11 +11,13 @@ from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_EMB_MODEL, RAY_NAME
 
 
 class ServiceRef(TypedDict):
-    """What later tasks need to find the actor; ``created`` says whether this flow owns it."""
+    """What later tasks need to find the actor; ``created`` says whether this flow owns it, and
+    ``actor_id`` which actor that is (the name may pass to another actor when this one dies)."""
 
     name: str
     namespace: str
     created: bool
+    actor_id: str
 
 
 @task(name="start_retrieval_service", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -32,20 +34,30 @@ def start_retrieval_service(
     """Attach to a running actor that serves ``dataset`` (e.g. ``rl4rec serve``) or launch one.
 
     The actor is detached so it outlives this task's worker; the flow removes it at its end when it
-    created it (``created=True``). It takes no CPU so it never starves the training task on 2 cores.
+    created it (``created=True``), and only that actor (``actor_id``). It takes no CPU so it never
+    starves the training task on 2 cores.
     """
-    from rl4rec_core.retrieval import find_retrieval_actor, launch_retrieval_actor
+    import ray
 
-    existed = find_retrieval_actor(name, namespace) is not None
-    launch_retrieval_actor(
+    from rl4rec_core.retrieval import find_retrieval_actor, launch_retrieval_actor
+    from rl4rec_core.retrieval.owner import actor_id, actor_record
+
+    before = find_retrieval_actor(name, namespace)
+    actor = launch_retrieval_actor(
         emb_model, emb_type=emb_type, datasets=[dataset], name=name, namespace=namespace,
         num_cpus=0, num_gpus=num_gpus, backend=backend, scorer=scorer, detached=True, get_if_exists=True,
     )
-    return ServiceRef(name=name, namespace=namespace, created=not existed)
+    own = actor_id(actor)
+    # a new actor, started by this flow's Ray job (not by a `serve` that took the name meanwhile)
+    created = (before is None or actor_id(before) != own) and (
+        actor_record(own).job_id == ray.get_runtime_context().get_job_id()
+    )
+    return ServiceRef(name=name, namespace=namespace, created=created, actor_id=own)
 
 
 def stop_retrieval_service(ref: ServiceRef | None) -> bool:
-    """Remove the actor if this flow created it (plain function: called from the flow's ``finally``)."""
+    """Remove the actor if this flow created it and it still holds the name; an actor someone else
+    started under the name since is left running (plain function: called from the flow's ``finally``)."""
     if not ref or not ref.get("created"):
         return False
     import ray
@@ -54,7 +66,7 @@ def stop_retrieval_service(ref: ServiceRef | None) -> bool:
         return False
     from rl4rec_core.retrieval import remove_retrieval_actor
 
-    return remove_retrieval_actor(ref["name"], ref["namespace"])
+    return remove_retrieval_actor(ref["name"], ref["namespace"], owned_id=ref["actor_id"])
 
 
 def service_client(ref: ServiceRef):

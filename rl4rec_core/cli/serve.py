@@ -6,6 +6,11 @@
 The actor is detached (it lives in the cluster, not in this process) and named, so learners find it
 with ``ray.get_actor(name, namespace=...)``. This command waits until Ctrl-C (SIGINT) or SIGTERM,
 then removes the actor so no stale service is left holding the name.
+
+The command owns its actor by id, not by name: it watches that actor while it waits (a crash that Ray
+restarts is reported; death for good ends the command with exit 1), and on stop it removes only that
+actor. If its actor had died and another server took the name since, that server is left running.
+A name held by a live actor is refused (exit 2) with the running actor's datasets and how to stop it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 import os
 import signal
 import socket
+import sys
 import threading
 
 import torch
@@ -71,7 +77,8 @@ def _connect(address: str | None, namespace: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import ray
 
-    from rl4rec_core.retrieval.actor import launch_retrieval_actor, remove_retrieval_actor
+    from rl4rec_core.retrieval.actor import launch_retrieval_actor
+    from rl4rec_core.retrieval.owner import actor_id
 
     if args.num_gpus < 0 or args.num_cpus < 0:
         raise ConfigError("--num_gpus and --num_cpus must be >= 0")
@@ -92,21 +99,71 @@ def run(args: argparse.Namespace) -> int:
             max_restarts=args.max_restarts,
             detached=True,
         )
+        own = actor_id(actor)
         try:
-            info = ray.get(actor.info.remote())
-            sets = info["datasets"]
-            print(f"✓ Loaded {len(sets)} dataset(s) on {info['device']}")
-            for name, shape in sets.items():
-                print(f"  Loaded dataset '{name}': {torch.Size(shape)}")
-            print("✓ DB Server is up and running. Waiting for learners...", flush=True)
-            while not stop.wait(1.0):
-                pass
+            _banner(actor, args, own)
+            _watch(own, args, stop)
         finally:
             # also on errors and Ctrl-C: a detached actor would otherwise outlive this command
-            remove_retrieval_actor(args.actor_name, args.namespace)
-        print(f"✓ {args.actor_name} stopped.", flush=True)
-        return 0
+            code = _stop(actor, own, args)
+        return code
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         ray.shutdown()
+
+
+def _banner(actor, args: argparse.Namespace, own: str) -> None:
+    import ray
+
+    info = ray.get(actor.info.remote())
+    sets = info["datasets"]
+    print(f"✓ Loaded {len(sets)} dataset(s) on {info['device']}")
+    for name, shape in sets.items():
+        print(f"  Loaded dataset '{name}': {torch.Size(shape)}")
+    print("✓ DB Server is up and running. Waiting for learners...")
+    print(f"  actor {args.actor_name!r} (id {own}, namespace {args.namespace!r}); "
+          f"Ctrl-C or `kill -TERM {os.getpid()}` stops it", flush=True)
+
+
+def _watch(own: str, args: argparse.Namespace, stop: threading.Event) -> None:
+    """Wait for a stop signal, reporting restarts of this command's actor; return early when it died for good."""
+    from rl4rec_core.retrieval.owner import actor_record
+
+    last = actor_record(own)
+    while not stop.wait(1.0):
+        record = actor_record(own)
+        if record.dead:
+            return
+        if record.restarts > last.restarts:
+            print(f"⚠ {args.actor_name} crashed; Ray is restarting it (restart {record.restarts} of "
+                  f"{args.max_restarts}, reloading its datasets)", flush=True)
+        elif record.state == "ALIVE" and last.state != "ALIVE":
+            print(f"✓ {args.actor_name} is back. Waiting for learners...", flush=True)
+        last = record
+
+
+def _stop(actor, own: str, args: argparse.Namespace) -> int:
+    """Remove this command's actor (by its handle, never by name): 0 when it was serving, 1 when it had
+    died for good, saying whether the name is free or now another actor's (left running)."""
+    import ray
+
+    from rl4rec_core.retrieval.actor import find_retrieval_actor
+    from rl4rec_core.retrieval.owner import actor_id, actor_record
+
+    name = args.actor_name
+    record = actor_record(own)
+    if not record.dead:
+        ray.kill(actor, no_restart=True)
+        print(f"✓ {name} stopped.", flush=True)
+        return 0
+    print(f"✗ {name} (actor {own}) died for good after {record.restarts} of {args.max_restarts} restart(s): "
+          f"{record.cause or record.state} Learners can no longer reach it; check its log (`ray logs`) and "
+          f"start a new server with `rl4rec serve`.", file=sys.stderr)
+    holder = find_retrieval_actor(name, args.namespace)
+    if holder is None:
+        print(f"  The name {name!r} is free; nothing was removed.", file=sys.stderr, flush=True)
+    else:
+        print(f"  The name {name!r} now belongs to another actor (id {actor_id(holder)}), started by someone "
+              f"else; left it running.", file=sys.stderr, flush=True)
+    return 1

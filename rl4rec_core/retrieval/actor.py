@@ -13,10 +13,11 @@ import time
 from collections.abc import Sequence
 
 import ray
-from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import ActorAlreadyExistsError, ActorDiedError, GetTimeoutError, RayActorError, RayTaskError
 
 from rl4rec_core import errors, paths
 from rl4rec_core.errors import ConfigError, Rl4recError
+from rl4rec_core.retrieval.owner import actor_id, name_taken_message
 from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE, RetrievalService
 from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_DATASET, DEFAULT_EMB_MODEL, RAY_NAMESPACE
 
@@ -28,6 +29,10 @@ DEFAULT_NAMESPACE = RAY_NAMESPACE
 
 class RetrievalServiceNotFound(Rl4recError, LookupError):
     """No actor of that name in that namespace."""
+
+
+class ActorNameTaken(ConfigError):
+    """A live actor holds the name; the message names it (id, datasets, who started it) and how to stop it."""
 
 
 def not_found_message(name: str, namespace: str) -> str:
@@ -79,7 +84,7 @@ def launch_retrieval_actor(
         the Ray actor handle.
 
     Raises:
-        ConfigError: name taken, or the existing actor lacks a requested dataset.
+        ConfigError: the existing actor lacks a requested dataset; ActorNameTaken: the name is taken.
         Rl4recError: the actor failed to start (missing embeddings, wrong model, ...), with its reason.
     """
     if not ray.is_initialized():
@@ -91,10 +96,13 @@ def launch_retrieval_actor(
     if existing is not None:
         return existing
     options = _actor_options(name, namespace, num_cpus, num_gpus, max_restarts, detached)
-    actor = ray.remote(RetrievalService).options(**options).remote(
-        emb_model_name, emb_type=emb_type, datasets=datasets, device=device, backend=backend,
-        chunk_size=chunk_size, embeddings=embeddings, scorer=scorer,
-    )
+    try:
+        actor = ray.remote(RetrievalService).options(**options).remote(
+            emb_model_name, emb_type=emb_type, datasets=datasets, device=device, backend=backend,
+            chunk_size=chunk_size, embeddings=embeddings, scorer=scorer,
+        )
+    except ActorAlreadyExistsError as e:  # another process took the name since the look-up above
+        return _taken_meanwhile(e, name, namespace, datasets, get_if_exists, embeddings)
     if wait:
         _wait_until_up(actor, name, timeout_s, num_cpus, num_gpus)
     log.info("retrieval actor %s/%s up with %s", namespace, name, datasets)
@@ -104,17 +112,14 @@ def launch_retrieval_actor(
 def _running_actor(name: str, namespace: str, datasets: list[str], get_if_exists: bool, embeddings):
     """The actor already running under ``name`` when it may be reused, None when the name is free.
 
-    Raises ConfigError when the name is taken and ``get_if_exists`` is off, or when the running
-    actor lacks a requested dataset (its datasets were fixed when it started).
+    Raises ActorNameTaken when the name is taken and ``get_if_exists`` is off, and ConfigError when
+    the running actor lacks a requested dataset (its datasets were fixed when it started).
     """
     existing = find_retrieval_actor(name, namespace)
     if existing is None:
         return None
     if not get_if_exists:
-        raise ConfigError(
-            f"a retrieval actor named {name!r} already runs in namespace {namespace!r}; use it, stop it first, "
-            f"or pick another --actor_name (see: ray list actors --filter ray_namespace={namespace})"
-        )
+        raise ActorNameTaken(name_taken_message(name, namespace, existing))
     loaded = RetrievalClient(existing, name=name, namespace=namespace).datasets()
     missing = [d for d in datasets if d not in loaded and embeddings is None]
     if missing:
@@ -122,6 +127,14 @@ def _running_actor(name: str, namespace: str, datasets: list[str], get_if_exists
             f"actor {name!r} already runs with datasets {sorted(loaded)}, not {missing}; stop it "
             f"(Ctrl-C its `rl4rec serve`, or remove_retrieval_actor) or pick another --actor_name"
         )
+    return existing
+
+
+def _taken_meanwhile(error, name: str, namespace: str, datasets: list[str], get_if_exists: bool, embeddings):
+    """The actor that took ``name`` between the look-up and the creation, when it may be reused."""
+    existing = _running_actor(name, namespace, datasets, get_if_exists, embeddings)
+    if existing is None:  # and it is already gone again
+        raise ActorNameTaken(str(error)) from None
     return existing
 
 
@@ -199,10 +212,21 @@ def get_retrieval_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMES
     return actor
 
 
-def remove_retrieval_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMESPACE) -> bool:
-    """Kill the actor for good (no restart). Returns False when there was none."""
+def remove_retrieval_actor(
+    name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMESPACE, *, owned_id: str | None = None
+) -> bool:
+    """Kill the actor that holds ``name`` for good (no restart). Returns False when there was none.
+
+    With ``owned_id`` (:func:`~rl4rec_core.retrieval.owner.actor_id` of the actor the caller started)
+    only that actor is killed: when the name now belongs to another actor (the caller's died and
+    someone started a new one), it is left running, with a warning, and the result is False.
+    """
     actor = find_retrieval_actor(name, namespace)
     if actor is None:
+        return False
+    if owned_id is not None and actor_id(actor) != owned_id:
+        log.warning("retrieval actor %s/%s is now actor %s, not %s (started by this process); left it running",
+                    namespace, name, actor_id(actor), owned_id)
         return False
     ray.kill(actor, no_restart=True)
     return True
