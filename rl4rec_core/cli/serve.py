@@ -53,11 +53,14 @@ def register(subparsers) -> None:
                    help="the tuned hybrid scorer when `rl4rec tune-retrieval` wrote settings (auto), required (hybrid), "
                    "or plain cosine (default: %(default)s)")
     p.add_argument("--max_restarts", type=int, default=3, help="times Ray restarts the actor after a crash")
+    p.add_argument("--status", action="store_true",
+                   help="list the named actors of --namespace and whether each answers, then exit (no dashboard "
+                   "needed; exit 0 when --actor_name answers)")
     p.set_defaults(func=run)
 
 
 def _connect(address: str | None, namespace: str) -> None:
-    import ray
+    from rl4rec_core.ray_access import init_ray
 
     address = address or os.environ.get("RAY_ADDRESS") or "auto"
     fix = "Start one first with `ray start --head` (add --num-gpus=N on a GPU machine) or pass --address HOST:6379"
@@ -69,12 +72,31 @@ def _connect(address: str | None, namespace: str) -> None:
         except OSError as e:
             raise ConfigError(f"no running Ray cluster at {address!r} ({e.strerror or e}). {fix}") from e
     try:
-        ray.init(address=address, namespace=namespace, log_to_driver=False)
+        init_ray(address, namespace=namespace, log_to_driver=False)  # token auth; loopback for 127.0.0.1
     except ConnectionError as e:
         raise ConfigError(f"no running Ray cluster at {address!r} ({e}). {fix}") from e
 
 
+def status(args: argparse.Namespace) -> int:
+    """``rl4rec serve --status``: what ``ray list actors`` showed, read from the GCS (the dashboard is off)."""
+    import ray
+
+    from rl4rec_core.ray_access import named_actors
+
+    _connect(args.address, args.namespace)
+    try:
+        where, rows = ray.get_runtime_context().gcs_address, named_actors(args.namespace)
+    finally:
+        ray.shutdown()
+    print(f"Ray at {where}, namespace {args.namespace!r}: {len(rows)} named actor(s)")
+    for name, state in rows:
+        print(f"  {name}: {state}")
+    return 0 if dict(rows).get(args.actor_name, "").startswith("answers") else 1
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.status:
+        return status(args)
     import ray
 
     from rl4rec_core.retrieval.actor import launch_retrieval_actor

@@ -17,6 +17,7 @@ from ray.exceptions import ActorAlreadyExistsError, ActorDiedError, GetTimeoutEr
 
 from rl4rec_core import errors, paths
 from rl4rec_core.errors import ConfigError, Rl4recError
+from rl4rec_core.ray_access import init_ray
 from rl4rec_core.retrieval.owner import actor_id, name_taken_message
 from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE, RetrievalService
 from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_DATASET, DEFAULT_EMB_MODEL, RAY_NAMESPACE
@@ -39,11 +40,11 @@ def not_found_message(name: str, namespace: str) -> str:
     # the first line is the original guide's troubleshooting entry, kept verbatim
     return (
         f"❌ Error: {name} not found! (namespace {namespace!r})\n"
-        f"Start it first, e.g. in another terminal:\n"
-        f"  ray start --head\n"
+        f"Start it first, e.g. in another terminal (a Ray with token auth on 127.0.0.1: README, section 4):\n"
+        f"  ray start --head --include-dashboard=false\n"
         f"  rl4rec serve --datasets ml-100k --actor_name {name} --namespace {namespace}\n"
-        f"and check which actors are running with: ray list actors --filter ray_namespace={namespace}\n"
-        f"(the original's `ray list actors --namespace {namespace}`; Ray 2.60 filters by field instead)"
+        f"and check which actors are running with: rl4rec serve --status --namespace {namespace}\n"
+        f"(the original's `ray list actors --namespace {namespace}` needs Ray's dashboard, which is off)"
     )
 
 
@@ -88,7 +89,7 @@ def launch_retrieval_actor(
         Rl4recError: the actor failed to start (missing embeddings, wrong model, ...), with its reason.
     """
     if not ray.is_initialized():
-        ray.init(namespace=namespace, log_to_driver=False)
+        init_ray(None, namespace=namespace, log_to_driver=False)  # 127.0.0.1 and token auth (ray_access)
     if device is None:
         device = "cuda" if num_gpus else "cpu"
     datasets = [datasets] if isinstance(datasets, str) else list(datasets)
@@ -205,7 +206,7 @@ def get_retrieval_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMES
         RetrievalServiceNotFound: with the original's message plus how to start and list actors.
     """
     if not ray.is_initialized():
-        ray.init(address=address, namespace=namespace, log_to_driver=False)
+        init_ray(address, namespace=namespace, log_to_driver=False)
     actor = find_retrieval_actor(name, namespace)
     if actor is None:
         raise RetrievalServiceNotFound(not_found_message(name, namespace))
@@ -267,7 +268,7 @@ class RetrievalClient:
                         continue
                 raise Rl4recError(
                     f"retrieval actor {self.name!r} died during {method}() and did not come back ({_reason(e)}). "
-                    f"Check `ray list actors --filter ray_namespace={self.namespace}` and the actor's log "
+                    f"Check `rl4rec serve --status --namespace {self.namespace}` and the actor's log "
                     f"(`ray logs`), then restart it with `rl4rec serve ...`"
                 ) from None
 

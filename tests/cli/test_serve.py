@@ -1,4 +1,5 @@
-"""``rl4rec serve`` as a user runs it: a separate `ray start --head` cluster, then the server process."""
+"""``rl4rec serve`` as a user runs it: a separate `ray start --head` cluster, started as the README says
+(token authentication, bound to 127.0.0.1), then the server process."""
 
 from __future__ import annotations
 
@@ -38,6 +39,19 @@ def _ray(args, env, timeout=120):
     return subprocess.run([str(ray_bin), *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def _cluster_listeners(temp_dir: str) -> list[str]:
+    """``name ip:port`` of every listening socket of this test's cluster (its processes and their children)."""
+    procs = {}
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if any(temp_dir in part for part in p.info["cmdline"] or []):
+                procs.update({c.pid: c for c in [p, *p.children(recursive=True)]})
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return [f"{procs[c.pid].name()} {c.laddr.ip}:{c.laddr.port}" for c in psutil.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.pid in procs]
+
+
 def _stop_cluster(temp_dir: str) -> None:
     """Stop only the processes of this test's cluster (`ray stop` would stop every cluster on the machine)."""
     mine = []
@@ -61,9 +75,12 @@ def test_serve_prints_banner_answers_learners_and_stops_cleanly(rl4rec_dirs):
     # a short folder: Ray's socket paths must stay under 107 characters
     temp_dir = tempfile.mkdtemp(prefix="r4r", dir="/tmp")
     port = str(20000 + os.getpid() % 20000)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": f"127.0.0.1:{port}"}
+    # the README's cluster: Ray's token (created once, kept by Ray in ~/.ray/auth_token), auth on, 127.0.0.1 only
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_ADDRESS": f"127.0.0.1:{port}"}
+    assert _ray(["get-auth-token", "--generate"], env).returncode == 0
     started = _ray(["start", "--head", f"--port={port}", "--num-cpus=1", f"--temp-dir={temp_dir}",
-                    "--dashboard-port=0", "--disable-usage-stats"], env)
+                    "--include-dashboard=false", "--disable-usage-stats"], env)
     assert started.returncode == 0, started.stderr
     server = None
     try:
@@ -86,6 +103,15 @@ def test_serve_prints_banner_answers_learners_and_stops_cleanly(rl4rec_dirs):
         assert learner.returncode == 0, learner.stderr
         assert "ranks [" in learner.stdout and "'toy-b': (50, 384)" in learner.stdout
 
+        # the troubleshooting command, without the dashboard; and nothing of the cluster listens beyond 127.0.0.1
+        status = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--status"], env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert status.returncode == 0, status.stderr
+        assert "RetrievalService: answers: on cpu, datasets ml-100k (1682, 384), toy-b (50, 384)" in status.stdout
+        listeners = _cluster_listeners(temp_dir)
+        assert any(x.startswith("gcs_server ") for x in listeners), listeners
+        assert all(x.split()[1].rpartition(":")[0] in ("127.0.0.1", "::ffff:127.0.0.1") for x in listeners), listeners
+
         # a second server under the same name is refused with a clear message
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert second.returncode == 2 and "already runs" in second.stderr
@@ -97,6 +123,9 @@ def test_serve_prints_banner_answers_learners_and_stops_cleanly(rl4rec_dirs):
         gone = subprocess.run([sys.executable, "-c", CLIENT, env["RAY_ADDRESS"]], env=env,
                               capture_output=True, text=True, timeout=120)
         assert gone.returncode != 0 and "❌ Error: RetrievalService not found!" in gone.stderr
+        status = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--status"], env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert status.returncode == 1 and "RetrievalService" not in status.stdout, status.stdout + status.stderr
     finally:
         if server is not None and server.poll() is None:
             server.kill()
@@ -105,7 +134,7 @@ def test_serve_prints_banner_answers_learners_and_stops_cleanly(rl4rec_dirs):
 
 
 def test_serve_without_a_cluster_says_how_to_start_one(rl4rec_dirs):
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
     out = subprocess.run(
         [sys.executable, "-m", "flows.cli", "serve", "--datasets", "ml-100k", "--address", "127.0.0.1:1"],

@@ -113,7 +113,7 @@ def test_missing_actor_says_how_to_start_it(ray_local):
         get_retrieval_actor("NoSuchService", namespace="rl4rec")
     msg = str(e.value)
     assert "❌ Error: NoSuchService not found!" in msg
-    assert "rl4rec serve" in msg and "ray list actors --filter ray_namespace=rl4rec" in msg
+    assert "rl4rec serve" in msg and "rl4rec serve --status --namespace rl4rec" in msg
 
 
 def test_failed_start_reports_the_cause(served):
