@@ -4,18 +4,15 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.helpers.embeddings import random_items, write_embeddings
+from tests.helpers.ray_cluster import cluster_listeners, readme_cluster
 
 BANNER = [
     "✓ Loaded 2 dataset(s) on cpu",
@@ -34,103 +31,58 @@ print("ranks", out.ranks.tolist(), client.datasets())
 """
 
 
-def _ray(args, env, timeout=120):
-    ray_bin = Path(sys.executable).with_name("ray")
-    return subprocess.run([str(ray_bin), *args], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def _cluster_listeners(temp_dir: str) -> list[str]:
-    """``name ip:port`` of every listening socket of this test's cluster (its processes and their children)."""
-    procs = {}
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(temp_dir in part for part in p.info["cmdline"] or []):
-                procs.update({c.pid: c for c in [p, *p.children(recursive=True)]})
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return [f"{procs[c.pid].name()} {c.laddr.ip}:{c.laddr.port}" for c in psutil.net_connections("tcp")
-            if c.status == psutil.CONN_LISTEN and c.pid in procs]
-
-
-def _stop_cluster(temp_dir: str) -> None:
-    """Stop only the processes of this test's cluster (`ray stop` would stop every cluster on the machine)."""
-    mine = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(temp_dir in part for part in p.info["cmdline"] or []):
-                mine.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    for p in mine:
-        p.terminate()
-    _, alive = psutil.wait_procs(mine, timeout=15)
-    for p in alive:
-        p.kill()
-
-
 @pytest.mark.slow
 def test_serve_prints_banner_answers_learners_and_stops_cleanly(rl4rec_dirs):
     write_embeddings("ml-100k", random_items(1682))
     write_embeddings("toy-b", random_items(50, seed=3))
-    # a short folder: Ray's socket paths must stay under 107 characters
-    temp_dir = tempfile.mkdtemp(prefix="r4r", dir="/tmp")
-    port = str(20000 + os.getpid() % 20000)
-    # the README's cluster: Ray's token (created once, kept by Ray in ~/.ray/auth_token), auth on, 127.0.0.1 only
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-           "RAY_ADDRESS": f"127.0.0.1:{port}"}
-    assert _ray(["get-auth-token", "--generate"], env).returncode == 0
-    started = _ray(["start", "--head", f"--port={port}", "--num-cpus=1", f"--temp-dir={temp_dir}",
-                    "--include-dashboard=false", "--disable-usage-stats"], env)
-    assert started.returncode == 0, started.stderr
     server = None
-    try:
-        cmd = [sys.executable, "-m", "flows.cli", "serve", "--emb_model_name", "all-MiniLM-L6-v2",
-               "--emb_type", "item", "--datasets", "ml-100k", "toy-b", "--actor_name", "RetrievalService",
-               "--namespace", "rl4rec", "--num_gpus", "0", "--emb_backend", "sentence-transformers"]
-        server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        lines = []
-        deadline = time.monotonic() + 240
-        while len(lines) < len(BANNER) and time.monotonic() < deadline:
-            line = server.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip("\n"))
-        assert lines == BANNER, server.stderr.read() if server.poll() is not None else lines
+    with readme_cluster("r4r") as (env, temp_dir):
+        try:
+            cmd = [sys.executable, "-m", "flows.cli", "serve", "--emb_model_name", "all-MiniLM-L6-v2",
+                   "--emb_type", "item", "--datasets", "ml-100k", "toy-b", "--actor_name", "RetrievalService",
+                   "--namespace", "rl4rec", "--num_gpus", "0", "--emb_backend", "sentence-transformers"]
+            server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            lines = []
+            deadline = time.monotonic() + 240
+            while len(lines) < len(BANNER) and time.monotonic() < deadline:
+                line = server.stdout.readline()
+                if not line:
+                    break
+                lines.append(line.rstrip("\n"))
+            assert lines == BANNER, server.stderr.read() if server.poll() is not None else lines
 
-        # a learner in another process finds the actor by name and gets rewards
-        learner = subprocess.run([sys.executable, "-c", CLIENT, env["RAY_ADDRESS"]], env=env,
-                                 capture_output=True, text=True, timeout=120)
-        assert learner.returncode == 0, learner.stderr
-        assert "ranks [" in learner.stdout and "'toy-b': (50, 384)" in learner.stdout
+            # a learner in another process finds the actor by name and gets rewards
+            learner = subprocess.run([sys.executable, "-c", CLIENT, env["RAY_ADDRESS"]], env=env,
+                                     capture_output=True, text=True, timeout=120)
+            assert learner.returncode == 0, learner.stderr
+            assert "ranks [" in learner.stdout and "'toy-b': (50, 384)" in learner.stdout
 
-        # the troubleshooting command, without the dashboard; and nothing of the cluster listens beyond 127.0.0.1
-        status = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--status"], env=env,
-                                capture_output=True, text=True, timeout=120)
-        assert status.returncode == 0, status.stderr
-        assert "RetrievalService: answers: on cpu, datasets ml-100k (1682, 384), toy-b (50, 384)" in status.stdout
-        listeners = _cluster_listeners(temp_dir)
-        assert any(x.startswith("gcs_server ") for x in listeners), listeners
-        assert all(x.split()[1].rpartition(":")[0] in ("127.0.0.1", "::ffff:127.0.0.1") for x in listeners), listeners
+            # the troubleshooting command, without the dashboard; and nothing of the cluster listens beyond 127.0.0.1
+            status = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--status"], env=env,
+                                    capture_output=True, text=True, timeout=120)
+            assert status.returncode == 0, status.stderr
+            assert "RetrievalService: answers: on cpu, datasets ml-100k (1682, 384), toy-b (50, 384)" in status.stdout
+            listeners = cluster_listeners(temp_dir)
+            assert any(x.startswith("gcs_server ") for x in listeners), listeners
+            assert all(x.split()[1].rpartition(":")[0] in ("127.0.0.1", "::ffff:127.0.0.1") for x in listeners), listeners
 
-        # a second server under the same name is refused with a clear message
-        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-        assert second.returncode == 2 and "already runs" in second.stderr
+            # a second server under the same name is refused with a clear message
+            second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+            assert second.returncode == 2 and "already runs" in second.stderr
 
-        server.send_signal(signal.SIGINT)
-        rest, _ = server.communicate(timeout=60)
-        assert server.returncode == 0
-        assert "✓ RetrievalService stopped." in rest
-        gone = subprocess.run([sys.executable, "-c", CLIENT, env["RAY_ADDRESS"]], env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert gone.returncode != 0 and "❌ Error: RetrievalService not found!" in gone.stderr
-        status = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--status"], env=env,
-                                capture_output=True, text=True, timeout=120)
-        assert status.returncode == 1 and "RetrievalService" not in status.stdout, status.stdout + status.stderr
-    finally:
-        if server is not None and server.poll() is None:
-            server.kill()
-        _stop_cluster(temp_dir)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+            server.send_signal(signal.SIGINT)
+            rest, _ = server.communicate(timeout=60)
+            assert server.returncode == 0
+            assert "✓ RetrievalService stopped." in rest
+            gone = subprocess.run([sys.executable, "-c", CLIENT, env["RAY_ADDRESS"]], env=env,
+                                  capture_output=True, text=True, timeout=120)
+            assert gone.returncode != 0 and "❌ Error: RetrievalService not found!" in gone.stderr
+            status = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--status"], env=env,
+                                    capture_output=True, text=True, timeout=120)
+            assert status.returncode == 1 and "RetrievalService" not in status.stdout, status.stdout + status.stderr
+        finally:
+            if server is not None and server.poll() is None:
+                server.kill()
 
 
 def test_serve_without_a_cluster_says_how_to_start_one(rl4rec_dirs):

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.helpers.embeddings import random_items, write_embeddings
+from tests.helpers.ray_cluster import readme_cluster
 
 NS = "rl4rec"
 SERVE = [sys.executable, "-m", "flows.cli", "serve", "--datasets", "toy-s", "--emb_model_name", "all-MiniLM-L6-v2",
@@ -41,42 +39,12 @@ else:
 """
 
 
-def _stop_cluster(temp_dir: str) -> None:
-    """Stop only the processes of this module's cluster (`ray stop` would stop every cluster on the machine)."""
-    mine = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(temp_dir in part for part in p.info["cmdline"] or []):
-                mine.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    for p in mine:
-        p.terminate()
-    _, alive = psutil.wait_procs(mine, timeout=15)
-    for p in alive:
-        p.kill()
-
-
 @pytest.fixture(scope="module")
 def cluster():
     """A `ray start --head` cluster for this module, started as the README says (token authentication,
-    bound to 127.0.0.1, as in tests/cli/test_serve.py): the environment that reaches it."""
-    temp_dir = tempfile.mkdtemp(prefix="r4o", dir="/tmp")  # Ray's socket paths must stay under 107 characters
-    port = str(20000 + (os.getpid() + 7919) % 20000)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-           "RAY_ADDRESS": f"127.0.0.1:{port}"}
-    ray_bin = str(Path(sys.executable).with_name("ray"))
-    token = subprocess.run([ray_bin, "get-auth-token", "--generate"], env=env, capture_output=True, timeout=120)
-    assert token.returncode == 0, token.stderr
-    started = subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=1", f"--temp-dir={temp_dir}",
-                              "--include-dashboard=false", "--disable-usage-stats"],
-                             env=env, capture_output=True, text=True, timeout=120)
-    assert started.returncode == 0, started.stderr
-    try:
+    bound to 127.0.0.1): the environment that reaches it."""
+    with readme_cluster("r4o", port_offset=7919) as (env, _):
         yield env
-    finally:
-        _stop_cluster(temp_dir)
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture
