@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 import torch
 
 from rl4rec_core.embeddings.encoders import canonical_model_name, short_name
@@ -9,6 +14,15 @@ from rl4rec_core.embeddings.files import embedding_path, sidecar_path
 from rl4rec_core.io import atomic_path, write_json
 
 MODEL = "all-MiniLM-L6-v2"
+
+
+@contextlib.contextmanager
+def data_dirs(root: Path) -> Iterator[pytest.MonkeyPatch]:
+    """Data and embeddings under ``root`` for a module-scoped fixture (``monkeypatch`` is per test)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RL4REC_EMB_DIR", str(root / "data_emb"))
+        mp.setenv("RL4REC_DATA_DIR", str(root / "data"))
+        yield mp
 
 
 def write_embeddings(dataset: str, matrix: torch.Tensor, emb_type: str = "item", model: str = MODEL, **sidecar):

@@ -12,7 +12,7 @@ from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
 from rl4rec_core.evaluation import metrics
 from rl4rec_core.retrieval import RetrievalClient, get_retrieval_actor, launch_retrieval_actor, remove_retrieval_actor
 from rl4rec_core.retrieval.actor import RetrievalServiceNotFound
-from tests.helpers.embeddings import random_items, write_embeddings
+from tests.helpers.embeddings import data_dirs, random_items, write_embeddings
 
 TEXTS = ["a funny animated movie", "a dark crime thriller", "space adventure"]
 TARGETS = [3, 40, 299]
@@ -23,9 +23,7 @@ HISTORIES = [[1, 2, 3], [], [10, 11]]
 def served(ray_local, tmp_path_factory):
     """One actor holding two synthetic datasets, loaded from files in a temporary emb_dir."""
     root = tmp_path_factory.mktemp("retrieval")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RL4REC_EMB_DIR", str(root / "data_emb"))
-        mp.setenv("RL4REC_DATA_DIR", str(root / "data"))
+    with data_dirs(root) as mp:
         # a user reward module the actor imports by dotted path (PYTHONPATH is forwarded to it)
         (root / "plugins").mkdir()
         (root / "plugins" / "actor_rewards.py").write_text(

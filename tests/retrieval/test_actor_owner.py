@@ -12,15 +12,13 @@ import ray
 from rl4rec_core.retrieval import RetrievalClient, launch_retrieval_actor, remove_retrieval_actor
 from rl4rec_core.retrieval.actor import ActorNameTaken
 from rl4rec_core.retrieval.owner import actor_id, actor_record
-from tests.helpers.embeddings import random_items, write_embeddings
+from tests.helpers.embeddings import data_dirs, random_items, write_embeddings
 
 
 @pytest.fixture(scope="module")
 def owned(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("owner")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RL4REC_EMB_DIR", str(root / "data_emb"))
-        mp.setenv("RL4REC_DATA_DIR", str(root / "data"))
+    with data_dirs(root):
         write_embeddings("toy-a", random_items(30, seed=1))
         write_embeddings("toy-b", random_items(20, seed=2))
         name = f"Owned-{uuid.uuid4().hex[:6]}"
