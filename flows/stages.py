@@ -44,7 +44,7 @@ def mlflow_run(p: FlowParams, flow_name: str, extra_params: dict[str, Any] | Non
 def prepare_inputs(p: FlowParams) -> str:
     """Prepared dataset + item embeddings (both reused when up to date); the embedding file path."""
     with ray_options(num_cpus=1):
-        prepared = prepare_dataset.submit(p.dataset, p.run.source, p.run.fmt)
+        prepared = prepare_dataset.submit(p.dataset, p.run.source, p.run.fmt, encoding=p.run.encoding)
         emb = generate_item_embeddings.submit(p.dataset, p.retrieval.emb_model_name, p.retrieval.emb_type,
                                               backend=p.retrieval.backend, wait_for=[prepared])
     return emb.result()

@@ -28,6 +28,7 @@ DEFAULT_POLICY_MODEL = "smollm2-135m-instruct"
 DEFAULT_ACTOR_NAME = "RetrievalService"
 RAY_NAMESPACE = "rl4rec"
 DEFAULT_EXPERIMENT = "rl4rec"
+DEFAULT_ENCODING = "utf-8"  # of raw data files
 MODEL_NAME_TEMPLATE = "rl4rec-{dataset}"
 DEFAULT_BASELINES = ("popularity", "echo", "echo+prior")
 # the SFT warm start of the recipe (docs/recipe.md); `rl4rec sft` has the same defaults
@@ -53,6 +54,7 @@ class RunSettings:
     dataset_name: str = opt(DEFAULT_DATASET, "prepared dataset, or the name to give --source's data")
     source: str | None = opt(None, "raw files of a dataset other than ml-100k (prepared before the run)")
     fmt: str = opt("auto", "format of --source: auto, ml-100k, recbole or amazon")
+    encoding: str = opt(DEFAULT_ENCODING, "text encoding of --source's files, e.g. latin-1")
     seed: int = opt(0, "seed of user sampling, generation and initialisation")
     device: str = opt("cpu", "cpu or cuda")
 
@@ -62,6 +64,9 @@ class RunSettings:
         if self.source is not None and not Path(self.source).expanduser().exists():
             raise ConfigError(f"source {self.source!r} does not exist; pass the folder with the raw dataset files")
         _integer("seed", self.seed, minimum=0)
+        from rl4rec_core.data.text_io import check_encoding
+
+        check_encoding(self.encoding)  # raises ConfigError naming encodings that work
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,14 @@ def test_policy_settings_reject_bad_values_with_the_fix(kw, match):
         PolicySettings(**kw)
 
 
+def test_the_raw_data_encoding_is_a_setting_the_cli_and_flows_share():
+    from rl4rec_core.settings import RunSettings
+
+    assert _train_flags()["encoding"] == RunSettings().encoding == "utf-8"
+    with pytest.raises(ConfigError, match="--encoding 'klingon'"):
+        RunSettings(encoding="klingon")
+
+
 def test_a_flow_group_can_be_given_as_json():
     """What a deployment sends: a dict per group, validated by Prefect into the dataclass."""
     from prefect.utilities.callables import parameter_schema

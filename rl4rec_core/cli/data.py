@@ -6,7 +6,7 @@ import argparse
 
 from rl4rec_core.data import FORMATS, load_dataset, prepare_dataset, read_meta
 from rl4rec_core.data.tables import UNKNOWN_ITEM_POLICIES
-from rl4rec_core.data.text_io import DEFAULT_ENCODING
+from rl4rec_core.settings import DEFAULT_ENCODING
 from rl4rec_core.paths import dataset_dir
 
 

@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     _warn_unused_llm_flags(settings)
     run_settings = settings.run
     if run_settings.source:
-        prepare_dataset(run_settings.dataset_name, run_settings.source, fmt=run_settings.fmt)
+        prepare_dataset(run_settings.dataset_name, run_settings.source, fmt=run_settings.fmt,
+                        encoding=run_settings.encoding)
     dataset = load_dataset(run_settings.dataset_name)
     source, description = connect_reward_source(
         run_settings.dataset_name, settings.retrieval, mode=args.service, address=args.address,

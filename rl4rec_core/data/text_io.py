@@ -14,8 +14,8 @@ import zlib
 from pathlib import Path
 
 from rl4rec_core.errors import ConfigError, DataError
+from rl4rec_core.settings import DEFAULT_ENCODING
 
-DEFAULT_ENCODING = "utf-8"
 BOM = "\ufeff"
 _SHOWN_CHARS = 40
 
