@@ -35,9 +35,11 @@ def test_init_from_starts_at_the_start_policy_and_round_trips(tiny_lm, tmp_path,
     want = logits(start.model)
     # the checkpoint folder (not only its policy/) is accepted, as `rl4rec sft` prints it
     grpo = RecPolicy(model_name=tiny_lm, item_noun="movie", init_from=str(tmp_path / "sft" / "checkpoint_final"))
-    assert torch.allclose(logits(grpo.model), want, atol=1e-5)  # fresh adapters are a no-op
+    # the start's adapter is merged into the weights: the same function, rounded differently (float32),
+    # so these comparisons allow 1e-4; base and start differ by far more (checked below)
+    assert torch.allclose(logits(grpo.model), want, atol=1e-4)  # fresh adapters are a no-op
     with grpo._reference() as ref:  # adapters off = the start policy: the KL anchor
-        assert torch.allclose(logits(ref), want, atol=1e-5)
+        assert torch.allclose(logits(ref), want, atol=1e-4)
     base = RecPolicy(model_name=tiny_lm)
     assert not torch.allclose(logits(base.model), want, atol=1e-3)
 
@@ -52,7 +54,7 @@ def test_init_from_starts_at_the_start_policy_and_round_trips(tiny_lm, tmp_path,
     again = RecPolicy.from_pretrained(tmp_path / "grpo")
     assert torch.allclose(logits(again.model), trained, atol=1e-5)
     untrained = RecPolicy.from_pretrained(tmp_path / "grpo", trained=False)
-    assert torch.allclose(logits(untrained.model), want, atol=1e-5)  # "untrained" = as it started
+    assert torch.allclose(logits(untrained.model), want, atol=1e-4)  # "untrained" = as it started
 
 
 def test_init_from_inherits_the_start_prompt(tiny_lm, tmp_path, one_thread):
