@@ -14,6 +14,7 @@ Each field's ``help`` is the text of its flag.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,6 +317,19 @@ class Settings:
 
 GROUPS: dict[str, type] = {"run": RunSettings, "retrieval": RetrievalSettings, "policy": PolicySettings,
                            "algorithm": AlgorithmSettings, "trainer": TrainerSettings}
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    """``{"trainer": {"batch_size": 8}}`` -> ``{"trainer.batch_size": 8}``: the dotted names of settings
+    (in MLflow params and in the differences a resume reports)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{sep}{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name, sep))
+        else:
+            out[name] = value
+    return out
 
 
 def field_names(cls: type) -> set[str]:

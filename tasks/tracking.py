@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from rl4rec_core.settings import DEFAULT_EXPERIMENT
+from rl4rec_core.settings import DEFAULT_EXPERIMENT, flatten  # flatten: also tasks' dotted metric names
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +110,6 @@ _BAD_CHARS = re.compile(r"[^\w.\-/ :]")
 def metric_name(key: str) -> str:
     """``ndcg@10`` -> ``ndcg_at_10``: MLflow names allow letters, digits and ``_ - . / : space``."""
     return _BAD_CHARS.sub("_", key.replace("@", "_at_"))
-
-
-def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{sep}{k}" if prefix else str(k)
-        if isinstance(v, Mapping):
-            out.update(flatten(v, key, sep))
-        else:
-            out[key] = v
-    return out
 
 
 def numeric_items(d: Mapping[str, Any]) -> dict[str, float]:

@@ -6,8 +6,8 @@ import argparse
 
 from rl4rec_core.data import FORMATS, load_dataset, prepare_dataset, read_meta
 from rl4rec_core.data.tables import UNKNOWN_ITEM_POLICIES
-from rl4rec_core.settings import DEFAULT_ENCODING
 from rl4rec_core.paths import dataset_dir
+from rl4rec_core.settings import DEFAULT_ENCODING
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.integrity import FIX
-from rl4rec_core.settings import Settings
+from rl4rec_core.settings import Settings, flatten
 from rl4rec_core.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,6 @@ MAY_DIFFER = frozenset({
     "trainer.override_config", "trainer.checkpoint_dir", "run.device", "retrieval.actor_name",
     "retrieval.namespace", "retrieval.backend",
 })
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"trainer": {"batch_size": 8}}`` -> ``{"trainer.batch_size": 8}``."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def saved_settings(path: Path, config: dict[str, Any]) -> Settings:
