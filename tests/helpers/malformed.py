@@ -329,20 +329,21 @@ def _gzipped_bad_text(rng, files):
     return files
 
 
-def _seq_defect(fn):
+def _in_file(file: str, tag: str, fn):
+    """``fn`` (a defect of one file's bytes) applied to ``file`` of an Amazon dataset."""
     def apply(rng, files):
-        files["sequential_data.txt"] = fn(rng, files["sequential_data.txt"])
+        files[file] = fn(rng, files[file])
         return files
-    apply.__name__ = f"{fn.__name__}[seq]"
+    apply.__name__ = f"{fn.__name__}[{tag}]"
     return apply
+
+
+def _seq_defect(fn):
+    return _in_file("sequential_data.txt", "seq", fn)
 
 
 def _meta_defect(fn):
-    def apply(rng, files):
-        files["meta.json"] = fn(rng, files["meta.json"])
-        return files
-    apply.__name__ = f"{fn.__name__}[meta]"
-    return apply
+    return _in_file("meta.json", "meta", fn)
 
 
 def _short_users(rng, files):
