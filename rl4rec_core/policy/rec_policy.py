@@ -35,10 +35,10 @@ from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy import prompts as prompt_lib
 from rl4rec_core.policy.checkpoint import PolicyCheckpoints
 from rl4rec_core.policy.config import PolicyConfig
+from rl4rec_core.policy.engines import RolloutEngine, make_engine
 from rl4rec_core.policy.learning import PolicyLearning
 from rl4rec_core.policy.model_loading import eos_token_ids, load_model, resolve_device
 from rl4rec_core.policy.rollout import Rollout
-from rl4rec_core.policy.shared_prefix import prefill
 from rl4rec_core.training.algorithms import RunningBaseline
 
 
@@ -66,6 +66,7 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         self.baseline = RunningBaseline(cfg.algo.baseline_momentum)
         self.num_updates = 0
         self.last_rollout: Rollout | None = None
+        self._engine: RolloutEngine | None = None
         # no dropout anywhere: the log-probs used for the gradient must be those of the sampler
         self.model.eval()
 
@@ -88,13 +89,6 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         )
         return [list(ids) for ids in enc["input_ids"]]
 
-    def _cut_completion(self, ids: list[int]) -> list[int]:
-        """Generated row -> tokens up to and including the first end-of-sequence token."""
-        for j, t in enumerate(ids):
-            if t in self._eos_ids:
-                return ids[: j + 1]
-        return ids
-
     @torch.no_grad()
     def rollout(self, prompts: list[str], num_samples: int = 1, greedy: bool = False) -> Rollout:
         """Sample ``num_samples`` completions per prompt; see :class:`Rollout` for the layout."""
@@ -102,44 +96,29 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
             raise ConfigError("prompts must be a list of strings (use build_prompts), not a single string")
         if num_samples < 1:
             raise ConfigError(f"num_samples must be ≥ 1, got {num_samples}")
-        cfg = self.config
         prompt_ids = self._encode_prompts(prompts)
-        per_call = max(1, cfg.generation_batch_size // num_samples)
-        completions: list[list[int]] = []
-        pad = self.tokenizer.pad_token_id
-        sampling = {} if greedy else {"temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k}
-        for start in range(0, len(prompts), per_call):
-            chunk = prompt_ids[start:start + per_call]
-            width = max(len(p) for p in chunk)
-            ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk], device=self.device)
-            attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=self.device)
-            out = self._generate(ids, attn, 1 if greedy else num_samples, not greedy, sampling)
-            rows = [self._cut_completion(row) for row in out[:, width:].tolist()]
-            # greedy samples of one prompt are identical: decode once, repeat
-            completions += [r for r in rows for _ in range(num_samples)] if greedy else rows
+        completions = self.engine.sample(prompt_ids, num_samples, greedy)
         texts = [self.tokenizer.decode(c, skip_special_tokens=True).strip() for c in completions]
         self.last_rollout = Rollout(list(prompts), texts, prompt_ids, completions, num_samples)
         return self.last_rollout
 
-    def _generate(self, ids: torch.Tensor, attn: torch.Tensor, num_samples: int, do_sample: bool, sampling: dict):
-        """``model.generate`` for ``num_samples`` continuations of each row, rows grouped per prompt.
+    @property
+    def engine(self) -> RolloutEngine:
+        """The rollout engine (``config.rollout_engine``), started on first use: vLLM's takes a while."""
+        if self._engine is None:
+            self._engine = make_engine(self.config.rollout_engine, self)
+        return self._engine
 
-        With ``share_prompt`` the prompts (all but their last token) are run once and the cache is
-        repeated per sample, instead of ``generate`` expanding the prompts ``num_samples`` times.
-        """
-        cfg = self.config
-        common = dict(
-            do_sample=do_sample, max_new_tokens=cfg.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=sorted(self._eos_ids) or None, **sampling,
-        )
-        if not (self._shares_prompt and num_samples > 1 and ids.shape[1] > 1):
-            return self.model.generate(input_ids=ids, attention_mask=attn, num_return_sequences=num_samples, **common)
-        cache, _ = prefill(self.model, ids[:, :-1], attn[:, :-1], num_samples)
-        return self.model.generate(
-            input_ids=ids.repeat_interleave(num_samples, dim=0),
-            attention_mask=attn.repeat_interleave(num_samples, dim=0),
-            past_key_values=cache, **common,
-        )
+    def weights_changed(self) -> None:
+        """Tell the rollout engine the weights moved (after an update or a load)."""
+        if self._engine is not None:
+            self._engine.sync()
+
+    def close(self) -> None:
+        """Free the rollout engine (vLLM's holds a process and memory)."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
     @property
     def _shares_prompt(self) -> bool:

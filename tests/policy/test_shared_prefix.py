@@ -93,7 +93,7 @@ def test_shared_prefill_generation_equals_plain_generate(tiny_lm):
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in ids_list])
     attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in ids_list])
     # greedy decoding makes the two paths comparable token for token
-    shared = policy._generate(ids, attn, 2, do_sample=False, sampling={})
+    shared = policy.engine._generate(ids, attn, 2, do_sample=False, sampling={})
     policy.config.share_prompt = False  # generate's own expansion: each prompt repeated, run in full
-    plain = policy._generate(ids.repeat_interleave(2, 0), attn.repeat_interleave(2, 0), 1, do_sample=False, sampling={})
+    plain = policy.engine._generate(ids.repeat_interleave(2, 0), attn.repeat_interleave(2, 0), 1, do_sample=False, sampling={})
     assert shared.shape == plain.shape and torch.equal(shared, plain)
