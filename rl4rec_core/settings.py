@@ -60,7 +60,7 @@ class RunSettings:
     fmt: str = opt("auto", "format of --source: auto, ml-100k, recbole or amazon")
     encoding: str = opt(DEFAULT_ENCODING, "text encoding of --source's files, e.g. latin-1")
     seed: int = opt(0, "seed of user sampling, generation and initialisation")
-    device: str = opt("cpu", "cpu or cuda")
+    device: str = opt("cpu", "cpu, cuda[:i], or auto (cuda when a GPU is visible)")
 
     def __post_init__(self) -> None:
         if not self.dataset_name:

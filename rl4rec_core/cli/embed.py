@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from rl4rec_core.devices import DEVICE_HELP
 from rl4rec_core.embeddings.encoders import BACKENDS, DEFAULT_EMB_MODEL
 
 
@@ -31,14 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--template", default="auto", help="item text template: auto, movielens, amazon, title or a format string")
     p.add_argument("--batch_size", type=int, default=64, help="texts per encoder batch (default: 64)")
-    p.add_argument("--device", default="cpu", help="torch device for sentence-transformers (default: cpu)")
+    p.add_argument("--device", default="cpu", help=f"torch device of the encoder: {DEVICE_HELP} (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="re-encode even when an up-to-date file exists")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from rl4rec_core.devices import resolve_device
     from rl4rec_core.embeddings.files import generate_item_embeddings, load_item_embeddings
 
+    device = str(resolve_device(args.device))  # also when the file is reused: a wrong flag is reported at once
     start = time.perf_counter()
     path = generate_item_embeddings(
         args.dataset,
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         template=args.template,
         batch_size=args.batch_size,
         force=args.force,
-        device=args.device,
+        device=device,
     )
     emb, meta = load_item_embeddings(args.dataset, args.emb_type, args.emb_model)
     print(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from rl4rec_core.devices import DEVICE_HELP, resolve_device
 from rl4rec_core.embeddings.encoders import BACKENDS
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.evaluation.baselines import BASELINES
@@ -44,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "or the actor when one is found (auto) (default: %(default)s)")
     p.add_argument("--actor_name", default=DEFAULT_ACTOR_NAME, help="name of the retrieval actor (--service ray)")
     p.add_argument("--namespace", default=RAY_NAMESPACE, help="Ray namespace of the retrieval actor")
-    p.add_argument("--device", default="cpu", help="policy checkpoints and the in-process service: cpu or cuda (default: %(default)s)")
+    p.add_argument("--device", default="cpu",
+                   help=f"policies and the in-process service: {DEVICE_HELP} (default: %(default)s)")
     p.add_argument("--with_untrained", action="store_true",
                    help="with --checkpoint: also evaluate the untrained starting policy on the same users and "
                    "print a paired bootstrap 95%% interval of the NDCG@10 difference")
@@ -78,6 +80,7 @@ def _policy_rows(args, dataset) -> tuple[dict[str, dict[str, float]], dict]:
                 f"no checkpoint at {ckpt}; train one with `rl4rec train --dataset {dataset.name} ...`, "
                 "or pass --policy MODEL to evaluate an untrained model"
             )
+    args.device = str(resolve_device(args.device))  # before any model or service loads
     targets = args.checkpoint or [args.policy]
     labels = args.labels or [f"policy:{Path(str(t)).name or t}" for t in targets]
     if len(labels) != len(targets):
@@ -87,7 +90,8 @@ def _policy_rows(args, dataset) -> tuple[dict[str, dict[str, float]], dict]:
     def evaluate(policy):
         # the same seeded users for every policy, so per-user ranks pair up
         summary, ranks = module.evaluate_policy(dataset, policy, split=args.split, service=service,
-                                                max_users=args.max_users, ks=tuple(args.ks), progress=True)
+                                                max_users=args.max_users, ks=tuple(args.ks), progress=True,
+                                                device=args.device)
         return {**summary, "users": int(len(ranks))}, ranks
 
     rows, extra = {}, {"ranks": {}}

@@ -40,6 +40,9 @@ def register(subparsers) -> None:
     p.add_argument("--actor_name", default=DEFAULT_ACTOR_NAME, help="Ray actor name learners look up")
     p.add_argument("--namespace", default=RAY_NAMESPACE, help="Ray namespace of the actor")
     p.add_argument("--num_gpus", type=float, default=0.0, help="GPUs reserved for the actor (>0 puts it on cuda)")
+    p.add_argument("--device", default="auto",
+                   help="the actor's device: auto (cuda when --num_gpus > 0, else cpu), cpu, or cuda[:i] "
+                   "(needs --num_gpus > 0: Ray shows an actor only the GPUs it reserves) (default: %(default)s)")
     p.add_argument("--num_cpus", type=float, default=0.0, help="CPUs reserved for the actor (0 never starves tasks)")
     p.add_argument(
         "--address",
@@ -57,6 +60,32 @@ def register(subparsers) -> None:
                    help="list the named actors of --namespace and whether each answers, then exit (no dashboard "
                    "needed; exit 0 when --actor_name answers)")
     p.set_defaults(func=run)
+
+
+def actor_device(device: str, num_gpus: float) -> str:
+    """The device the actor is started with, checked here: the actor sees a GPU only when it reserves one,
+    so a CUDA device with ``--num_gpus 0`` would fail inside the actor, after the cluster connection."""
+    if device == "auto":
+        return "cuda" if num_gpus > 0 else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown --device {device!r}; use auto, cpu or cuda[:i]") from None
+    if kind == "cuda" and num_gpus <= 0:
+        raise ConfigError(f"--device {device} needs a GPU for the actor: pass --num_gpus 1 (Ray hides GPUs from "
+                          f"an actor that reserves none), or use --device cpu")
+    return device
+
+
+def _check_cluster_gpus(num_gpus: float) -> None:
+    """A GPU actor on a cluster without (enough) GPUs would wait for a node until the start-up timeout."""
+    import ray
+
+    have = ray.cluster_resources().get("GPU", 0)
+    if num_gpus > have:
+        raise ConfigError(f"--num_gpus {num_gpus:g} but the Ray cluster has {have:g} GPU(s): CUDA is not available "
+                          f"to the actor. Start the cluster on a GPU machine (`ray start --head --num-gpus=1`) or "
+                          f"serve on the CPU with --num_gpus 0 --device cpu")
 
 
 def _connect(address: str | None, namespace: str) -> None:
@@ -104,14 +133,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.num_gpus < 0 or args.num_cpus < 0:
         raise ConfigError("--num_gpus and --num_cpus must be >= 0")
+    device = actor_device(args.device, args.num_gpus)  # before connecting: a flag mistake costs no cluster wait
     _connect(args.address, args.namespace)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        _check_cluster_gpus(args.num_gpus)
         actor = launch_retrieval_actor(
             args.emb_model_name,
             args.emb_type,
             args.datasets,
+            device=device,
             backend=args.emb_backend,
             scorer=args.scorer,
             name=args.actor_name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from rl4rec_core.devices import DEVICE_HELP
 from rl4rec_core.embeddings.encoders import BACKENDS, DEFAULT_EMB_MODEL
 from rl4rec_core.retrieval.tuning import DEFAULT_ALPHAS, DEFAULT_BETAS, DEFAULT_MS
 
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a("--betas", type=float, nargs="+", default=list(DEFAULT_BETAS), help="beta grid (>= 0)")
     a("--ms", type=int, nargs="+", default=list(DEFAULT_MS), help="m grid (>= 1)")
     a("--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS), help="alpha grid (>= 0), with --checkpoint")
-    a("--device", default="cpu")
+    a("--device", default="cpu", help=f"policy and encoder for --checkpoint: {DEVICE_HELP} (default: %(default)s)")
     a("--emb_backend", choices=BACKENDS, default="auto")
     p.set_defaults(func=run)
 

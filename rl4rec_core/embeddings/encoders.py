@@ -23,6 +23,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import torch
 
+from rl4rec_core.devices import resolve_device
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.settings import DEFAULT_EMB_MODEL
 
@@ -255,6 +256,7 @@ def resolve_backend(backend: str = "auto") -> str:
 def make_encoder(model_name: str = DEFAULT_EMB_MODEL, backend: str = "auto", device: str = "cpu") -> Encoder:
     """Build an :class:`Encoder` for ``model_name`` on the chosen backend."""
     chosen = resolve_backend(backend)
+    device = str(resolve_device(device))  # `auto`, and a clear error for cuda without a GPU, before a model load
     log.info("loading embedding model %s with the %s backend", canonical_model_name(model_name), chosen)
     if chosen == "vllm":
         return VLLMEncoder(model_name, device=device)

@@ -144,6 +144,8 @@ def generate_item_embeddings(
     enc = encoder if encoder is not None else make_encoder(emb_model, backend=backend, device=device)
     log.info("embedding %d item texts of %s with %s (%s backend)", len(texts), ds.name, enc.model_name, enc.backend)
     emb = enc.encode(texts, batch_size=batch_size, progress=True)
+    if isinstance(emb, torch.Tensor):
+        emb = emb.cpu()  # a file saved from a GPU tensor would hold a CUDA tensor
     _check_tensor(emb, out, ds.name, emb_type, emb_model, expect_items=len(texts), expect_dim=enc.dim)
     record = {
         "dataset": ds.name,
@@ -265,7 +267,8 @@ def load_item_embeddings(
 
 def is_normalised(emb: torch.Tensor, tol: float = 1e-3) -> bool:
     """True when every row has unit L2 norm (cosine = dot product)."""
-    return bool(torch.allclose(emb.norm(dim=1), torch.ones(emb.shape[0]), atol=tol)) if len(emb) else True
+    norms = emb.norm(dim=1)
+    return bool(torch.allclose(norms, torch.ones_like(norms), atol=tol)) if len(emb) else True
 
 
 __all__ = [

@@ -19,12 +19,17 @@ import torch
 DEFAULT_KS = (5, 10, 20)
 
 
-def history_index(histories: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flatten per-user histories into ``(rows [M], cols [M])`` for fancy indexing."""
+def history_index(
+    histories: Sequence[Sequence[int]], device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flatten per-user histories into ``(rows [M], cols [M])`` on ``device``, for fancy indexing.
+
+    Built where the scores are: CPU indices into a CUDA matrix cost a blocking copy per call.
+    """
     lengths = torch.tensor([len(h) for h in histories], dtype=torch.long)
     rows = torch.repeat_interleave(torch.arange(len(histories)), lengths)
     cols = torch.tensor([i for h in histories for i in h], dtype=torch.long)
-    return rows, cols
+    return rows.to(device), cols.to(device)
 
 
 def mask_history(
@@ -39,11 +44,12 @@ def mask_history(
     if len(histories) != scores.shape[0]:
         raise ValueError(f"got {len(histories)} histories for {scores.shape[0]} score rows")
     out = scores.clone()
-    rows, cols = history_index(histories)
+    rows, cols = history_index(histories, scores.device)
     if len(cols):
         out[rows, cols] = float("-inf")
     if targets is not None:
-        ar = torch.arange(scores.shape[0])
+        targets = torch.as_tensor(targets, dtype=torch.long, device=scores.device)
+        ar = torch.arange(scores.shape[0], device=scores.device)
         out[ar, targets] = scores[ar, targets]
     return out
 

@@ -43,17 +43,17 @@ def load_policy(checkpoint: str | Path, trained: bool = True, device: str = "cpu
     return RecPolicy.from_pretrained(policy_dir, trained=trained, device=device)
 
 
-def _policy_from(target: str | Path):
-    """A checkpoint (or run folder) -> its trained policy; anything else -> that untrained LLM."""
+def _policy_from(target: str | Path, device: str = "cpu"):
+    """A checkpoint (or run folder) -> its trained policy; anything else -> that untrained LLM, on ``device``."""
     p = Path(target)
     if (p / "trainer_state.json").is_file() or (p.is_dir() and list_checkpoints(p)):
-        return load_policy(p)
+        return load_policy(p, device=device)
     if p.is_dir() and not (p / "config.json").is_file():
         raise MissingArtifactError(f"{p} holds neither a training checkpoint nor a Hugging Face model")
     from rl4rec_core.policy.rec_policy import RecPolicy
 
     log.info("evaluating %s as an untrained policy (no checkpoint there)", target)
-    return RecPolicy(model_name=str(target))
+    return RecPolicy(model_name=str(target), device=device)
 
 
 def select_users(num_users: int, max_users: int | None, seed: int = 0) -> np.ndarray:
@@ -75,6 +75,7 @@ def evaluate_policy(
     batch_size: int = 32,
     seed: int = 0,
     progress: bool = False,
+    device: str = "cpu",
 ) -> tuple[dict[str, float], torch.Tensor]:
     """Greedy generation for each user of ``split``, ranked against every item by the retrieval service.
 
@@ -84,6 +85,7 @@ def evaluate_policy(
         split: ``valid`` (history seq[:-2] -> seq[-2]), ``test`` or ``train``.
         service: a reward source with ``compute_rewards`` (plain RetrievalService or its Ray client).
         max_users: evaluate a seeded subset of this many users (same users for the same seed).
+        device: where a policy given as a path is built (a policy object stays where it is).
     Returns:
         ``(metrics, ranks)``: ``summarize`` of the ranks (``hit@k``, ``ndcg@k``, ``mrr``) and the
         1-based rank per evaluated user, long ``[U]``, in :func:`select_users` order, for paired tests.
@@ -101,7 +103,7 @@ def evaluate_policy(
         dataset = load_dataset(dataset)
     policy = policy_or_checkpoint
     if isinstance(policy, (str, Path)):
-        policy = _policy_from(policy)
+        policy = _policy_from(policy, device)
     sp = dataset.split(split)
     rows = select_users(len(sp.histories), max_users, seed)
     ranks: list[torch.Tensor] = []
@@ -112,7 +114,7 @@ def evaluate_policy(
         targets = [int(sp.targets[i]) for i in batch]
         texts = _greedy_texts(policy, dataset.item_titles, histories)
         out = _rank_texts(service, texts, dataset.name, targets, histories)
-        ranks.append(torch.as_tensor(out.ranks).reshape(-1).long())
+        ranks.append(torch.as_tensor(out.ranks).reshape(-1).long().cpu())  # any reward source's device
         scorer = getattr(out, "scorer", None)
     all_ranks = torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
     if len(all_ranks) == 0:

@@ -30,7 +30,7 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
 
 
 def split_ranks(scores, split, batch_size: int = 1024) -> torch.Tensor:
-    """1-based rank of each user's target: long ``[B]``.
+    """1-based rank of each user's target: long ``[B]``, on the CPU.
 
     Args:
         scores: float ``[B, N]`` tensor, or a scorer with ``score(histories) -> [b, N]``.
@@ -56,7 +56,8 @@ def split_ranks(scores, split, batch_size: int = 1024) -> torch.Tensor:
         block = scores[start:end] if is_matrix else scores.score(hist)
         if torch.isnan(block).any():
             raise DataError(f"scores for users {start}..{end - 1} contain NaN; fix the scorer that produced them")
-        out.append(metrics.target_ranks(block.float(), targets[start:end], hist))
+        # on the CPU whatever device the scorer used: callers index and concatenate them with CPU tensors
+        out.append(metrics.target_ranks(block.float(), targets[start:end], hist).cpu())
     return torch.cat(out)
 
 

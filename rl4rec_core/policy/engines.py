@@ -55,7 +55,9 @@ def merged_lora(model, saved: dict[str, torch.Tensor] | None = None):
     accumulate over steps and move the KL reference). ``saved``: a dict kept by the caller across
     calls, filled with that copy on first use (the base is frozen, so it stays valid).
     """
-    if not hasattr(model, "merge_adapter") or not getattr(model, "peft_config", None):
+    layers = _lora_layers(model) if getattr(model, "peft_config", None) else []
+    # adapters switched off (the "untrained" policy of an evaluation): the base alone samples
+    if not layers or any(layer.disable_adapters for _, layer in layers):
         yield model
         return
     if saved is None:
@@ -72,13 +74,17 @@ def merged_lora(model, saved: dict[str, torch.Tensor] | None = None):
                 p.copy_(saved[name])
 
 
-def _lora_base_weights(model):
-    """``(name, weight)`` of every base layer that carries a LoRA adapter."""
+def _lora_layers(model) -> list:
+    """``(name, layer)`` of every LoRA layer of ``model``."""
     from peft.tuners.lora import LoraLayer
 
-    for name, module in model.named_modules():
-        if isinstance(module, LoraLayer):
-            yield name, module.get_base_layer().weight
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, LoraLayer)]
+
+
+def _lora_base_weights(model):
+    """``(name, weight)`` of every base layer that carries a LoRA adapter."""
+    for name, layer in _lora_layers(model):
+        yield name, layer.get_base_layer().weight
 
 
 class HFEngine:

@@ -13,16 +13,6 @@ from rl4rec_core.policy.attention import use_gqa_sdpa
 from rl4rec_core.policy.config import PolicyConfig
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; an explicit CUDA device must exist."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    return dev
-
-
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``auto`` -> bfloat16 on CUDA (half the memory traffic, tensor cores), float32 elsewhere."""
     if dtype == "auto":

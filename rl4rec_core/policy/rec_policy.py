@@ -31,13 +31,14 @@ import inspect
 
 import torch
 
+from rl4rec_core.devices import resolve_device
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy import prompts as prompt_lib
 from rl4rec_core.policy.checkpoint import PolicyCheckpoints
 from rl4rec_core.policy.config import PolicyConfig
 from rl4rec_core.policy.engines import RolloutEngine, make_engine
 from rl4rec_core.policy.learning import PolicyLearning
-from rl4rec_core.policy.model_loading import eos_token_ids, load_model, resolve_device
+from rl4rec_core.policy.model_loading import eos_token_ids, load_model
 from rl4rec_core.policy.rollout import Rollout
 from rl4rec_core.training.algorithms import RunningBaseline
 

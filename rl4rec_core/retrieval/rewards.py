@@ -122,8 +122,8 @@ def _import_reward(path: str) -> RewardFn:
 
 
 def check_rewards(values: torch.Tensor, batch_size: int, name: str) -> torch.Tensor:
-    """Validate a reward function's output and return it as float32 ``[B]``."""
-    values = torch.as_tensor(values)
+    """Validate a reward function's output and return it as float32 ``[B]`` on the CPU."""
+    values = torch.as_tensor(values).cpu()  # a user function may have computed on a GPU
     if values.shape != (batch_size,):
         raise ValueError(f"reward {name!r} returned shape {tuple(values.shape)}, expected [{batch_size}]")
     values = values.float()

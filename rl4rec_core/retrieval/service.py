@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rl4rec_core.devices import resolve_device
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.retrieval import rewards as reward_registry
 from rl4rec_core.retrieval import scoring
@@ -52,7 +53,8 @@ class RetrievalService:
         emb_model_name: embedding model, the same one that produced the item embeddings.
         emb_type: which item-embedding file to load (``{dataset}_{emb_type}_{model}.pt``).
         datasets: dataset names whose embeddings are loaded from ``emb_dir()``.
-        device: ``cpu`` or ``cuda[:i]``; the item matrices and the encoder live there.
+        device: ``auto``, ``cpu`` or ``cuda[:i]`` (:func:`rl4rec_core.devices.resolve_device`); the item
+            matrices and the encoder live there, and every result comes back as a CPU tensor.
         backend: encoder backend (``auto``, ``vllm``, ``sentence-transformers``).
         chunk_size: items scored per matmul; bounds memory at ``B x chunk_size`` floats.
         encoder: an already-built encoder (``.encode``, ``.dim``, ``.model_name``); skips ``make_encoder``.
@@ -86,7 +88,7 @@ class RetrievalService:
             raise ConfigError("no datasets to serve; pass at least one name, e.g. datasets=['ml-100k']")
         self.emb_model_name = emb_model_name
         self.emb_type = emb_type
-        self.device = torch.device(device)
+        self.device = resolve_device(device)  # before any file or model is read: a bad device fails at once
         self.chunk_size = chunk_size
         # read the item files before loading the encoder: a missing or stale file fails in
         # milliseconds instead of after a model load

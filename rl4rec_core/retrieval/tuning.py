@@ -141,4 +141,6 @@ def _policy_text_embeddings(dataset, checkpoint, emb_model, device, backend, pro
     policy = load_policy(checkpoint, device=device)
     texts = generate_split_texts(dataset, policy, "valid", progress=progress)
     encoder = make_encoder(emb_model, backend=backend, device=device)
-    return torch.nn.functional.normalize(torch.as_tensor(encoder.encode(texts), dtype=torch.float32), dim=1)
+    # on the CPU, where the item matrix and prior are: the Encoder protocol does not promise CPU vectors
+    vectors = torch.as_tensor(encoder.encode(texts)).to("cpu", torch.float32)
+    return torch.nn.functional.normalize(vectors, dim=1)

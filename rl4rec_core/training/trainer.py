@@ -131,8 +131,9 @@ class RLTrainer:
             raise
         except Exception as e:  # ray.exceptions.* and connection errors: say what to do
             raise _service_error(e) from e
-        rewards = torch.as_tensor(out.rewards, dtype=torch.float32).reshape(-1)
-        ranks = torch.as_tensor(out.ranks).reshape(-1)
+        # on the CPU whatever the source returned: the stats below and the policy's update read them there
+        rewards = torch.as_tensor(out.rewards, dtype=torch.float32).reshape(-1).cpu()
+        ranks = torch.as_tensor(out.ranks).reshape(-1).cpu()
         if rewards.shape[0] != len(texts):
             raise Rl4recError(f"reward source returned {rewards.shape[0]} rewards for {len(texts)} texts")
         return rewards, ranks

@@ -62,13 +62,14 @@ def write_tiny_dataset(data_dir, name: str = "tiny-ml", users_per_genre: int = 1
     return name
 
 
-def make_service(dataset, encoder):
-    """A real ``RetrievalService`` over ``dataset``'s item texts, embedded by ``encoder``."""
+def make_service(dataset, encoder, device="cpu", **kwargs):
+    """A real ``RetrievalService`` over ``dataset``'s item texts, embedded by ``encoder``, its items on ``device``."""
     from rl4rec_core.retrieval import RetrievalService
 
     texts = [f"{r.title} ({r.year}). Genres: {r.genres}" for r in dataset.items.itertuples()]
     emb = encoder.encode(texts)
-    return RetrievalService(emb_model_name=encoder.model_name, encoder=encoder, embeddings={dataset.name: emb})
+    return RetrievalService(emb_model_name=encoder.model_name, encoder=encoder, embeddings={dataset.name: emb},
+                            device=device, **kwargs)
 
 
 class WordVectorEncoder:

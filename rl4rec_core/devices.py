@@ -1,0 +1,34 @@
+"""Which torch device a command runs on: ``auto``, ``cpu`` or ``cuda[:i]``, checked before anything loads.
+
+One place for the rule the ``--device`` flags share (embed, serve, evaluate, the retrieval service and
+its encoder): ``auto`` takes CUDA when this process sees a GPU, and an explicit CUDA device on a machine
+without one is a ``ConfigError`` that names the fix, instead of a CUDA runtime error deep in a model load.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rl4rec_core.errors import ConfigError
+
+DEVICE_HELP = "auto (cuda when a GPU is visible, else cpu), cpu, or cuda[:i]"
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; any other name must parse and, if CUDA, exist here."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(f"unknown device {device!r} ({e}); use {DEVICE_HELP}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {str(device)!r} requested but CUDA is not available on this machine (torch "
+                f"{torch.__version__}); use --device cpu, or --device auto to take a GPU only when there is one"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {str(device)!r} requested but this machine has {torch.cuda.device_count()} "
+                              f"GPU(s); use cuda:0..cuda:{torch.cuda.device_count() - 1} or --device auto")
+    return dev
