@@ -38,6 +38,9 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help=f"dummy policy and few steps ({QUICK})")
+    # also after the command; SUPPRESS keeps `rl4rec -v run` from being reset by this parser's default
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="every log line of every library and Ray worker (default: progress, warnings, the summary)")
     for name, cls in FLOW_GROUPS.items():
         add_group_flags(p, cls, name, given_only=True, shown_defaults=FULL)
     for dest, alias in ALIASES.items():  # the names `rl4rec run` had before the settings model
@@ -51,7 +54,7 @@ def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
     """The pipeline_flow parameters (settings groups) for these flags; a profile fills what was not given."""
     from flows.params import FLOW_GROUPS, split_by_group
 
-    chosen = {k: v for k, v in vars(args).items() if v is not None}
+    chosen = {k: v for k, v in vars(args).items() if v is not None and k != "verbose"}
     for key, value in (QUICK if args.quick else FULL).items():
         chosen.setdefault(key, value)
     if chosen.get("eval_users") == 0:  # 0 = every user
@@ -133,74 +136,103 @@ def task_timeline(flow_run_id: str) -> tuple[float, list[tuple[str, str, float]]
 
 
 def run(args: argparse.Namespace) -> int:
+    from flows import console
+
+    verbose = bool(getattr(args, "verbose", False))
+    console.prepare(verbose)  # before Prefect, Ray and MLflow configure their logging
     from flows.params import FlowParams
     from tasks import tracking as mt
 
     t_start = time.perf_counter()
-    import logging
-
-    for noisy in ("httpx", "httpcore"):  # one line per API call otherwise
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     params = flow_parameters(args)
     FlowParams(**params)  # bad flags fail here, before any server, cluster or model starts
+    from flows.pipeline import pipeline_flow
+
+    console.unify(verbose)
     uri = mt.configure_mlflow()
-    with prefect_api() as (api_url, how):
+    with prefect_api() as (api_url, how), console.task_bar(enabled=not verbose):
         print(f"Prefect API: {api_url} — {how}", flush=True)
         print(f"MLflow store: {uri}", flush=True)
-        from flows.pipeline import pipeline_flow
-
         t_flow = time.perf_counter()
         out = pipeline_flow(**params)
         flow_wall = time.perf_counter() - t_flow
         work, tasks = task_timeline(out["flow_run_id"])
     wall = time.perf_counter() - t_start
-    print_summary(out, params, api_url, uri, wall, flow_wall, work, tasks)
-    with contextlib.suppress(Exception):
-        import psutil
-
-        print(f"(process wall time including Python start-up and imports: "
-              f"{time.time() - psutil.Process().create_time():.1f} s)")
+    print_summary(out, params, api_url, uri, (wall, flow_wall, work), tasks)
     return 0
 
 
-def print_summary(out, params, api_url, uri, wall, flow_wall, work, tasks) -> None:
+def print_summary(out, params, api_url, uri, times, tasks) -> None:
     from rl4rec_core.evaluation.ranking import format_table
 
-    print("\n" + "=" * 78)
+    print("=" * 78)
     policy = params["policy"]
     kind = "dummy policy" if policy.use_dummy else policy.policy_model
     print(f"rl4rec pipeline finished: {params['run'].dataset_name}, {kind}, {params['trainer'].num_steps} steps")
+    start = f"; policy started from {out['start']}" if out.get("start") else ""
     print(f"\nEvaluation on {params['evaluation'].eval_split} ({out['evaluation']['policy'].get('users', '?')} users; "
-          "full ranking, history masked):")
+          f"full ranking, history masked; LLM rows scored by {out.get('scorer', 'cosine')}{start}):")
     print(format_table({k: {m: v for m, v in row.items() if m != "users"} for k, row in out["evaluation"].items()}))
-    print(f"LLM rows scored by {out.get('scorer', 'cosine')}"
-          + (f"; policy started from {out['start']}" if out.get("start") else ""))
     if out.get("intervals"):
         from rl4rec_core.evaluation.bootstrap import format_intervals
 
-        print("\nPaired differences on the same users (bootstrap 95% intervals):")
+        print("Paired differences on the same users (bootstrap 95% intervals):")
         print(format_intervals([r for r in out["intervals"] if r["metric"] == "ndcg@10"]))
     last = out.get("last_step") or {}
     if last:
-        print(f"\nLast training step: reward {last.get('avg_reward', float('nan')):.4f}, "
+        print(f"Last training step: reward {last.get('avg_reward', float('nan')):.4f}, "
               f"loss {last.get('loss', float('nan')):.4f}, kl {last.get('kl', float('nan')):.4f}")
     print(f"\nCheckpoint:        {out['checkpoint']}")
     print(f"MLflow run:        {out['mlflow_run_id']}  (experiment {params['tracking'].experiment!r})")
     alias = "challenger" + (", champion" if out["promoted"] else "")
     print(f"Registered model:  {out['model_name']} version {out['version']} (aliases: {alias})")
     print(f"Prefect flow run:  {out['flow_run_id']}")
-    print("\nTasks (from the Prefect API):")
+    print(f"Ray:               {ray_access_line()}")
+    print_times(tasks, *times)
+    print_uis(api_url, uri)
+
+
+def ray_access_line() -> str:
+    """Where the tasks ran and how Ray was guarded (rl4rec_core/ray_access.py set it up)."""
+    from rl4rec_core.ray_access import AUTH_VAR
+
+    address = os.environ.get("RAY_ADDRESS")
+    where = f"cluster at {address}" if address else "a local instance on 127.0.0.1, stopped at the end"
+    mode = os.environ.get(AUTH_VAR, "token").lower()
+    auth = ("token authentication (Ray's token: ~/.ray/auth_token)" if mode == "token"
+            else f"authentication OFF ({AUTH_VAR}={mode})")
+    return f"{where}; {auth}"
+
+
+def print_times(tasks, wall, flow_wall, work) -> None:
+    """Task times (from the Prefect API) on a few lines, longest first; any state but COMPLETED is named."""
+    import textwrap
+
+    per: dict[str, list[float]] = {}
+    odd = []
     for name, state, secs in tasks:
-        print(f"  {name:<34} {state:<10} {secs:7.1f} s")
-    print(f"\nWall time {wall:.1f} s: flow {flow_wall:.1f} s, of which tasks ran {work:.1f} s; "
+        base = name.rsplit("-", 1)[0]
+        per.setdefault(base, []).append(secs)
+        if state != "COMPLETED":
+            odd.append(f"{name} {state}")
+    parts = [f"{n} {'+'.join(f'{s:.1f}' for s in v)} s" for n, v in sorted(per.items(), key=lambda kv: -sum(kv[1]))]
+    states = f"; NOT COMPLETED: {', '.join(odd)}" if odd else ", all completed"
+    text = f"Tasks ({len(tasks)}{states}): " + ", ".join(parts)
+    print("\n" + "\n".join(textwrap.wrap(text, width=110, subsequent_indent="  ")))
+    process = ""
+    with contextlib.suppress(Exception):
+        import psutil
+
+        process = f" ({time.time() - psutil.Process().create_time():.1f} s with Python start-up and imports)"
+    print(f"Wall time {wall:.1f} s{process}: flow {flow_wall:.1f} s, of which tasks ran {work:.1f} s; "
           f"outside the work (Prefect server/API, Ray start, MLflow) {wall - work:.1f} s")
+
+
+def print_uis(api_url: str, uri: str) -> None:
     store = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
-    print("\nOpen the UIs:")
-    if store:
-        print(f"  mlflow ui --backend-store-uri sqlite:///{os.path.relpath(store)}   # then http://127.0.0.1:5000")
-    else:
-        print(f"  mlflow ui --backend-store-uri {uri}")
+    mlflow_ui = f"mlflow ui --backend-store-uri {'sqlite:///' + os.path.relpath(store) if store else uri}"
     if os.environ.get("PREFECT_API_URL") or "127.0.0.1:4200" in api_url:
-        print(f"  Prefect UI: {api_url.removesuffix('/api')}")
+        prefect_ui = f"Prefect UI {api_url.removesuffix('/api')}"
     else:
-        print("  prefect server start   # then http://127.0.0.1:4200 (this run is in ~/.prefect/prefect.db)")
+        prefect_ui = "`prefect server start` then http://127.0.0.1:4200 (this run is in ~/.prefect/prefect.db)"
+    print(f"UIs: {mlflow_ui} (http://127.0.0.1:5000); {prefect_ui}")

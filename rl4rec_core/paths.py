@@ -51,8 +51,11 @@ FORWARDED = (
     "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_DATASETS_CACHE", "HF_MODULES_CACHE",
     "HF_ASSETS_CACHE", "HF_XET_CACHE", "HF_ENDPOINT", "HF_HUB_DISABLE_TELEMETRY", "HF_HUB_DISABLE_PROGRESS_BARS",
     "HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_ETAG_TIMEOUT",
-    "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "RAY_AUTH_MODE", "PYTHONPATH",
+    "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "RAY_AUTH_MODE", "PYTHONPATH", "TQDM_DISABLE", "NO_COLOR",
 )
+# a progress bar in a Ray worker reaches the driver as one line per refresh (one bar became 28 lines): off,
+# unless the user set these
+NO_PROGRESS_BARS = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 SECRETS_VAR = "RL4REC_WORKER_SECRETS"
 _PATH_VARS = ("RL4REC_DATA_DIR", "RL4REC_EMB_DIR", "RL4REC_CACHE_DIR", "RL4REC_CHECKPOINT_ROOT")
 
@@ -78,4 +81,11 @@ def worker_env(names: tuple[str, ...] = ()) -> dict[str, str]:
     env.setdefault("RL4REC_DATA_DIR", str(data_dir().resolve()))
     env.setdefault("RL4REC_EMB_DIR", str(emb_dir().resolve()))
     env.setdefault("RL4REC_CHECKPOINT_ROOT", str(checkpoint_root().resolve()))
+    for k, v in NO_PROGRESS_BARS.items():
+        env.setdefault(k, v)
     return env
+
+
+def progress_bars() -> bool:
+    """Whether this process may draw progress bars (``TQDM_DISABLE``, as tqdm reads it, says no)."""
+    return os.environ.get("TQDM_DISABLE", "").lower() not in ("1", "true", "yes")

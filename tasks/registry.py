@@ -13,6 +13,7 @@ retraining flow moves ``champion`` only when the challenger wins (see ``flows/re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -49,12 +50,8 @@ def policy_from_checkpoint(checkpoint: str | Path):
 
 
 try:
-    import warnings
-
     import mlflow.pyfunc
-
-    # MLflow nags about type hints on predict(); ours takes a DataFrame *or* lists, so none are declared
-    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+    import pandas as pd
 
     class PolicyModel(mlflow.pyfunc.PythonModel):
         """pyfunc wrapper: input = histories (lists of item titles), output = generated texts."""
@@ -62,7 +59,9 @@ try:
         def load_context(self, context) -> None:
             self.policy = policy_from_checkpoint(context.artifacts["checkpoint"])
 
-        def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
+        # the hint is pd.DataFrame because MLflow infers no schema from it (and stays silent about hints);
+        # lists of titles work as well (_histories)
+        def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> list[str]:
             histories = _histories(model_input)
             params = params or {}
             prompts = self.policy.build_prompts(histories)
@@ -91,7 +90,8 @@ def log_policy_model(run_id: str, checkpoint: str | Path, log_transformers: bool
     ckpt = Path(checkpoint)
     kind = policy_kind(ckpt)
     tracking.configure_mlflow()
-    with mlflow.start_run(run_id=run_id):
+    # our own class is pickled on purpose: MLflow's CloudPickle caution (a WARNING per model) is not news here
+    with mlflow.start_run(run_id=run_id), _logger_level("mlflow.pyfunc", logging.ERROR):
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=PolicyModel(),
@@ -105,6 +105,33 @@ def log_policy_model(run_id: str, checkpoint: str | Path, log_transformers: bool
                 mlflow.set_tag("rl4rec.transformers_model_uri", tf_uri)
     # MLflow 3 keeps models as "logged models" linked to the run (models:/m-...), not as run artifacts
     return info.model_uri
+
+
+@contextlib.contextmanager
+def _logger_level(name: str, level: int):
+    logger = logging.getLogger(name)
+    saved = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
+@contextlib.contextmanager
+def _registry_chatter_off():
+    """MLflow prints "Successfully registered model" / "Created version" unconditionally; when its loggers are
+    set above INFO (MLFLOW_LOGGING_LEVEL, as `rl4rec run` sets it) those lines go too: the caller reports it."""
+    from mlflow.utils import logging_utils
+
+    quiet = logging.getLogger("mlflow").getEffectiveLevel() > logging.INFO
+    if quiet:
+        logging_utils.disable_logging()
+    try:
+        yield
+    finally:
+        if quiet:
+            logging_utils.enable_logging()
 
 
 def _log_transformers(policy) -> str | None:
@@ -144,7 +171,8 @@ def register_policy(model_uri: str, name: str, alias: str | None = CHALLENGER, t
     import mlflow
 
     tracking.configure_mlflow()
-    mv = mlflow.register_model(model_uri, name, tags=tags)
+    with _registry_chatter_off():
+        mv = mlflow.register_model(model_uri, name, tags=tags)
     if alias:
         tracking.client().set_registered_model_alias(name, alias, mv.version)
     return int(mv.version)

@@ -14,8 +14,10 @@ Two facts shape this file (measured on Ray 2.60 / Prefect 3.9):
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prefect.task_runners import TaskRunner
@@ -32,10 +34,16 @@ _FORWARDED = (
     "MLFLOW_ALLOW_FILE_STORE", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
     "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
     "PREFECT_API_URL", "PREFECT_API_SSL_CERT_FILE", "PREFECT_API_TLS_INSECURE_SKIP_VERIFY",
-    "PREFECT_API_REQUEST_TIMEOUT", "PREFECT_SERVER_ANALYTICS_ENABLED",
+    "PREFECT_API_REQUEST_TIMEOUT", "PREFECT_SERVER_ANALYTICS_ENABLED", "MLFLOW_LOGGING_LEVEL",
 )
+# Prefect's logging config (formats, console level: flows/console.py) and MLflow's artifact bars: no credentials
+_FORWARDED_PREFIXES = ("PREFECT_LOGGING_",)
 # prefect-ray also ships the flow's Prefect settings with each task; these are withheld from them the same way
 _PREFECT_CREDENTIALS = ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING")
+
+
+# set by `rl4rec run` on a terminal (flows/console.py task_bar): called with (task name, "submitted" | "done")
+on_task_event: Callable[[str, str], None] | None = None
 
 
 def prefect_api_url() -> str | None:
@@ -55,6 +63,8 @@ def worker_env() -> dict[str, str]:
     env["MLFLOW_TRACKING_URI"] = tracking_uri()
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env.update({k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_PREFIXES)})
+    env.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # progress bars in workers: see paths.py
     api = prefect_api_url()
     if api:
         env["PREFECT_API_URL"] = api
@@ -117,6 +127,8 @@ class LazyRayTaskRunner(RayTaskRunner):
         self._owns_ray = True
         t0 = time.perf_counter()
         # bound to 127.0.0.1 for a local instance, with Ray's token authentication (rl4rec_core/ray_access.py)
+        # Ray's own handler and format on its loggers only where nobody configured logging (flows/console.py did)
+        kwargs.setdefault("configure_logging", not logging.getLogger().handlers)
         self._ray_context = init_ray(address, runtime_env=runtime_env, **kwargs)
         what = "started a local instance" if address == "local" else f"connected to {address}"
         self.logger.info("Ray: %s in %.1f s", what, time.perf_counter() - t0)
@@ -125,7 +137,12 @@ class LazyRayTaskRunner(RayTaskRunner):
         if not getattr(self, "_ray_joined", False):
             self._join_ray()
         with prefect_credentials_withheld():
-            return super().submit(task, parameters, wait_for=wait_for, dependencies=dependencies)
+            future = super().submit(task, parameters, wait_for=wait_for, dependencies=dependencies)
+        hook = on_task_event
+        if hook is not None:
+            hook(task.name, "submitted")
+            future.add_done_callback(lambda _: hook(task.name, "done"))
+        return future
 
     def __exit__(self, *exc_info):
         if getattr(self, "_ray_joined", False):

@@ -43,7 +43,7 @@ def test_credentials_reach_workers_only_when_named(monkeypatch):
     from tasks.runtime import prefect_api_url
 
     # the API the flow talks to (a test session's Prefect harness, when one runs, wins over the variable)
-    assert flow_worker_env()["PREFECT_API_URL"] == prefect_api_url()
+    assert flow_worker_env()["PREFECT_API_URL"] == (prefect_api_url() or "http://127.0.0.1:4200/api")
     # an unknown variable of a once-forwarded family stays home too: the list is of names, not prefixes
     monkeypatch.setenv("HF_SOMETHING_NEW", "1")
     assert "HF_SOMETHING_NEW" not in worker_env()

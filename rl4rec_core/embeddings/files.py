@@ -143,7 +143,7 @@ def generate_item_embeddings(
 
     enc = encoder if encoder is not None else make_encoder(emb_model, backend=backend, device=device)
     log.info("embedding %d item texts of %s with %s (%s backend)", len(texts), ds.name, enc.model_name, enc.backend)
-    emb = enc.encode(texts, batch_size=batch_size, progress=True)
+    emb = enc.encode(texts, batch_size=batch_size, progress=paths.progress_bars())
     if isinstance(emb, torch.Tensor):
         emb = emb.cpu()  # a file saved from a GPU tensor would hold a CUDA tensor
     _check_tensor(emb, out, ds.name, emb_type, emb_model, expect_items=len(texts), expect_dim=enc.dim)
