@@ -198,6 +198,9 @@ class RLTrainer:
                     self.save(self.output_dir / f"checkpoint_step_{self.step}", bar)
         finally:
             bar.close()
+            # a vLLM rollout engine holds a process and memory; it restarts if the policy samples again
+            if hasattr(self.policy, "close"):
+                self.policy.close()
         final = self.output_dir / ckpt.FINAL_NAME
         self.save(final, None)
         records = self.log.read()
