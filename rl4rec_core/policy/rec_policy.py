@@ -26,12 +26,14 @@ step) and ``checkpoint`` (save / load).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
+import logging
 
 import torch
 
-from rl4rec_core.devices import resolve_device
+from rl4rec_core.devices import cpu_has_fast_bf16, resolve_device
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy import prompts as prompt_lib
 from rl4rec_core.policy.checkpoint import PolicyCheckpoints
@@ -41,6 +43,8 @@ from rl4rec_core.policy.learning import PolicyLearning
 from rl4rec_core.policy.model_loading import eos_token_ids, load_model
 from rl4rec_core.policy.rollout import Rollout
 from rl4rec_core.training.algorithms import RunningBaseline
+
+log = logging.getLogger(__name__)
 
 
 class RecPolicy(PolicyLearning, PolicyCheckpoints):
@@ -68,6 +72,9 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         self.num_updates = 0
         self.last_rollout: Rollout | None = None
         self._engine: RolloutEngine | None = None
+        self._cpu_bf16 = cfg.cpu_bf16 and self.device.type == "cpu" and cpu_has_fast_bf16()
+        if cfg.cpu_bf16 and not self._cpu_bf16:
+            log.warning("cpu_bf16 ignored: it needs a CPU with AVX512-BF16 or AMX (this device: %s)", self.device)
         # no dropout anywhere: the log-probs used for the gradient must be those of the sampler
         self.model.eval()
 
@@ -98,10 +105,19 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         if num_samples < 1:
             raise ConfigError(f"num_samples must be ≥ 1, got {num_samples}")
         prompt_ids = self._encode_prompts(prompts)
-        completions = self.engine.sample(prompt_ids, num_samples, greedy)
+        with self.autocast():
+            completions = self.engine.sample(prompt_ids, num_samples, greedy)
         texts = [self.tokenizer.decode(c, skip_special_tokens=True).strip() for c in completions]
         self.last_rollout = Rollout(list(prompts), texts, prompt_ids, completions, num_samples)
         return self.last_rollout
+
+    def autocast(self):
+        """bf16 autocast for the CPU's matmuls when ``config.cpu_bf16`` and the CPU multiplies bf16 natively
+        (AVX512-BF16 or AMX); a no-op otherwise. Sampling and the update both run under it, so the
+        log-probs come from the same arithmetic as the samples."""
+        if self._cpu_bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     @property
     def engine(self) -> RolloutEngine:

@@ -64,3 +64,24 @@ def test_cut_completion_keeps_the_first_end_token():
 def test_unknown_engine_is_refused_with_the_choices(tiny_lm):
     with pytest.raises(ConfigError, match="rollout_engine must be one of hf, vllm"):
         RecPolicy(model_name=tiny_lm, rollout_engine="nope")
+
+
+def test_cpu_bf16_autocast_only_where_the_cpu_has_it(tiny_lm, monkeypatch, caplog):
+    import rl4rec_core.policy.rec_policy as rec_policy
+
+    monkeypatch.setattr(rec_policy, "cpu_has_fast_bf16", lambda: False)
+    with caplog.at_level("WARNING"):
+        policy = RecPolicy(model_name=tiny_lm, max_new_tokens=4, lora_r=8, cpu_bf16=True, algo=AlgoConfig(group_size=2))
+    assert "cpu_bf16 ignored" in caplog.text
+    with policy.autocast():
+        assert not torch.is_autocast_enabled("cpu")
+
+    monkeypatch.setattr(rec_policy, "cpu_has_fast_bf16", lambda: True)  # as on an AVX512-BF16 / AMX machine
+    policy = RecPolicy(model_name=tiny_lm, max_new_tokens=4, lora_r=8, cpu_bf16=True, learning_rate=0.05,
+                       algo=AlgoConfig(group_size=2))
+    with policy.autocast():
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    prompts = policy.build_prompts(HISTORIES)
+    texts = policy.generate(prompts, num_samples=2)
+    stats = policy.update(prompts, texts, torch.tensor([1.0, 0.0, 0.0, 1.0]))
+    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
