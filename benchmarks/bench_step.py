@@ -52,7 +52,7 @@ def build(args, overrides: dict):
         run=RunSettings(dataset_name=args.dataset, device=args.device, seed=0),
         retrieval=RetrievalSettings(),
         policy=PolicySettings(max_new_tokens=args.new_tokens, micro_batch_size=args.micro_batch_size,
-                              dtype=args.dtype),
+                              dtype=args.dtype, rollout_engine=args.rollout_engine),
         algorithm=AlgorithmSettings(group_size=args.group_size),
         trainer=TrainerSettings(num_steps=1, batch_size=args.batch_size, checkpoint_dir="/tmp/rl4rec_bench_step",
                                 overwrite=True),
@@ -156,6 +156,7 @@ def main() -> None:
     ap.add_argument("--new_tokens", type=int, default=12)
     ap.add_argument("--micro_batch_size", type=int, default=None, help="default: 16 CPU, 128 GPU")
     ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--rollout_engine", default="hf", choices=("hf", "vllm"))
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -170,7 +171,8 @@ def main() -> None:
     print(f"machine: {name}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"CPU bf16 (AVX512-BF16/AMX): {'yes' if cpu_has_fast_bf16() else 'no'}")
     print(f"config: {args.batch_size} samples = {args.batch_size // args.group_size} users x {args.group_size}, "
-          f"{args.new_tokens} new tokens, micro-batch {args.micro_batch_size}, dtype {args.dtype}")
+          f"{args.new_tokens} new tokens, micro-batch {args.micro_batch_size}, dtype {args.dtype}, "
+          f"rollout engine {args.rollout_engine}")
     trainer = build(args, {})
     timed = time_steps(trainer, args.warmup, args.steps)
     users = trainer.sample_users()
