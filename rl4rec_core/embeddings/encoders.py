@@ -232,6 +232,23 @@ class VLLMEncoder:
     def __repr__(self) -> str:
         return f"VLLMEncoder({self.model_name!r}, dim={self.dim})"
 
+    def close(self) -> None:
+        """Stop vLLM's engine process now: left to interpreter exit, its threads sometimes abort the
+        process (SIGABRT, "terminate called without an active exception") after the work is done."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            try:
+                llm.llm_engine.engine_core.shutdown()
+            except Exception as e:  # noqa: BLE001 - a failed shutdown must not hide the caller's result
+                log.warning("vLLM engine shutdown failed: %s", e)
+
+
+def close_encoder(encoder) -> None:
+    """Free what an encoder holds (a vLLM engine process); sentence-transformers encoders hold nothing to stop."""
+    close = getattr(encoder, "close", None)
+    if close is not None:
+        close()
+
 
 def resolve_backend(backend: str = "auto") -> str:
     """``auto`` -> ``$RL4REC_EMB_BACKEND`` if set, else ``vllm`` when importable, else ``sentence-transformers``.

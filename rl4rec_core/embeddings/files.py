@@ -22,6 +22,7 @@ from rl4rec_core.embeddings.encoders import (
     DEFAULT_EMB_MODEL,
     Encoder,
     canonical_model_name,
+    close_encoder,
     make_encoder,
     model_dimension,
     short_name,
@@ -143,7 +144,11 @@ def generate_item_embeddings(
 
     enc = encoder if encoder is not None else make_encoder(emb_model, backend=backend, device=device)
     log.info("embedding %d item texts of %s with %s (%s backend)", len(texts), ds.name, enc.model_name, enc.backend)
-    emb = enc.encode(texts, batch_size=batch_size, progress=paths.progress_bars())
+    try:
+        emb = enc.encode(texts, batch_size=batch_size, progress=paths.progress_bars())
+    finally:
+        if encoder is None:  # ours: stop a vLLM engine now rather than at interpreter exit, where it can abort
+            close_encoder(enc)
     if isinstance(emb, torch.Tensor):
         emb = emb.cpu()  # a file saved from a GPU tensor would hold a CUDA tensor
     _check_tensor(emb, out, ds.name, emb_type, emb_model, expect_items=len(texts), expect_dim=enc.dim)

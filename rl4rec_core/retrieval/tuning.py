@@ -135,12 +135,15 @@ def tune_retrieval(
 
 def _policy_text_embeddings(dataset, checkpoint, emb_model, device, backend, progress) -> torch.Tensor:
     """Unit embeddings ``[U, d]`` of the policy's greedy text for every validation user."""
-    from rl4rec_core.embeddings.encoders import make_encoder
+    from rl4rec_core.embeddings.encoders import close_encoder, make_encoder
     from rl4rec_core.evaluation.policy_eval import generate_split_texts, load_policy
 
     policy = load_policy(checkpoint, device=device)
     texts = generate_split_texts(dataset, policy, "valid", progress=progress)
     encoder = make_encoder(emb_model, backend=backend, device=device)
-    # on the CPU, where the item matrix and prior are: the Encoder protocol does not promise CPU vectors
-    vectors = torch.as_tensor(encoder.encode(texts)).to("cpu", torch.float32)
+    try:
+        # on the CPU, where the item matrix and prior are: the Encoder protocol does not promise CPU vectors
+        vectors = torch.as_tensor(encoder.encode(texts)).to("cpu", torch.float32)
+    finally:
+        close_encoder(encoder)
     return torch.nn.functional.normalize(vectors, dim=1)
