@@ -28,6 +28,9 @@ DEFAULT_STORE_DIR = "mlruns"
 TAG_FLOW_RUN_ID = "prefect.flow_run_id"
 TAG_FLOW_NAME = "prefect.flow_name"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
+# MLflow 3's UI opens an experiment without this tag as a GenAI (traces) experiment; ours holds training runs
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -76,15 +79,18 @@ def client():
 
 
 def ensure_experiment(name: str = DEFAULT_EXPERIMENT) -> str:
-    """The experiment's id, creating it with its artifacts under ``mlruns/artifacts/<name>``."""
+    """The experiment's id, creating it with its artifacts under ``mlruns/artifacts/<name>``, tagged as a
+    model-training experiment (``mlflow.experimentKind``) so the UI shows runs, not GenAI traces."""
     c = client()
     exp = c.get_experiment_by_name(name)
     if exp is not None:
+        if TAG_EXPERIMENT_KIND not in exp.tags:  # made before the tag was set, or by someone else
+            c.set_experiment_tag(exp.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
         return exp.experiment_id
     root = artifact_root(tracking_uri())
     location = f"{root}/{name}" if root else None
     try:
-        return c.create_experiment(name, artifact_location=location)
+        return c.create_experiment(name, artifact_location=location, tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
     except Exception:  # created meanwhile by another process: use theirs
         exp = c.get_experiment_by_name(name)
         if exp is None:

@@ -24,6 +24,11 @@ def test_store_lives_in_mlruns_with_artifacts_beside_it(store):
     exp = mt.client().get_experiment(exp_id)
     assert (store / "mlruns" / "mlflow.db").is_file()
     assert exp.artifact_location == (store / "mlruns" / "artifacts" / "rl4rec-test").as_uri()
+    assert exp.tags[mt.TAG_EXPERIMENT_KIND] == "custom_model_development"  # runs, not GenAI traces, in the UI
+    # an experiment made elsewhere without the tag gets it on first use
+    other = mt.client().create_experiment("made-elsewhere")
+    assert mt.ensure_experiment("made-elsewhere") == other
+    assert mt.client().get_experiment(other).tags[mt.TAG_EXPERIMENT_KIND] == "custom_model_development"
 
 
 def test_run_tags_params_and_callback_metrics_artifacts(store):
