@@ -100,6 +100,17 @@ def _as_dataset(dataset):
     return dataset
 
 
+def _encode(enc, texts: list[str], batch_size: int, own: bool):
+    """``enc.encode(texts)`` on the CPU; an encoder made here (``own``) is closed at once: a vLLM engine left
+    to interpreter exit can abort the process after the work is done."""
+    try:
+        emb = enc.encode(texts, batch_size=batch_size, progress=paths.progress_bars())
+    finally:
+        if own:
+            close_encoder(enc)
+    return emb.cpu() if isinstance(emb, torch.Tensor) else emb  # a file saved from a GPU tensor holds CUDA tensors
+
+
 def generate_item_embeddings(
     dataset,
     emb_model: str = DEFAULT_EMB_MODEL,
@@ -144,13 +155,7 @@ def generate_item_embeddings(
 
     enc = encoder if encoder is not None else make_encoder(emb_model, backend=backend, device=device)
     log.info("embedding %d item texts of %s with %s (%s backend)", len(texts), ds.name, enc.model_name, enc.backend)
-    try:
-        emb = enc.encode(texts, batch_size=batch_size, progress=paths.progress_bars())
-    finally:
-        if encoder is None:  # ours: stop a vLLM engine now rather than at interpreter exit, where it can abort
-            close_encoder(enc)
-    if isinstance(emb, torch.Tensor):
-        emb = emb.cpu()  # a file saved from a GPU tensor would hold a CUDA tensor
+    emb = _encode(enc, texts, batch_size, own=encoder is None)
     _check_tensor(emb, out, ds.name, emb_type, emb_model, expect_items=len(texts), expect_dim=enc.dim)
     record = {
         "dataset": ds.name,
