@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows import artifacts
 from flows.params import FlowParams, ResourceSettings
 from flows.promotion import decide_promotion
 from flows.stages import mlflow_run, prepare_inputs, retrieval_service, train, tune_scorer, warm_start
@@ -78,6 +79,7 @@ def retraining_flow(
                 ch, cp = ch.result(), (cp.result() if cp else None)
         results = {"challenger": ch["metrics"], **({"champion": cp["metrics"]} if cp else {})}
         mt.log_evaluation(run_id, results, name="eval_valid")
+        artifacts.evaluation_table(results, "valid")
         decision = decide_promotion(
             ch["ranks"], cp["ranks"] if cp else None, confidence=confidence, n_bootstrap=n_bootstrap, seed=p.run.seed
         )

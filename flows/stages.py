@@ -9,11 +9,13 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from flows import artifacts
 from flows.params import FlowParams
 from tasks import tracking as mt
+from tasks.caching import cached
 from tasks.data import generate_item_embeddings, prepare_dataset
 from tasks.evaluation import evaluate_baselines, evaluate_policy
-from tasks.recipe import fine_tune_policy, tune_retrieval_settings
+from tasks.recipe import fine_tune_policy, log_tuning, tune_retrieval_settings
 from tasks.runtime import current_flow_run, ray_options, training_cpus
 from tasks.service import ServiceRef, start_retrieval_service, stop_retrieval_service
 from tasks.training import train_policy
@@ -38,14 +40,16 @@ def mlflow_run(p: FlowParams, flow_name: str, extra_params: dict[str, Any] | Non
         flow_name=flow_name,
     ) as run_id:
         mt.log_dict(run_id, p.to_dict(), "settings.json")  # the tree as it was given, beside the dotted params
+        artifacts.link_mlflow_run(run_id, flow_name)
         yield run_id
 
 
 def prepare_inputs(p: FlowParams) -> str:
-    """Prepared dataset + item embeddings (both reused when up to date); the embedding file path."""
+    """Prepared dataset + item embeddings (both Prefect-cached: state "Cached" when their inputs and
+    outputs are unchanged, see tasks/caching.py); the embedding file path."""
     with ray_options(num_cpus=1):
-        prepared = prepare_dataset.submit(p.dataset, p.run.source, p.run.fmt, encoding=p.run.encoding)
-        emb = generate_item_embeddings.submit(p.dataset, p.retrieval.emb_model_name, p.retrieval.emb_type,
+        prepared = cached(prepare_dataset).submit(p.dataset, p.run.source, p.run.fmt, encoding=p.run.encoding)
+        emb = cached(generate_item_embeddings).submit(p.dataset, p.retrieval.emb_model_name, p.retrieval.emb_type,
                                               backend=p.retrieval.backend, wait_for=[prepared])
     return emb.result()
 
@@ -70,13 +74,16 @@ def retrieval_service(p: FlowParams) -> Iterator[ServiceRef]:
 
 
 def tune_scorer(p: FlowParams, run_id: str, checkpoint: str | None = None) -> dict[str, Any] | None:
-    """Tune the hybrid scorer on validation (``alpha`` on ``checkpoint``'s texts); None when switched off."""
+    """Tune the hybrid scorer on validation (``alpha`` on ``checkpoint``'s texts; Prefect-cached) and log
+    it to the flow's MLflow run; None when switched off."""
     if not p.recipe.tune_retrieval:
         return None
     with ray_options(num_cpus=1):
-        return tune_retrieval_settings.submit(
-            p.dataset, p.retrieval.emb_model_name, p.retrieval.emb_type, checkpoint=checkpoint, device=p.device, mlflow_run_id=run_id
+        out = cached(tune_retrieval_settings).submit(
+            p.dataset, p.retrieval.emb_model_name, p.retrieval.emb_type, checkpoint=checkpoint, device=p.device
         ).result()
+    log_tuning(run_id, out, with_policy=checkpoint is not None)
+    return out
 
 
 def warm_start(p: FlowParams, run_id: str) -> str | None:
@@ -129,4 +136,5 @@ def evaluate(
              for b in (starts.get(a), "echo+prior", "popularity") if b in ranks]
     intervals = paired_intervals(ranks, pairs)
     mt.record_evaluation(run_id, results, intervals, split=e.eval_split)
+    artifacts.evaluation_table(results, e.eval_split, intervals)
     return {"results": results, "intervals": intervals}

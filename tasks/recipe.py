@@ -7,33 +7,60 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+
+from tasks.caching import FileCache, file_digest, read_json, tree_digest
 
 log = logging.getLogger(__name__)
 
 
-# reads the validation split and rewrites one settings file atomically: safe to repeat
-@task(name="tune_retrieval", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def _tuning_files(inputs: dict[str, Any]) -> dict[str, Any]:
+    """What tuning reads (the prepared split, the embeddings' sidecar, the policy checkpoint) and writes."""
+    from rl4rec_core.embeddings.files import embedding_path, sidecar_path
+    from rl4rec_core.paths import dataset_dir
+    from rl4rec_core.retrieval.hybrid import settings_path
+
+    ds, model, emb_type = inputs["dataset"], inputs["emb_model"], inputs.get("emb_type", "item")
+    folder = dataset_dir(ds)
+    return {
+        "data": [file_digest(folder / f) for f in ("items.parquet", "sequences.parquet")],
+        "embeddings": file_digest(sidecar_path(embedding_path(ds, emb_type, model))),
+        "checkpoint": tree_digest(inputs.get("checkpoint")),
+        "out": str(settings_path(ds, emb_type, model).resolve()),
+    }
+
+
+def _tuning_ok(inputs: dict[str, Any], out: dict[str, Any]) -> bool:
+    """The settings file still holds what the cached run wrote (a later tuning may have replaced it)."""
+    written = read_json(out["path"]) or {}
+    return written.get("settings") == out["settings"] and written.get("scorer") == out["scorer"]
+
+
+# reads the validation split and rewrites one settings file atomically: safe to repeat, and cached
+# (tasks/caching.py; the device does not change the grid search's choice); MLflow logging is the
+# flow's (log_tuning), so a cached result is recorded in every run that uses it
+@task(name="tune_retrieval", retries=1, retry_delay_seconds=2,
+      cache_policy=FileCache(files=_tuning_files, outputs_ok=_tuning_ok, base=INPUTS - "device" + TASK_SOURCE))
 def tune_retrieval_settings(
     dataset: str, emb_model: str, emb_type: str = "item", checkpoint: str | None = None, device: str = "cpu",
-    mlflow_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Grid-search the hybrid scorer on validation (``alpha`` too when ``checkpoint`` is a policy); the
-    written settings, their validation figures and the file path. Logged to ``mlflow_run_id``."""
+    written settings, their validation figures and the file path."""
     from rl4rec_core.retrieval.tuning import tune_retrieval
 
-    out = tune_retrieval(dataset, emb_model, emb_type, checkpoint=checkpoint, device=device)
-    if mlflow_run_id:
-        from tasks import tracking as mt
+    return tune_retrieval(dataset, emb_model, emb_type, checkpoint=checkpoint, device=device)
 
-        mt.configure_mlflow()
-        stage = "retrieval_alpha" if checkpoint else "retrieval"
-        v = out["validation"]
-        best = v.get("policy_fused") or v["echo_prior"]
-        mt.log_metrics(mlflow_run_id, {k: best[k] for k in ("ndcg@10", "hit@10", "mrr")}, prefix=f"{stage}/valid/")
-        mt.set_tags(mlflow_run_id, {"rl4rec.scorer": out["scorer"]})
-        mt.log_artifact(mlflow_run_id, out["path"], "retrieval")
-    return out
+
+def log_tuning(run_id: str, out: dict[str, Any], with_policy: bool) -> None:
+    """A tuning's validation figures, scorer tag and settings file in the flow's MLflow run."""
+    from tasks import tracking as mt
+
+    stage = "retrieval_alpha" if with_policy else "retrieval"
+    v = out["validation"]
+    best = v.get("policy_fused") or v["echo_prior"]
+    mt.log_metrics(run_id, {k: best[k] for k in ("ndcg@10", "hit@10", "mrr")}, prefix=f"{stage}/valid/")
+    mt.set_tags(run_id, {"rl4rec.scorer": out["scorer"]})
+    mt.log_artifact(run_id, out["path"], "retrieval")
 
 
 class _SFTLogger:

@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 
 from tasks.service import ServiceRef, service_client
 
@@ -32,14 +33,19 @@ def train_policy(
 
     use_assigned_cpus()
     cfg = Settings.from_dict(settings)
-    callbacks = []
+    callbacks: list = []
+    if TaskRunContext.get() is not None:  # progress on the flow run's Artifacts tab
+        from tasks.training_callback import PrefectProgressCallback
+
+        callbacks.append(PrefectProgressCallback())
     if mlflow_run_id:
         from tasks.tracking import configure_mlflow
         from tasks.training_callback import MLflowCallback, log_training_outputs
 
         configure_mlflow()
         callbacks.append(MLflowCallback(mlflow_run_id, log_checkpoints=log_checkpoints))
-    # no progress bar: a Ray worker's output goes to the flow's log, one line per update
+    # no progress bar: a Ray worker's output goes to the flow's log, one line per update (the progress
+    # artifact shows where training is)
     trainer = build_trainer(cfg, service_client(service), callbacks=callbacks, progress=False)
     try:
         summary = trainer.train()

@@ -1,8 +1,11 @@
-"""The MLflow trainer callback: each step's stats as metrics, and at the end the summary, the JSONL log,
-the reward-curve plot and the final checkpoint, all into the run the flow opened (``tasks/tracking.py``)."""
+"""Trainer callbacks of the training task: MLflow (each step's stats as metrics, and at the end the summary,
+the JSONL log, the reward-curve plot and the final checkpoint, all into the run the flow opened,
+``tasks/tracking.py``) and Prefect (a progress artifact of the task run)."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,8 @@ from typing import Any
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.training.plots import plot_training_log
 from tasks.tracking import log_artifact, log_metrics, set_tags
+
+log = logging.getLogger(__name__)
 
 
 class MLflowCallback:
@@ -65,3 +70,73 @@ def log_training_outputs(run_id: str, output_dir: str | Path) -> None:
         png = plot_training_log(log_file, output_dir / "reward_curve.png")
         if png:
             log_artifact(run_id, png, "plots")
+
+
+class PrefectProgressCallback:
+    """Training progress as a Prefect progress artifact (key ``training-progress``) of the task run.
+
+    Created at the start (at the resumed step's share), updated after a step at most every
+    ``min_interval_s`` seconds with the step and its mean reward, and set to 100 at the end. The
+    Prefect API failing to take an update is logged once and never stops training.
+    """
+
+    def __init__(self, key: str = "training-progress", min_interval_s: float = 2.0):
+        self.key = key
+        self.min_interval_s = min_interval_s
+        self.artifact_id = None
+        self.total = 0
+        self._last = 0.0
+        self._warned = False
+
+    def _share(self, done: int) -> float:
+        return round(100.0 * min(done, self.total) / self.total, 1) if self.total else 100.0
+
+    def on_train_start(self, trainer, *args, **kwargs) -> None:
+        self.total = int(trainer.settings.trainer.num_steps)
+        self.artifact_id = self._call(self._create, progress=self._share(trainer.step),
+                                      description=f"GRPO training: step {trainer.step}/{self.total}")
+        self._last = time.monotonic()
+
+    def _create(self, progress: float, description: str):
+        """The artifact, on this task run *and* its flow run: on a Ray worker there is no flow run context,
+        so ``create_progress_artifact`` would leave it off the flow run's Artifacts tab."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import ArtifactCreate
+        from prefect.context import TaskRunContext
+
+        ctx = TaskRunContext.get()
+        task_run = ctx.task_run if ctx else None
+        with get_client(sync_client=True) as client:
+            return client.create_artifact(ArtifactCreate(
+                key=self.key, type="progress", data=progress, description=description,
+                task_run_id=task_run.id if task_run else None, flow_run_id=task_run.flow_run_id if task_run else None,
+            )).id
+
+    def on_step_end(self, step: int, stats: Mapping[str, Any]) -> None:
+        done = int(step) + 1
+        if done < self.total and time.monotonic() - self._last < self.min_interval_s:
+            return
+        reward = stats.get("avg_reward")
+        text = f"step {done}/{self.total}" + (f", mean reward {float(reward):.4f}" if reward is not None else "")
+        self._update(self._share(done), text)
+
+    def on_train_end(self, summary: Mapping[str, Any] | None = None, *args, **kwargs) -> None:
+        steps = (summary or {}).get("steps", self.total)
+        self._update(100.0, f"finished: {steps}/{self.total} steps")
+
+    def _update(self, progress: float, description: str) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        if self.artifact_id is not None:
+            self._call(update_progress_artifact, artifact_id=self.artifact_id, progress=progress,
+                       description=description)
+        self._last = time.monotonic()
+
+    def _call(self, fn, **kwargs):
+        try:
+            return fn(**kwargs)
+        except Exception:
+            if not self._warned:
+                log.warning("could not report training progress to Prefect", exc_info=True)
+                self._warned = True
+            return None

@@ -1,4 +1,4 @@
-"""deployments/prefect.yaml deployed to a real local Prefect server (``prefect server start``), one
+"""prefect.yaml (repository root, where `prefect deploy` finds it) deployed to a real local Prefect server (``prefect server start``), one
 deployment run through a real process worker, and the flow run read back Completed."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import yaml
 from tests.helpers.tiny_recdata import write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[2]
-PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
+PREFECT_YAML = REPO / "prefect.yaml"
 
 
 def test_prefect_yaml_declares_pipeline_schedule_and_process_pool():
@@ -48,16 +48,29 @@ def test_deploy_and_run_through_a_process_worker(rl4rec_dirs, tmp_path, monkeypa
     write_tiny_dataset(rl4rec_dirs["data"], "tiny-ml")
     with background_server() as (api, log_file):
         env = {**os.environ, "PREFECT_API_URL": api, "PWD": str(REPO),
-               "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"}
+               "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+               "RL4REC_PREFECT_RESULTS": str(tmp_path / "prefect-results")}
         _prefect("work-pool", "create", "rl4rec-process", "--type", "process", env=env)
-        out = _prefect("deploy", "--all", "--prefect-file", str(PREFECT_YAML), env=env)
+        out = _prefect("deploy", "--all", env=env)  # no --prefect-file: found in the repository root
         assert "rl4rec-retraining/weekly-retraining" in out
         # settings groups, as the Prefect UI's form sends them; the deployment's policy group (dummy) stays
         params = {"run": {"dataset_name": "tiny-ml"}, "trainer": {"num_steps": 3, "batch_size": 8},
                   "evaluation": {"eval_users": None, "baselines": ["popularity"], "evaluate_untrained": False}}
-        out = _prefect("deployment", "run", "rl4rec-pipeline/pipeline-quick", "--params", json.dumps(params), env=env)
-        flow_run_id = next(line.split("UUID:")[1].strip() for line in out.splitlines() if "UUID:" in line)
+        # as the README shows it: `prefect deployment run ... --watch` waits for the worker to finish the run
+        # and exits 0 only when it completed
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "--no-prompt", "deployment", "run", "rl4rec-pipeline/pipeline-quick",
+             "--params", json.dumps(params), "--watch"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        head = []
+        for line in watcher.stdout:  # the run exists once its UUID is printed; then the worker may start
+            head.append(line)
+            if "UUID:" in line:
+                break
+        flow_run_id = next(line.split("UUID:")[1].strip() for line in head if "UUID:" in line)
         _prefect("worker", "start", "--pool", "rl4rec-process", "--run-once", env=env, timeout=540)
+        watched, _ = watcher.communicate(timeout=120)
+        assert watcher.returncode == 0 and "finished successfully" in watched, "".join(head) + watched[-3000:]
 
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId

@@ -3,11 +3,13 @@ with the dummy policy on a tiny dataset of real MovieLens titles."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tasks import registry
 from tasks import tracking as mt
-from tests.helpers.flows import QUICK, actor_exists, groups, task_runs
+from tests.helpers.flows import QUICK, actor_exists, flow_artifacts, groups, task_runs
 
 EXPECTED_TASKS = {"prepare_dataset", "generate_item_embeddings", "tune_retrieval", "start_retrieval_service",
                   "train_policy", "evaluate_policy", "evaluate_baselines", "register_model", "promote_model"}
@@ -57,7 +59,20 @@ def test_pipeline_end_to_end(flow_env):
     version = mt.client().get_model_version("rl4rec-tiny-ml", str(out["version"]))
     assert version.tags["rl4rec.scorer"] == out["scorer"]
     model = registry.load_policy_by_alias("rl4rec-tiny-ml", "champion")
-    assert all(isinstance(t, str) and t for t in model.predict([["Alien"], ["Unforgiven", "Tombstone"]]))
+    answers = model.predict([{"history": ["Alien"]}, {"history": ["Unforgiven", "Tombstone"], "k": 3}])
+    assert all(isinstance(a.text, str) and a.text for a in answers) and len(answers[1].item_ids) == 3
+
+    # Prefect artifacts of the flow run: the MLflow link, the evaluation table, training progress at 100%
+    arts = flow_artifacts(out["flow_run_id"])
+    assert f"/runs/{out['mlflow_run_id']})" in arts["mlflow-run"].data  # a link artifact: "[text](url)"
+    table = arts["evaluation-test"]
+    assert table.type == "table"
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    by_model = {r["model"]: r for r in rows}
+    assert {"policy", "untrained", "popularity", "echo", "echo+prior"} <= set(by_model)
+    assert by_model["policy"]["ndcg@10"] == pytest.approx(out["evaluation"]["policy"]["ndcg@10"], abs=1e-4)
+    assert arts["evaluation-test-intervals"].type == "markdown"
+    assert arts["training-progress"].type == "progress" and arts["training-progress"].data == 100
 
     # the actor the flow started is gone
     assert not actor_exists(flow_env["actor"])

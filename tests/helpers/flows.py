@@ -1,5 +1,5 @@
 """What the flow tests share besides their fixture (``tests/flows/conftest.py``): the quick settings,
-a flow's parameters from flat setting names, and reading task runs and actors back."""
+a flow's parameters from flat setting names, and reading task runs, artifacts and actors back."""
 
 from __future__ import annotations
 
@@ -25,6 +25,16 @@ def task_runs(flow_run_id) -> list:
 
     with get_client(sync_client=True) as client:
         return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+
+
+def flow_artifacts(flow_run_id) -> dict:
+    """``{key: artifact}`` of a flow run (its tasks' artifacts included)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {a.key: a for a in found}
 
 
 def actor_exists(name: str) -> bool:
