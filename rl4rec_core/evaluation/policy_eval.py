@@ -163,7 +163,8 @@ def paired_bootstrap(
     """Mean of ``a - b`` over users and its percentile bootstrap interval ``(mean, lo, hi)``.
 
     ``a`` and ``b`` are per-user metric values ``[U]`` of two systems on the *same* users in the same
-    order (e.g. ``metrics.ndcg_at_k(ranks, 10)``); users are resampled with replacement ``n`` times.
+    order (e.g. ``metrics.ndcg_at_k(ranks, 10)``); users are resampled with replacement ``n`` times
+    (``scipy.stats.bootstrap(paired=True)``, percentile method, in batches that keep memory small).
     An interval that excludes 0 means the difference is unlikely to be resampling noise.
     """
     a = np.asarray(torch.as_tensor(per_user_a, dtype=torch.float64))
@@ -172,13 +173,12 @@ def paired_bootstrap(
         raise ConfigError(f"paired bootstrap needs two equal-length 1-D per-user vectors, got {a.shape} and {b.shape}")
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
+    from scipy.stats import bootstrap
+
+    res = bootstrap(
+        (a, b), lambda x, y, axis=-1: (x - y).mean(axis=axis), paired=True, vectorized=True,
+        n_resamples=n, batch=256, confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
+    )
+    lo, hi = res.confidence_interval
     diff = a - b
-    rng = np.random.default_rng(seed)
-    means = np.empty(n)
-    # chunks keep the [n, U] index matrix small for large user counts
-    for s in range(0, n, 256):
-        m = min(256, n - s)
-        means[s : s + m] = diff[rng.integers(0, len(diff), size=(m, len(diff)))].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = np.percentile(means, [tail, 100 - tail])
     return float(diff.mean()), float(lo), float(hi)
