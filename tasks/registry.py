@@ -50,59 +50,42 @@ def policy_from_checkpoint(checkpoint: str | Path):
 
 
 try:
-    import mlflow.pyfunc
-    import pandas as pd
-
-    class PolicyModel(mlflow.pyfunc.PythonModel):
-        """pyfunc wrapper: input = histories (lists of item titles), output = generated texts."""
-
-        def load_context(self, context) -> None:
-            self.policy = policy_from_checkpoint(context.artifacts["checkpoint"])
-
-        # the hint is pd.DataFrame because MLflow infers no schema from it (and stays silent about hints);
-        # lists of titles work as well (_histories)
-        def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> list[str]:
-            histories = _histories(model_input)
-            params = params or {}
-            prompts = self.policy.build_prompts(histories)
-            return list(self.policy.generate(prompts, num_samples=1, greedy=bool(params.get("greedy", True))))
-
+    # kept importable here by name: models logged before tasks/serving.py pickled tasks.registry.PolicyModel
+    from tasks.serving import PolicyModel, Recommendation, RecommendRequest  # noqa: F401
 except ImportError:  # pragma: no cover - mlflow is a dependency; kept so the module imports in odd envs
     PolicyModel = None  # type: ignore[assignment]
 
 
-def _histories(model_input) -> list[list[str]]:
-    """A DataFrame with a ``history`` column, a list of lists of titles, or one list of titles."""
-    if hasattr(model_input, "columns"):
-        if "history" not in model_input.columns:
-            raise ConfigError("the model input needs a 'history' column holding lists of item titles")
-        return [list(h) for h in model_input["history"]]
-    rows = list(model_input)
-    if rows and isinstance(rows[0], str):
-        return [rows]
-    return [list(r) for r in rows]
-
-
 def log_policy_model(run_id: str, checkpoint: str | Path, log_transformers: bool = False) -> str:
-    """Log the checkpoint as a pyfunc model linked to ``run_id``; returns its model URI (``models:/m-...``)."""
+    """Log the checkpoint as a pyfunc model linked to ``run_id``; returns its model URI (``models:/m-...``).
+
+    The model carries its signature (from ``predict``'s type hints), an input example, pinned requirements,
+    rl4rec's code (``code_paths``) and, when the dataset's item embeddings are here, its catalogue.
+    """
+    import tempfile
+
     import mlflow
+
+    from tasks import serving
 
     ckpt = Path(checkpoint)
     kind = policy_kind(ckpt)
     tracking.configure_mlflow()
-    # our own class is pickled on purpose: MLflow's CloudPickle caution (a WARNING per model) is not news here
-    with mlflow.start_run(run_id=run_id), _logger_level("mlflow.pyfunc", logging.ERROR):
-        info = mlflow.pyfunc.log_model(
-            name=MODEL_ARTIFACT,
-            python_model=PolicyModel(),
-            artifacts={"checkpoint": str(ckpt)},
-            pip_requirements=["rl4rec", "torch", "mlflow"],
-            metadata={"rl4rec_policy_kind": kind},
-        )
-        if log_transformers and kind != "dummy":
-            tf_uri = _log_transformers(policy_from_checkpoint(ckpt))
-            if tf_uri:
-                mlflow.set_tag("rl4rec.transformers_model_uri", tf_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        catalogue = serving.catalogue_from_checkpoint(ckpt, Path(tmp) / "catalogue")
+        artifacts = {"checkpoint": str(ckpt)} | ({"catalogue": str(catalogue)} if catalogue else {})
+        # our own class is pickled on purpose: MLflow's CloudPickle caution (a WARNING per model) is not news
+        with mlflow.start_run(run_id=run_id), _logger_level("mlflow.pyfunc", logging.ERROR):
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT, python_model=PolicyModel(), artifacts=artifacts,
+                input_example=serving.input_example(), code_paths=serving.code_paths(),
+                pip_requirements=serving.pinned_requirements(kind, catalogue=catalogue is not None),
+                metadata={"rl4rec_policy_kind": kind, "rl4rec_catalogue": catalogue is not None},
+            )
+            if log_transformers and kind != "dummy":
+                tf_uri = _log_transformers(policy_from_checkpoint(ckpt))
+                if tf_uri:
+                    mlflow.set_tag("rl4rec.transformers_model_uri", tf_uri)
     # MLflow 3 keeps models as "logged models" linked to the run (models:/m-...), not as run artifacts
     return info.model_uri
 
@@ -164,6 +147,26 @@ def attach_retrieval_settings(checkpoint: str | Path, settings_file: str | Path)
     raw = json.loads(Path(settings_file).read_text())
     write_json(Path(checkpoint) / "retrieval_settings.json", raw)
     return {"rl4rec.scorer": str(raw.get("scorer")), "rl4rec.retrieval_settings": json.dumps(raw.get("settings"))}
+
+
+def evaluation_tags(evaluation: dict[str, dict[str, Any]] | None) -> dict[str, str]:
+    """``{"policy": {"ndcg@10": 0.05}}`` -> ``{"rl4rec.eval.policy.ndcg_at_10": "0.05"}`` (numbers only)."""
+    out = {}
+    for model, figures in (evaluation or {}).items():
+        for key, value in tracking.numeric_items(figures).items():
+            out[tracking.metric_name(f"rl4rec.eval.{model}.{key}")] = f"{value:.6g}"
+    return out
+
+
+def version_description(tags: dict[str, str]) -> str:
+    """One paragraph for the MLflow UI: the run, the retrieval settings, the policy's test figures."""
+    lines = [f"Trained in MLflow run {tags.get('mlflow_run_id')}."]
+    if "rl4rec.scorer" in tags:
+        lines.append(f"Retrieval: {tags['rl4rec.scorer']} (settings {tags.get('rl4rec.retrieval_settings')}).")
+    figures = {k.removeprefix("rl4rec.eval.policy."): v for k, v in tags.items() if k.startswith("rl4rec.eval.policy.")}
+    if figures:
+        lines.append("Test: " + ", ".join(f"{k} {v}" for k, v in sorted(figures.items())) + ".")
+    return " ".join(lines)
 
 
 def register_policy(model_uri: str, name: str, alias: str | None = CHALLENGER, tags: dict[str, str] | None = None) -> int:
@@ -267,17 +270,22 @@ def register_model(
     alias: str | None = CHALLENGER,
     log_transformers: bool = False,
     retrieval_settings: str | None = None,
+    evaluation: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Log the checkpoint as a model in the run, register it under ``model_name``, set ``alias``.
 
     ``retrieval_settings``: the tuned scorer's settings file; it is copied into the checkpoint (so the
     model artifact carries it) and its scorer becomes the version's ``rl4rec.scorer`` tag.
+    ``evaluation``: the flow's test figures per model (``{"policy": {"ndcg@10": ...}, "popularity": ...}``),
+    recorded as version tags ``rl4rec.eval.<model>.<metric>``; both are summed up in the description.
     """
     tags = {"mlflow_run_id": mlflow_run_id}
     if retrieval_settings:
         tags.update(attach_retrieval_settings(checkpoint, retrieval_settings))
+    tags.update(evaluation_tags(evaluation))
     uri = log_policy_model(mlflow_run_id, checkpoint, log_transformers=log_transformers)
     version = register_policy(uri, model_name, alias=alias, tags=tags)
+    tracking.client().update_model_version(model_name, str(version), version_description(tags))
     return {"name": model_name, "version": version, "model_uri": uri}
 
 

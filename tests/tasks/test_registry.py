@@ -45,9 +45,9 @@ def test_register_alias_promote_and_load_back(store):
     assert not registry.wants_promotion(name, "first") and registry.wants_promotion(name, "always")
     model = registry.load_policy_by_alias(name, registry.CHAMPION)
     histories = [["Alien (1979)", "Brazil (1985)"], ["Unforgiven (1992)"]]
-    texts = model.predict(histories)
+    answers = model.predict([{"history": h} for h in histories])
     expected = trained.generate(trained.build_prompts(histories), greedy=True)
-    assert texts == expected and all(isinstance(t, str) and t for t in texts)
+    assert [a.text for a in answers] == expected and all(isinstance(a.text, str) and a.text for a in answers)
     loaded = model.unwrap_python_model().policy
     assert isinstance(loaded, DummyRecPolicy)
     assert registry.version_checkpoint(name, alias=registry.CHAMPION).joinpath("trainer_state.json").is_file()
@@ -106,8 +106,8 @@ def test_llm_policy_registers_as_pyfunc_and_transformers(store):
         uri = registry.log_policy_model(run_id, ckpt, log_transformers=True)
         version = registry.register_policy(uri, "rl4rec-tiny-llm", alias=registry.CHAMPION)
     model = registry.load_policy_by_alias("rl4rec-tiny-llm", registry.CHAMPION)
-    [text] = model.predict([["toy story (1995)", "heat (1995)"]])
-    assert isinstance(text, str) and isinstance(model.unwrap_python_model().policy, RecPolicy)
+    [answer] = model.predict([{"history": ["toy story (1995)", "heat (1995)"]}])
+    assert isinstance(answer.text, str) and isinstance(model.unwrap_python_model().policy, RecPolicy)
     tf_uri = mt.client().get_run(run_id).data.tags["rl4rec.transformers_model_uri"]
     pipe = mlflow.transformers.load_model(tf_uri)
     assert pipe.task == "text-generation"

