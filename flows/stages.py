@@ -25,12 +25,15 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def mlflow_run(p: FlowParams, flow_name: str, extra_params: dict[str, Any] | None = None) -> Iterator[str]:
-    """The flow run's MLflow run: every setting as one tree (dotted names such as ``policy.temperature``),
-    tagged with the Prefect flow run and git commit; FAILED (with everything logged so far) when the
-    flow body raises."""
+    """The flow run's MLflow run: every setting as one tree (dotted names such as ``policy.temperature``;
+    ``algorithm.learning_rate`` the rate that applies, the policy's default when it was left unset),
+    tagged with the Prefect flow run, Source, user and git commit; FAILED (with everything logged so far)
+    when the flow body raises. ``settings.json`` keeps the tree as it was given."""
+    from rl4rec_core.policy.registry import learning_rate
+
     mt.configure_mlflow()
     fid, fname = current_flow_run()
-    params = {**mt.flatten(p.to_dict()), **(extra_params or {})}
+    params = {**mt.flatten(p.to_dict()), "algorithm.learning_rate": learning_rate(p), **(extra_params or {})}
     with mt.tracked_run(
         run_name=f"{flow_name}-{fname}" if fname else flow_name,
         params=params,

@@ -6,6 +6,15 @@ global "active run", because the run is opened by the flow (driver process) whil
 per-step metrics from a Ray worker. The tracking URI travels to workers through the
 ``MLFLOW_TRACKING_URI`` environment variable (``mlflow.set_tracking_uri()`` would stay in this
 process). SQLite has a single writer, so the flow only logs between tasks, never while one runs.
+
+A run is opened the way ``mlflow.start_run`` opens one (the tags of MLflow's run-context providers: Source,
+user, git commit and branch), but without making it the process's "active run": ``tasks/registry.py``
+resumes the run with ``mlflow.start_run(run_id=...)``, which raises while another run is active in the same
+thread. ``tracked_run`` ends it FINISHED, FAILED on an exception, KILLED on Ctrl-C, as ``with
+mlflow.start_run()`` would.
+
+Artifact locations are absolute ``file://`` URIs: MLflow resolves a relative one against the working folder
+when the experiment is created and stores the result, so moving ``mlruns/`` breaks the links (README, "MLflow").
 """
 
 from __future__ import annotations
@@ -15,7 +24,6 @@ import logging
 import math
 import os
 import re
-import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +35,10 @@ log = logging.getLogger(__name__)
 DEFAULT_STORE_DIR = "mlruns"
 TAG_FLOW_RUN_ID = "prefect.flow_run_id"
 TAG_FLOW_NAME = "prefect.flow_name"
-TAG_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_GIT_COMMIT = "mlflow.source.git.commit"  # MLflow's own tag names (mlflow.utils.mlflow_tags)
+TAG_GIT_BRANCH = "mlflow.source.git.branch"
+TAG_SOURCE_NAME = "mlflow.source.name"
+TAG_USER = "mlflow.user"
 # MLflow 3's UI opens an experiment without this tag as a GenAI (traces) experiment; ours holds training runs
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
@@ -98,14 +109,27 @@ def ensure_experiment(name: str = DEFAULT_EXPERIMENT) -> str:
         return exp.experiment_id
 
 
-def git_commit(cwd: str | Path | None = None) -> str | None:
-    """The commit of the code that runs (the repo holding this file), or None outside a git checkout."""
-    cwd = cwd or Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+def context_tags(tags: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The tags ``mlflow.start_run`` gives a new run (Source = the main script, user, source type, git commit
+    and branch of the main script's checkout), then ``tags``.
+
+    MLflow takes the commit from ``sys.argv[0]``'s folder, which a console script (``rl4rec``, ``prefect``,
+    ``pytest`` in a git-ignored ``.venv``) does not give; the commit of the code that runs (this file's
+    checkout) is used then, through the same MLflow helper. Outside a git checkout there is none.
+    """
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.git_utils import get_git_branch, get_git_commit
+
+    resolved = resolve_tags(dict(tags or {}))
+    if TAG_GIT_COMMIT not in resolved:
+        here = str(Path(__file__).resolve().parent)
+        commit = get_git_commit(here)
+        if commit:
+            resolved[TAG_GIT_COMMIT] = commit
+            branch = get_git_branch(here)
+            if branch:
+                resolved.setdefault(TAG_GIT_BRANCH, branch)
+    return resolved
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -145,17 +169,18 @@ def start_run(
     flow_run_id: str | None = None,
     flow_name: str | None = None,
 ) -> str:
-    """Open a run tagged with the Prefect flow run and the git commit; log ``params`` (flattened)."""
-    c = client()
+    """Open a run as ``mlflow.start_run`` would (:func:`context_tags`), tagged with the Prefect flow run;
+    log ``params`` (flattened). The run is not made the process's active run (module docstring)."""
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
     all_tags = {k: str(v) for k, v in (tags or {}).items()}
     if flow_run_id:
         all_tags[TAG_FLOW_RUN_ID] = str(flow_run_id)
     if flow_name:
         all_tags[TAG_FLOW_NAME] = flow_name
-    commit = git_commit()
-    if commit:
-        all_tags[TAG_GIT_COMMIT] = commit
-    run = c.create_run(ensure_experiment(experiment), run_name=run_name, tags=all_tags)
+    if run_name:
+        all_tags[MLFLOW_RUN_NAME] = run_name
+    run = client().create_run(ensure_experiment(experiment), run_name=run_name, tags=context_tags(all_tags))
     if params:
         log_params(run.info.run_id, params)
     return run.info.run_id
@@ -214,7 +239,8 @@ def end_run(run_id: str, status: str = "FINISHED") -> None:
 
 @contextlib.contextmanager
 def tracked_run(**start_kwargs) -> Iterator[str]:
-    """A run that ends FINISHED, or FAILED (with the error as a tag) when the body raises.
+    """A run (:func:`start_run`) that ends FINISHED, or FAILED (with the error as tag ``rl4rec.error``) when
+    the body raises, KILLED on Ctrl-C.
 
     Whatever was logged before the failure stays in the store: nothing is rolled back.
     """
@@ -225,7 +251,7 @@ def tracked_run(**start_kwargs) -> Iterator[str]:
         with contextlib.suppress(Exception):
             set_tags(run_id, {"rl4rec.error": f"{type(e).__name__}: {e}"[:5000]})
         with contextlib.suppress(Exception):
-            end_run(run_id, "FAILED")
+            end_run(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
     end_run(run_id, "FINISHED")
 
@@ -233,24 +259,41 @@ def tracked_run(**start_kwargs) -> Iterator[str]:
 # ---------------------------------------------------------------------------------------------------
 # evaluation
 def log_evaluation(run_id: str, results: Mapping[str, Mapping[str, Any]], name: str = "evaluation") -> None:
-    """``{"policy": {"ndcg@10": ...}, "popularity": {...}}`` as metrics ``{name}/{model}/{metric}``,
-    as a JSON artifact and as a table (models × metrics) in a Markdown artifact."""
-    from rl4rec_core.evaluation.ranking import format_table
-
+    """``{"policy": {"ndcg@10": ...}, "popularity": {...}}`` as metrics ``{name}/{model}/{metric}`` and as
+    an MLflow table ``{name}/{name}.json`` (one row per model, column ``model`` then each metric)."""
     log_metrics(run_id, results, prefix=f"{name}/")
-    log_dict(run_id, dict(results), f"{name}/{name}.json")
-    # the table `rl4rec evaluate` prints, fenced so that Markdown keeps its aligned columns
-    log_dict_text(run_id, f"```\n{format_table(results)}\n```\n", f"{name}/{name}.md")
+    log_table(run_id, evaluation_table(results), f"{name}/{name}.json")
+
+
+def log_table(run_id: str, columns: Mapping[str, list], artifact_file: str) -> None:
+    """``MlflowClient.log_table`` (a JSON table the UI shows as one; a second call on the same file appends
+    rows), without the pandas-3 deprecation warning MLflow's own type check raises on every call."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="mlflow")
+        client().log_table(run_id, dict(columns), artifact_file)
+
+
+def evaluation_table(results: Mapping[str, Mapping[str, Any]]) -> dict[str, list]:
+    """``{model: {metric: value}}`` as columns for ``log_table``: ``model`` and each metric (None where a
+    model lacks it), models and metrics in the order they come."""
+    metrics = list(dict.fromkeys(k for row in results.values() for k in row))
+    return {"model": list(results), **{m: [row.get(m) for row in results.values()] for m in metrics}}
 
 
 def record_evaluation(
     run_id: str, results: Mapping[str, Mapping[str, Any]], intervals: list[Mapping[str, Any]], split: str
 ) -> None:
-    """An evaluation on ``split`` (:func:`log_evaluation` as ``eval_{split}``) and its paired intervals
-    as metrics ``eval_{split}_paired/{a}-{b}/{metric}/{diff,lo,hi}``."""
+    """An evaluation on ``split`` (:func:`log_evaluation` as ``eval_{split}``) and its paired intervals as
+    metrics ``eval_{split}_paired/{a}-{b}/{metric}/{diff,lo,hi}`` and as the table
+    ``eval_{split}/paired_intervals.json``."""
     log_evaluation(run_id, results, name=f"eval_{split}")
     log_metrics(run_id, {f"{r['a']}-{r['b']}/{r['metric']}/{k}": r[k] for r in intervals for k in ("diff", "lo", "hi")},
                 prefix=f"eval_{split}_paired/")
+    if intervals:
+        columns = list(dict.fromkeys(k for r in intervals for k in r))
+        log_table(run_id, {c: [r.get(c) for r in intervals] for c in columns}, f"eval_{split}/paired_intervals.json")
 
 
 def record_embeddings(run_id: str, emb_path: str | Path) -> None:
@@ -259,6 +302,3 @@ def record_embeddings(run_id: str, emb_path: str | Path) -> None:
 
     log_artifact(run_id, sidecar_path(emb_path), "embeddings")
 
-
-def log_dict_text(run_id: str, text: str, artifact_file: str) -> None:
-    client().log_text(run_id, text, artifact_file)

@@ -1,6 +1,6 @@
-"""Trainer callbacks of the training task: MLflow (each step's stats as metrics, and at the end the summary,
-the JSONL log, the reward-curve plot and the final checkpoint, all into the run the flow opened,
-``tasks/tracking.py``) and Prefect (a progress artifact of the task run)."""
+"""Trainer callbacks of the training task: MLflow (each step's stats as metrics, and at the end the summary
+numbers the steps do not already hold, the JSONL log, the reward-curve figure and the final checkpoint, all
+into the run the flow opened, ``tasks/tracking.py``) and Prefect (a progress artifact of the task run)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,24 @@ from pathlib import Path
 from typing import Any
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.training.plots import plot_training_log
-from tasks.tracking import log_artifact, log_metrics, set_tags
+from rl4rec_core.training.plots import training_figure
+from tasks.tracking import client, log_artifact, log_metrics, set_tags
 
 log = logging.getLogger(__name__)
+
+# summary entries the step metrics already hold: the last step's stats, and its mean reward (``train/avg_reward``)
+SUMMARY_DUPLICATES = ("last", "last_avg_reward")
 
 
 class MLflowCallback:
     """Trainer callbacks that log into an existing MLflow run (opened by the flow).
 
     ``on_step_end`` logs every number in the step's stats (loss, reward mean/max/min, KL, generation
-    length, step time — whatever the trainer reports) at that step; ``on_train_end`` logs the summary,
-    ``training_log.jsonl``, the reward-curve PNG and the final checkpoint. Intermediate checkpoints are
-    only logged with ``log_checkpoints="all"``: an LLM checkpoint is hundreds of MB.
+    length, step time — whatever the trainer reports) at that step; ``on_train_end`` logs the summary
+    numbers that are new (``train_summary/steps``, ``first_avg_reward``, ``resumed_from``; not the last
+    step's stats again), ``training_log.jsonl``, the reward-curve figure and the final checkpoint.
+    Intermediate checkpoints are only logged with ``log_checkpoints="all"``: an LLM checkpoint is hundreds
+    of MB.
     """
 
     def __init__(self, run_id: str, log_checkpoints: str = "final", prefix: str = "train/"):
@@ -52,7 +57,8 @@ class MLflowCallback:
 
     def on_train_end(self, summary: Mapping[str, Any] | None = None, *args, **kwargs) -> None:
         summary = dict(summary or {})
-        log_metrics(self.run_id, summary, prefix="train_summary/")
+        log_metrics(self.run_id, {k: v for k, v in summary.items() if k not in SUMMARY_DUPLICATES},
+                    prefix="train_summary/")
         out = summary.get("output_dir") or self.output_dir
         if not out and summary.get("training_log"):
             out = Path(summary["training_log"]).parent
@@ -62,14 +68,23 @@ class MLflowCallback:
 
 
 def log_training_outputs(run_id: str, output_dir: str | Path) -> None:
-    """``training_log.jsonl`` and the reward-curve PNG of a training output folder."""
+    """``training_log.jsonl`` of a training output folder, and its reward curve as the figure
+    ``plots/reward_curve.png`` (``log_figure``; also saved beside the log for a reader without MLflow)."""
     output_dir = Path(output_dir)
     log_file = output_dir / "training_log.jsonl"
-    if log_file.exists():
-        log_artifact(run_id, log_file, "training")
-        png = plot_training_log(log_file, output_dir / "reward_curve.png")
-        if png:
-            log_artifact(run_id, png, "plots")
+    if not log_file.exists():
+        return
+    log_artifact(run_id, log_file, "training")
+    fig = training_figure(log_file)
+    if fig is None:
+        return
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.savefig(output_dir / "reward_curve.png", dpi=100)
+        client().log_figure(run_id, fig, "plots/reward_curve.png", save_kwargs={"dpi": 100})
+    finally:
+        plt.close(fig)
 
 
 class PrefectProgressCallback:

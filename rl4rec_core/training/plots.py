@@ -37,7 +37,29 @@ def plot_training_log(
     title: str | None = None,
     dpi: int = 100,
 ) -> Path | None:
-    """Reward against step (left) and, beside it, each of ``panels`` the log has data for.
+    """:func:`training_figure` saved as ``out_png``; ``out_png``, or None when no step has a reward."""
+    fig = training_figure(log_path, reward_keys=reward_keys, window=window, panels=panels, title=title)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=dpi)
+    plt.close(fig)
+    return out_png
+
+
+def training_figure(
+    log_path: str | Path,
+    *,
+    reward_keys: Sequence[str] | None = None,
+    window: int = 1,
+    panels: Sequence[str] = ("loss",),
+    title: str | None = None,
+):
+    """Reward against step (left) and, beside it, each of ``panels`` the log has data for, as a matplotlib
+    ``Figure`` (the caller saves or logs it, then closes it with ``plt.close(fig)``).
 
     Args:
         reward_keys: the fields to draw; default every numeric field whose name contains ``reward``,
@@ -46,7 +68,7 @@ def plot_training_log(
             each step draws different users and the raw curve mostly shows which users were drawn.
         panels: ``loss`` (the loss per step) and/or ``time`` (seconds per step, stacked by phase).
     Returns:
-        ``out_png``, or None when no step has a reward.
+        the figure, or None when no step has a reward.
     """
     unknown = [p for p in panels if p not in PANELS]
     if unknown:
@@ -68,11 +90,7 @@ def plot_training_log(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=dpi)
-    plt.close(fig)
-    return out_png
+    return fig
 
 
 def reward_series(records: Sequence[dict]) -> list[str]:

@@ -33,10 +33,12 @@ def test_pipeline_end_to_end(flow_env):
     run = c.get_run(out["mlflow_run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.tags[mt.TAG_FLOW_RUN_ID] == out["flow_run_id"]
-    assert run.data.tags.get(mt.TAG_GIT_COMMIT)
+    assert all(run.data.tags.get(t) for t in (mt.TAG_GIT_COMMIT, mt.TAG_SOURCE_NAME, mt.TAG_USER))
     # every setting as one tree: dotted names
     assert run.data.params["trainer.num_steps"] == "4" and run.data.params["run.dataset_name"] == "tiny-ml"
     assert run.data.params["algorithm.reward"] == "log_rank" and run.data.params["policy.policy"] == "dummy"
+    assert run.data.params["algorithm.learning_rate"] == "0.05"  # the dummy policy's default, not "None"
+    assert not any(k.startswith("train_summary/last") for k in run.data.metrics)  # the steps hold those
     for key in ("loss", "avg_reward", "max_reward", "min_reward", "kl", "gen_len", "time_step"):
         assert [m.step for m in c.get_metric_history(run.info.run_id, f"train/{key}")] == [0, 1, 2, 3], key
     for model in ("policy", "untrained", "popularity", "echo", "echo+prior"):
