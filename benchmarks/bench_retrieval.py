@@ -97,8 +97,6 @@ def timed_pair(fa, fb, repeats: int):
 
 
 def bench_actor(n: int, dim: int, b: int, repeats: int, chunk: int) -> dict:
-    import ray
-
     from rl4rec_core.retrieval import RetrievalClient, launch_retrieval_actor, remove_retrieval_actor
 
     name = f"bench-{n}"

@@ -75,10 +75,11 @@ def _setting_names() -> set[str]:
 
 @contextlib.contextmanager
 def prefect_api():
-    """``(api_url, how)``: the configured API if it answers, else a background ``prefect server start``."""
+    """``(api_url, how)``: the configured API if it answers, else Prefect's temporary API server."""
+    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.prefect_server import background_server, configured_api_url, healthy
+    from flows.prefect_server import configured_api_url, healthy
 
     url = configured_api_url()
     if url:
@@ -92,14 +93,23 @@ def prefect_api():
         return
     print("Starting a Prefect server in the background (PREFECT_API_URL is not set) ...", flush=True)
     t0 = time.perf_counter()
-    with background_server() as (url, log_file):
-        os.environ["PREFECT_API_URL"] = url  # for Ray workers started below
-        try:
-            with temporary_settings(updates={PREFECT_API_URL: url}):
-                yield url, f"started for this command in {time.perf_counter() - t0:.0f} s (log: {log_file})"
-                _drain_prefect()
-        finally:
-            os.environ.pop("PREFECT_API_URL", None)
+    # Prefect's own temporary API server (what its ephemeral mode runs), on a free port, stopped at the end;
+    # it keeps the runs in the user's default database, so `prefect server start` shows them later
+    server = SubprocessASGIServer()
+    try:
+        server.start(timeout=180)
+    except RuntimeError as e:
+        raise Rl4recError(f"could not start a Prefect API server ({e}); set PREFECT_API_URL to a running "
+                          "server instead (start one with `prefect server start`)") from None
+    url = server.api_url
+    os.environ["PREFECT_API_URL"] = url  # for Ray workers started below
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield url, f"started for this command in {time.perf_counter() - t0:.0f} s"
+            _drain_prefect()
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
 
 
 def _drain_prefect() -> None:

@@ -40,7 +40,7 @@ def _prefect(*args, env, timeout=300) -> str:
 
 @pytest.mark.slow
 def test_deploy_and_run_through_a_process_worker(rl4rec_dirs, tmp_path, monkeypatch):
-    from flows.prefect_server import background_server
+    from tests.helpers.prefect_server import background_server
 
     # the server's database, the MLflow store and all data stay in tmp_path
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect_home"))
