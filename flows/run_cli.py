@@ -95,6 +95,7 @@ def prefect_api():
     t0 = time.perf_counter()
     # Prefect's own temporary API server (what its ephemeral mode runs), on a free port, stopped at the end;
     # it keeps the runs in the user's default database, so `prefect server start` shows them later
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls from a closed box
     server = SubprocessASGIServer()
     try:
         server.start(timeout=180)
