@@ -63,7 +63,9 @@ def pipeline_flow(
         scorer = tuned["scorer"] if tuned else "cosine"
         with ray_options(num_cpus=1):
             reg = register_model.submit(run_id, summary["final_checkpoint"], p.registered_name,
-                                        retrieval_settings=tuned["path"] if tuned else None).result()
+                                        log_transformers=p.tracking.log_transformers,
+                                        retrieval_settings=tuned["path"] if tuned else None,
+                                        evaluation=evaluation["results"]).result()
             if promoted:
                 promote_model.submit(p.registered_name, reg["version"]).result()
         registry.record_registration(run_id, p.registered_name, reg["version"], promoted)
@@ -111,7 +113,8 @@ def training_flow(
         reg = None
         if register_policy:
             with ray_options(num_cpus=1):
-                reg = register_model.submit(run_id, summary["final_checkpoint"], p.registered_name).result()
+                reg = register_model.submit(run_id, summary["final_checkpoint"], p.registered_name,
+                                            log_transformers=p.tracking.log_transformers).result()
     return {"mlflow_run_id": run_id, "checkpoint": summary["final_checkpoint"], "registered": reg}
 
 

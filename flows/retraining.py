@@ -84,7 +84,8 @@ def retraining_flow(
             ch["ranks"], cp["ranks"] if cp else None, confidence=confidence, n_bootstrap=n_bootstrap, seed=p.run.seed
         )
         with ray_options(num_cpus=1):
-            reg = register_model.submit(run_id, summary["final_checkpoint"], name).result()
+            reg = register_model.submit(run_id, summary["final_checkpoint"], name,
+                                        log_transformers=p.tracking.log_transformers).result()
             if decision.promote:
                 promote_model.submit(name, reg["version"]).result()
         registry.record_decision(run_id, decision, reg["version"], champion_version)

@@ -255,6 +255,7 @@ class TrackingSettings:
     model_name: str = opt(MODEL_NAME_TEMPLATE, "registered model name; {dataset} is filled in")
     promote: str = opt("first", "make the new version 'champion': only if there is none (first), always, never",
                        choices=PROMOTE_MODES)
+    log_transformers: bool = opt(False, "also register an LLM policy as an mlflow.transformers model (merged weights)")
 
     def __post_init__(self) -> None:
         _choice("promote", self.promote, PROMOTE_MODES)

@@ -45,7 +45,7 @@ def test_every_train_flag_is_a_training_flow_parameter_with_the_same_default_and
     flags = {k: v for k, v in _train_flags().items() if k not in CLI_ONLY_FLAGS}
     leaves = _flow_leaves(training_flow)
     # MLflow, the registry and Ray placement exist only where a flow runs: the CLI trainer has none
-    flow_only = {"experiment", "model_name", "promote", "num_gpus", "train_cpus", "register_policy"}
+    flow_only = {"experiment", "model_name", "promote", "num_gpus", "train_cpus", "register_policy", "log_transformers"}
     assert {k: leaves[k] for k in flags if k in leaves} == flags, "a flag's default differs from the flow's"
     assert set(flags) - set(leaves) == set(), "a train flag the training flow cannot set"
     assert set(leaves) - set(flags) == flow_only, "a training-flow parameter the CLI cannot set"
