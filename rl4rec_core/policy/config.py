@@ -35,8 +35,9 @@ class PolicyConfig:
         ``prompts.py``.
     dtype: ``auto`` (``bfloat16`` on CUDA, ``float32`` elsewhere), ``float32``, ``bfloat16`` or ``float16``.
     rollout_engine: what samples the completions, ``hf`` (default) or ``vllm`` (``engines.py``).
-    merge_for_sampling: fold the LoRA adapters into the weights while the ``hf`` engine samples
-        (exact; the adapters' extra matmuls cost ~30% of sampling on a CPU).
+    merge_for_sampling: fold the LoRA adapters into the weights while the ``hf`` engine samples on a CPU
+        (exact; the adapters' extra matmuls cost ~10–30% of sampling there). It keeps a copy of the adapted
+        base weights in memory; on a GPU it is not used until measured there.
     cpu_bf16: bf16 autocast of sampling and update on CPUs with AVX512-BF16 or AMX (ignored, with a
         warning, elsewhere). Off by default: not yet measured on such a CPU (docs/performance.md).
     seed: LoRA initialisation (the global RNG is left alone; the trainer owns it).

@@ -104,7 +104,10 @@ class HFEngine:
         pad = pol.tokenizer.pad_token_id
         sampling = {} if greedy else {"temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k}
         completions: list[list[int]] = []
-        with merged_lora(pol.model, self._base_weights) if cfg.merge_for_sampling else contextlib.nullcontext():
+        # measured on the CPU (docs/performance.md); it holds a copy of the adapted base weights, so a GPU
+        # (unmeasured, memory-bound by big models) samples through the adapters until it is measured there
+        merge = cfg.merge_for_sampling and pol.device.type == "cpu"
+        with merged_lora(pol.model, self._base_weights) if merge else contextlib.nullcontext():
             for start in range(0, len(prompt_ids), per_call):
                 chunk = prompt_ids[start:start + per_call]
                 width = max(len(p) for p in chunk)
