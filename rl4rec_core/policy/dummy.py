@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -25,6 +25,7 @@ import torch
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.integrity import FIX, load_torch, read_json_object
 from rl4rec_core.io import atomic_path, write_json
+from rl4rec_core.policy.keyed_sampling import sample_key
 from rl4rec_core.training.algorithms import AlgoConfig, RunningBaseline, compute_advantages, policy_gradient_loss
 
 _STATE_KEYS = frozenset({"bias", "weight", "optimizer", "baseline", "generator"})
@@ -83,6 +84,8 @@ class DummyRecPolicy:
         self.optimizer = torch.optim.Adam([self.bias, self.weight], lr=learning_rate)
         self.baseline = RunningBaseline(self.algo.baseline_momentum)
         self.generator = torch.Generator().manual_seed(seed)
+        # set by the data-parallel trainer: averages the gradients of every worker before each step
+        self.grad_sync: Callable[[list[torch.Tensor]], None] | None = None
 
     @classmethod
     def from_item_texts(cls, texts: Iterable[str], vocab_size: int = 256, **kwargs) -> "DummyRecPolicy":
@@ -105,13 +108,25 @@ class DummyRecPolicy:
             for h in user_histories
         ]
 
-    def generate(self, prompts: list[str], num_samples: int = 1, greedy: bool = False, **_) -> list[str]:
-        """``len(prompts) * num_samples`` texts, prompt i's at ``i*num_samples:(i+1)*num_samples``."""
+    def generate(self, prompts: list[str], num_samples: int = 1, greedy: bool = False,
+                 seeds: list[int] | None = None, **_) -> list[str]:
+        """``len(prompts) * num_samples`` texts, prompt i's at ``i*num_samples:(i+1)*num_samples``.
+
+        ``seeds`` (one per prompt) draw prompt i's words from a generator of its own seed, so they do not
+        depend on the rest of the batch (data-parallel training; see ``keyed_sampling.py``)."""
         with torch.no_grad():
             probs = torch.softmax(self.logits(prompts), dim=-1)  # [P, V]
             if greedy:
                 ids = probs.topk(min(self.num_words, len(self.vocab)), dim=-1).indices
                 ids = ids.repeat_interleave(num_samples, dim=0)
+            elif seeds is not None:
+                if len(seeds) != len(prompts):
+                    raise ConfigError(f"got {len(seeds)} seeds for {len(prompts)} prompts; pass one per prompt")
+                ids = torch.cat([
+                    torch.multinomial(p.expand(num_samples, -1), self.num_words, replacement=True,
+                                      generator=torch.Generator().manual_seed(sample_key(seed)))
+                    for p, seed in zip(probs, seeds)
+                ])
             else:
                 ids = torch.multinomial(
                     probs.repeat_interleave(num_samples, dim=0), self.num_words, replacement=True,
@@ -137,6 +152,8 @@ class DummyRecPolicy:
                 loss = loss + self.algo.kl_coef * kl
             self.optimizer.zero_grad()
             loss.backward()
+            if self.grad_sync is not None:  # data-parallel: every worker steps with the mean gradient
+                self.grad_sync([self.bias, self.weight])
             self.optimizer.step()
         with torch.no_grad():
             p = torch.softmax(self.logits(prompts), dim=-1)

@@ -23,6 +23,7 @@ from typing import Protocol
 import torch
 
 from rl4rec_core.errors import ConfigError
+from rl4rec_core.policy.keyed_sampling import keyed_processors, row_seeds
 from rl4rec_core.policy.shared_prefix import prefill
 from rl4rec_core.settings import ENGINES
 
@@ -30,7 +31,8 @@ from rl4rec_core.settings import ENGINES
 class RolloutEngine(Protocol):
     name: str
 
-    def sample(self, prompt_ids: list[list[int]], num_samples: int, greedy: bool) -> list[list[int]]: ...
+    def sample(self, prompt_ids: list[list[int]], num_samples: int, greedy: bool,
+               seeds: list[int] | None = None) -> list[list[int]]: ...
 
     def sync(self) -> None: ...
 
@@ -97,7 +99,9 @@ class HFEngine:
         self._base_weights: dict[str, torch.Tensor] = {}  # merged_lora's copy of the frozen base
 
     @torch.inference_mode()
-    def sample(self, prompt_ids: list[list[int]], num_samples: int, greedy: bool) -> list[list[int]]:
+    def sample(self, prompt_ids: list[list[int]], num_samples: int, greedy: bool,
+               seeds: list[int] | None = None) -> list[list[int]]:
+        """``seeds`` (one per prompt) key each prompt's samples (``keyed_sampling.py``); None: torch's generator."""
         pol = self.policy
         cfg = pol.config
         per_call = max(1, cfg.generation_batch_size // num_samples)
@@ -113,7 +117,12 @@ class HFEngine:
                 width = max(len(p) for p in chunk)
                 ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk], device=pol.device)
                 attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=pol.device)
-                out = self._generate(ids, attn, 1 if greedy else num_samples, not greedy, sampling)
+                if seeds is not None and not greedy:
+                    rows_seeds = row_seeds(seeds[start:start + per_call], num_samples)
+                    keyed = {"logits_processor": keyed_processors(rows_seeds, cfg.temperature, cfg.top_p, cfg.top_k)}
+                    out = self._generate(ids, attn, num_samples, False, keyed)
+                else:
+                    out = self._generate(ids, attn, 1 if greedy else num_samples, not greedy, sampling)
                 rows = [cut_completion(row, pol._eos_ids) for row in out[:, width:].tolist()]
                 # greedy samples of one prompt are identical: decode once, repeat
                 completions += [r for r in rows for _ in range(num_samples)] if greedy else rows
@@ -131,6 +140,8 @@ class HFEngine:
             eos_token_id=sorted(pol._eos_ids) or None, **sampling,
         )
         if not (pol._shares_prompt and num_samples > 1 and ids.shape[1] > 1):
+            if num_samples > 1 and not do_sample:  # keyed sampling decodes greedily: one row per sample
+                ids, attn, num_samples = ids.repeat_interleave(num_samples, 0), attn.repeat_interleave(num_samples, 0), 1
             return pol.model.generate(input_ids=ids, attention_mask=attn, num_return_sequences=num_samples, **common)
         cache, _ = prefill(pol.model, ids[:, :-1], attn[:, :-1], num_samples)
         return pol.model.generate(

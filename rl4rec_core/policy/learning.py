@@ -25,7 +25,7 @@ class PolicyLearning:
     """Learning half of ``RecPolicy``.
 
     Uses the policy's ``config``, ``model``, ``tokenizer``, ``device``, ``optimizer``, ``baseline``,
-    ``num_updates``, ``last_rollout``, ``_ref_model`` (full fine-tuning's frozen copy, else None),
+    ``num_updates``, ``last_rollout``, ``grad_sync``, ``_ref_model`` (full fine-tuning's frozen copy, else None),
     ``_keep_logits``, ``_shares_prompt``, ``_encode_prompts``, ``trainable_parameters``, ``autocast`` and
     ``weights_changed``.
     """
@@ -168,6 +168,8 @@ class PolicyLearning:
                     st["loss"] = float(loss.detach())
                     for k, v in st.items():
                         totals[k] = totals.get(k, 0.0) + v * weight
+                if self.grad_sync is not None:  # data-parallel: the mean gradient of every worker's batch
+                    self.grad_sync(list(self.trainable_parameters()))
                 grad_norm = torch.nn.utils.clip_grad_norm_(
                     self.trainable_parameters(), self.config.max_grad_norm or float("inf")
                 )

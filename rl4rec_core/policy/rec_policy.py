@@ -70,6 +70,8 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         )
         self.baseline = RunningBaseline(cfg.algo.baseline_momentum)
         self.num_updates = 0
+        # set by the data-parallel trainer: averages the gradients of every worker before each step
+        self.grad_sync = None
         self.last_rollout: Rollout | None = None
         self._engine: RolloutEngine | None = None
         self._cpu_bf16 = cfg.cpu_bf16 and self.device.type == "cpu" and cpu_has_fast_bf16()
@@ -98,15 +100,22 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         return [list(ids) for ids in enc["input_ids"]]
 
     @torch.no_grad()
-    def rollout(self, prompts: list[str], num_samples: int = 1, greedy: bool = False) -> Rollout:
-        """Sample ``num_samples`` completions per prompt; see :class:`Rollout` for the layout."""
+    def rollout(self, prompts: list[str], num_samples: int = 1, greedy: bool = False,
+                seeds: list[int] | None = None) -> Rollout:
+        """Sample ``num_samples`` completions per prompt; see :class:`Rollout` for the layout.
+
+        ``seeds`` (one per prompt) make each prompt's samples depend on its seed alone, not on the rest of
+        the batch (``keyed_sampling.py``): what data-parallel training needs to repeat across worker counts.
+        """
         if isinstance(prompts, str):
             raise ConfigError("prompts must be a list of strings (use build_prompts), not a single string")
         if num_samples < 1:
             raise ConfigError(f"num_samples must be ≥ 1, got {num_samples}")
+        if seeds is not None and len(seeds) != len(prompts):
+            raise ConfigError(f"got {len(seeds)} seeds for {len(prompts)} prompts; pass one seed per prompt")
         prompt_ids = self._encode_prompts(prompts)
         with self.autocast():
-            completions = self.engine.sample(prompt_ids, num_samples, greedy)
+            completions = self.engine.sample(prompt_ids, num_samples, greedy, seeds=seeds)
         texts = [self.tokenizer.decode(c, skip_special_tokens=True).strip() for c in completions]
         self.last_rollout = Rollout(list(prompts), texts, prompt_ids, completions, num_samples)
         return self.last_rollout
@@ -142,12 +151,13 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         # logits_to_keep marks the HF models whose forward takes the cache arguments prefill relies on
         return self.config.share_prompt and self._keep_logits
 
-    def generate(self, prompts: list[str], num_samples: int = 1, greedy: bool = False) -> list[str]:
+    def generate(self, prompts: list[str], num_samples: int = 1, greedy: bool = False,
+                 seeds: list[int] | None = None) -> list[str]:
         """Texts ``[len(prompts) * num_samples]``, prompt i's samples at ``i*num_samples:(i+1)*num_samples``.
 
         The token ids stay in ``self.last_rollout`` for :meth:`update`.
         """
-        return self.rollout(prompts, num_samples, greedy).texts
+        return self.rollout(prompts, num_samples, greedy, seeds).texts
 
 
 __all__ = ["RecPolicy", "PolicyConfig"]

@@ -192,11 +192,12 @@ class VLLMEngine:
         else:
             self._reload_full()
 
-    def _sampling_params(self, num_prompts: int, num_samples: int, greedy: bool) -> list:
+    def _sampling_params(self, num_prompts: int, num_samples: int, greedy: bool, seeds: list[int] | None = None) -> list:
         """One ``SamplingParams`` per prompt, seeded from torch's global generator (reproducible runs).
 
         vLLM gives sample j of a request the seed ``seed + j``, so prompt i starts at ``base + i*G``
-        and no two samples of a batch share a random stream.
+        and no two samples of a batch share a random stream. Given ``seeds`` (one per prompt), prompt i's
+        samples depend on ``seeds[i]`` alone (keyed sampling; see ``keyed_sampling.py``).
         """
         from vllm import SamplingParams
 
@@ -209,22 +210,27 @@ class VLLMEngine:
                 f"vLLM samples with temperature ≥ {MIN_TEMPERATURE}, got {cfg.temperature}; raise --temperature, "
                 "sample greedily, or use --rollout_engine hf"
             )
-        base = int(torch.randint(0, 2**31 - num_prompts * num_samples, ()))
+        if seeds is None:
+            base = int(torch.randint(0, 2**31 - num_prompts * num_samples, ()))
+            seeds = [base + i * num_samples for i in range(num_prompts)]
+        else:  # vLLM takes a 32-bit seed and adds the sample index to it
+            seeds = [s % (2**31 - num_samples) for s in seeds]
         return [
             SamplingParams(
                 n=num_samples, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,  # 0 = off, as in vLLM
-                seed=base + i * num_samples, **common,
+                seed=seed, **common,
             )
-            for i in range(num_prompts)
+            for seed in seeds
         ]
 
-    def sample(self, prompt_ids: list[list[int]], num_samples: int, greedy: bool) -> list[list[int]]:
+    def sample(self, prompt_ids: list[list[int]], num_samples: int, greedy: bool,
+               seeds: list[int] | None = None) -> list[list[int]]:
         """``len(prompt_ids) * num_samples`` completions, grouped per prompt (the engine contract)."""
         if not prompt_ids:
             return []
         if self.llm is None:
             raise ConfigError("this vllm rollout engine was closed; sample through RecPolicy.engine for a new one")
-        params = self._sampling_params(len(prompt_ids), num_samples, greedy)
+        params = self._sampling_params(len(prompt_ids), num_samples, greedy, seeds)
         prompts = [{"prompt_token_ids": list(p)} for p in prompt_ids]
         outputs = self.llm.generate(prompts, params, use_tqdm=False, lora_request=self._lora)
         eos = self.policy._eos_ids

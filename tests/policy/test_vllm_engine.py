@@ -91,6 +91,9 @@ SCRIPT = textwrap.dedent(
             out["sampled"] = first.completion_ids
             out["sampled_texts"] = first.texts
             out["sampled_again"] = policy.rollout(prompts, num_samples=4).completion_ids
+            # keyed: prompt 1's samples depend on its seed alone, not on what else is in the batch
+            out["keyed"] = policy.rollout(prompts, num_samples=4, seeds=[11, 22]).completion_ids
+            out["keyed_alone"] = policy.rollout(prompts[1:], num_samples=4, seeds=[22]).completion_ids
             # vLLM's coldest sampling: the first tokens' top-2 logit gaps are 0.07 and 0.4 here, so each group
             # starts with its own prompt's greedy token (the seeds are fixed: no flakiness)
             policy.config.temperature = 0.01
@@ -158,6 +161,7 @@ def test_vllm_engine_matches_hf_and_follows_lora_updates(tmp_path):
     assert all(1 <= len(c) <= 6 and eos not in c[:-1] for c in sampled)
     assert len({tuple(c) for c in sampled[:4]}) > 1  # really sampled, not greedy
     assert out["sampled_again"] == sampled  # seeds come from torch's generator: reproducible
+    assert out["keyed"][4:] == out["keyed_alone"]  # a prompt's seed, not its batch, fixes its samples
     first = [c[0] for c in out["cold"]]  # prompt i's samples at i*G:(i+1)*G
     assert first == [out["vllm_before"][0][0]] * 3 + [out["vllm_before"][1][0]] * 3, out["cold"]
     assert "temperature ≥ 0.01" in out.get("too_cold", ""), out.get("too_cold")
