@@ -79,9 +79,11 @@ def test_update_uses_whole_groups_and_matches_unshared_update(tiny_lm):
     assert s1["kl"] > 0
     assert s1["loss"] == pytest.approx(s2["loss"], abs=1e-5)
     assert s1["grad_norm"] == pytest.approx(s2["grad_norm"], rel=1e-3)
+    # Adam divides by sqrt(v): a weight whose gradient is ~0 moves by up to lr on float noise, so the weights
+    # agree to far below the step (lr 0.05), not to 1e-5 (measured: 9e-5 on one element with torch 2.13)
     for (n, a), (_, b) in zip(shared.model.named_parameters(), plain.model.named_parameters()):
         if a.requires_grad:
-            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=n)
+            torch.testing.assert_close(a, b, atol=5e-4, rtol=1e-4, msg=n)
 
 
 def test_shared_prefill_generation_equals_plain_generate(tiny_lm):
