@@ -41,10 +41,12 @@ def link_mlflow_run(run_id: str, flow_name: str) -> None:
 
 
 def evaluation_rows(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per model: its name, the headline metrics (4 decimals), users and scorer."""
+    """One row per model: its name, the headline metrics (4 decimals), users and scorer. A run on several
+    datasets names its rows ``<dataset>/<model>`` (flows/stages.py): they get a ``dataset`` column."""
     rows = []
     for name, metrics in results.items():
-        row: dict[str, Any] = {"model": name}
+        dataset, _, model = name.rpartition("/")
+        row: dict[str, Any] = {"dataset": dataset, "model": model} if dataset else {"model": name}
         row.update({k: round(float(metrics[k]), 4) for k in METRICS if metrics.get(k) is not None})
         for k in ("users", "scorer"):
             if metrics.get(k) is not None:

@@ -80,13 +80,13 @@ class FlowParams(Settings):
         from rl4rec_core.data.prepare import BUILTIN, read_meta
 
         super().__post_init__()  # the checks that span the training groups (batch_size vs group_size)
-        name = self.run.dataset_name
-        if self.run.source is None and name not in BUILTIN and read_meta(name) is None:
-            raise ConfigError(
-                f"unknown dataset {name!r}: it is not built in ({', '.join(BUILTIN)}) and not prepared in "
-                f"{paths.dataset_dir(name)}; pass source= with its raw files or prepare it first with "
-                f"`rl4rec data prepare --dataset {name} --source DIR`"
-            )
+        for name in self.run.datasets:  # each of a list, named on its own
+            if self.run.source is None and name not in BUILTIN and read_meta(name) is None:
+                raise ConfigError(
+                    f"unknown dataset {name!r}: it is not built in ({', '.join(BUILTIN)}) and not prepared in "
+                    f"{paths.dataset_dir(name)}; pass source= with its raw files or prepare it first with "
+                    f"`rl4rec data prepare --dataset {name} --source DIR`"
+                )
         if self.recipe.sft_steps and self.policy.init_from:
             raise ConfigError("sft_steps and init_from both give the starting policy; set sft_steps=0 or drop init_from")
         if self.runs_sft:
@@ -98,7 +98,8 @@ class FlowParams(Settings):
 
     @property
     def registered_name(self) -> str:
-        return self.tracking.registered_name(self.dataset)
+        # several datasets: rl4rec-ml-100k+beauty (MLflow refuses '/' and ':' in names, not '+')
+        return self.tracking.registered_name(self.run.label)
 
     @property
     def device(self) -> str:
@@ -106,7 +107,14 @@ class FlowParams(Settings):
 
     @property
     def runs_sft(self) -> bool:
-        return bool(self.recipe.sft_steps) and not self.policy.use_dummy
+        # SFT teaches one dataset's titles (SFTConfig has one dataset_name): a run on several skips it
+        # rather than warm-start on one of them and bias the mixture (flows/stages.py warm_start logs why)
+        return bool(self.recipe.sft_steps) and not self.policy.use_dummy and not self.multi
+
+    @property
+    def multi(self) -> bool:
+        """Whether the run trains on several datasets (``dataset_name`` is a comma-separated list)."""
+        return len(self.run.datasets) > 1
 
     def output_dir(self, label: str | None = None) -> str:
         """A fresh folder per flow run, so a second run never meets the first one's checkpoints."""

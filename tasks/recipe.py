@@ -51,15 +51,17 @@ def tune_retrieval_settings(
     return tune_retrieval(dataset, emb_model, emb_type, checkpoint=checkpoint, device=device)
 
 
-def log_tuning(run_id: str, out: dict[str, Any], with_policy: bool) -> None:
-    """A tuning's validation figures, scorer tag and settings file in the flow's MLflow run."""
+def log_tuning(run_id: str, out: dict[str, Any], with_policy: bool, dataset: str | None = None) -> None:
+    """A tuning's validation figures, scorer tag and settings file in the flow's MLflow run; ``dataset``
+    (a run on several) puts its name in the metric (``retrieval/beauty/valid/ndcg_at_10``) and tag names."""
     from tasks import tracking as mt
 
     stage = "retrieval_alpha" if with_policy else "retrieval"
+    where = f"{stage}/{dataset}" if dataset else stage
     v = out["validation"]
     best = v.get("policy_fused") or v["echo_prior"]
-    mt.log_metrics(run_id, {k: best[k] for k in ("ndcg@10", "hit@10", "mrr")}, prefix=f"{stage}/valid/")
-    mt.set_tags(run_id, {"rl4rec.scorer": out["scorer"]})
+    mt.log_metrics(run_id, {k: best[k] for k in ("ndcg@10", "hit@10", "mrr")}, prefix=f"{where}/valid/")
+    mt.set_tags(run_id, {f"rl4rec.scorer.{dataset}" if dataset else "rl4rec.scorer": out["scorer"]})
     mt.log_artifact(run_id, out["path"], "retrieval")
 
 

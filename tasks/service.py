@@ -22,7 +22,7 @@ class ServiceRef(TypedDict):
 
 @task(name="start_retrieval_service", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def start_retrieval_service(
-    dataset: str,
+    dataset: str | list[str],
     emb_model: str = DEFAULT_EMB_MODEL,
     emb_type: str = "item",
     name: str = DEFAULT_ACTOR_NAME,
@@ -31,7 +31,8 @@ def start_retrieval_service(
     backend: str = "auto",
     scorer: str = "auto",
 ) -> ServiceRef:
-    """Attach to a running actor that serves ``dataset`` (e.g. ``rl4rec serve``) or launch one.
+    """Attach to a running actor that serves ``dataset`` (e.g. ``rl4rec serve``) or launch one; a list
+    (a run on several datasets) is served by the one actor.
 
     The actor is detached so it outlives this task's worker; the flow removes it at its end when it
     created it (``created=True``), and only that actor (``actor_id``). It takes no CPU so it never
@@ -44,7 +45,7 @@ def start_retrieval_service(
 
     before = find_retrieval_actor(name, namespace)
     actor = launch_retrieval_actor(
-        emb_model, emb_type=emb_type, datasets=[dataset], name=name, namespace=namespace,
+        emb_model, emb_type=emb_type, datasets=[dataset] if isinstance(dataset, str) else list(dataset), name=name, namespace=namespace,
         num_cpus=0, num_gpus=num_gpus, backend=backend, scorer=scorer, detached=True, get_if_exists=True,
     )
     own = actor_id(actor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -44,11 +45,14 @@ def train_policy(
 
         configure_mlflow()
         callbacks.append(MLflowCallback(mlflow_run_id, log_checkpoints=log_checkpoints))
-    # no progress bar: a Ray worker's output goes to the flow's log, one line per update (the progress
-    # artifact shows where training is)
-    trainer = build_trainer(cfg, service_client(service), callbacks=callbacks, progress=False)
     try:
-        summary = trainer.train()
+        if cfg.trainer.num_workers:
+            summary = _train_data_parallel(cfg, service, mlflow_run_id, log_checkpoints)
+        else:
+            # no progress bar: a Ray worker's output goes to the flow's log, one line per update (the
+            # progress artifact shows where training is)
+            trainer = build_trainer(cfg, service_client(service), callbacks=callbacks, progress=False)
+            summary = trainer.train()
     except BaseException:
         if mlflow_run_id:  # keep what was learned about the failure: the steps that did run
             try:
@@ -58,3 +62,28 @@ def train_policy(
         raise
     summary["output_dir"] = str(cfg.output_dir)
     return summary
+
+
+def _train_data_parallel(cfg, service: ServiceRef, mlflow_run_id: str | None, log_checkpoints: str) -> dict[str, Any]:
+    """``trainer.num_workers`` Ray Train workers against the flow's actor; rank 0 logs to the MLflow run.
+
+    This task only waits for them: the flow submits it without CPUs (flows/stages.py), so the workers get
+    the cluster's. The Prefect progress artifact needs this task's run context, which the workers lack.
+    """
+    from rl4rec_core.training.ray_train import train_data_parallel
+    from tasks.runtime import worker_env
+
+    cfg = cfg.replace(retrieval={"actor_name": service["name"], "namespace": service["namespace"]})
+    callbacks = None
+    if mlflow_run_id:
+        callbacks = functools.partial(_mlflow_callbacks, mlflow_run_id, log_checkpoints)
+    return train_data_parallel(cfg, callbacks=callbacks, progress=False, env=worker_env())
+
+
+def _mlflow_callbacks(mlflow_run_id: str, log_checkpoints: str) -> list:
+    """Rank 0's callbacks, built inside the Ray Train worker (Train V2 takes no Tune callbacks)."""
+    from tasks.tracking import configure_mlflow
+    from tasks.training_callback import MLflowCallback
+
+    configure_mlflow()
+    return [MLflowCallback(mlflow_run_id, log_checkpoints=log_checkpoints)]

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Full-ranking evaluation (history masked, target never masked, pessimistic ties) "
         "of baselines and, with --checkpoint/--policy, of a policy.",
     )
-    p.add_argument("--dataset", required=True, help="prepared dataset name")
+    p.add_argument("--dataset", required=True, help="prepared dataset name; several comma-separated "
+                   "(ml-100k,beauty, as a run on several trained) give a table per dataset")
     p.add_argument("--baseline", nargs="+", choices=[*BASELINES, "all"], help="baseline(s) to evaluate")
     p.add_argument("--checkpoint", nargs="+", help="policy checkpoint folder(s) to evaluate, on the same users")
     p.add_argument("--labels", nargs="+", help="row names for the checkpoints (default: policy:<folder name>)")
@@ -61,11 +62,13 @@ def _retrieval_service(args, dataset):
     from rl4rec_core.retrieval.source import connect_reward_source
     from rl4rec_core.settings import RetrievalSettings
 
-    retrieval = RetrievalSettings(emb_model_name=args.emb_model, emb_type=args.emb_type, scorer=args.scorer,
-                                  backend=args.emb_backend, actor_name=args.actor_name, namespace=args.namespace)
-    service, description = connect_reward_source(dataset.name, retrieval, mode=args.service, device=args.device)
-    print(description)
-    return service
+    if getattr(args, "reward_source", None) is None:  # one service holds every dataset of a list
+        retrieval = RetrievalSettings(emb_model_name=args.emb_model, emb_type=args.emb_type, scorer=args.scorer,
+                                      backend=args.emb_backend, actor_name=args.actor_name, namespace=args.namespace)
+        args.reward_source, description = connect_reward_source(args.dataset, retrieval, mode=args.service,
+                                                                device=args.device)
+        print(description)
+    return args.reward_source
 
 
 def _policy_rows(args, dataset) -> tuple[dict[str, dict[str, float]], dict]:
@@ -121,6 +124,26 @@ def _pair(spec: str, ranks: dict) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.baseline and not args.checkpoint and not args.policy:
+        raise ConfigError("nothing to evaluate: pass --baseline popularity|echo|all, --checkpoint DIR or --policy MODEL")
+    if any(k <= 0 for k in args.ks):
+        raise ConfigError(f"--ks must be positive integers, got {args.ks}")
+    from rl4rec_core.dataset_list import parse_names
+
+    names = parse_names(args.dataset)  # the list's checks (empty or repeated names)
+    if len(names) == 1:
+        return _evaluate(args, names[0], args.output)
+    output = Path(args.output) if args.output else None
+    for i, name in enumerate(names):
+        if i:
+            print()
+        # one JSON per dataset beside the named one: metrics.json -> metrics.ml-100k.json
+        _evaluate(args, name, output and output.with_name(f"{output.stem}.{name}{output.suffix}"))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, dataset_name: str, output) -> int:
+    """Evaluate and print the rows of one dataset (the whole command for a single dataset)."""
     from rl4rec_core.data import load_dataset
     from rl4rec_core.evaluation.baselines import baseline_scorer, make_baseline
     from rl4rec_core.evaluation.bootstrap import format_intervals, paired_intervals
@@ -128,11 +151,7 @@ def run(args: argparse.Namespace) -> int:
     from rl4rec_core.evaluation.policy_eval import select_users
     from rl4rec_core.evaluation.ranking import format_table, split_ranks, write_metrics
 
-    if not args.baseline and not args.checkpoint and not args.policy:
-        raise ConfigError("nothing to evaluate: pass --baseline popularity|echo|all, --checkpoint DIR or --policy MODEL")
-    if any(k <= 0 for k in args.ks):
-        raise ConfigError(f"--ks must be positive integers, got {args.ks}")
-    dataset = load_dataset(args.dataset)
+    dataset = load_dataset(dataset_name)
     split = dataset.split(args.split)
     rows: dict[str, dict[str, float]] = {}
     extra: dict = {"ranks": {}}
@@ -149,14 +168,14 @@ def run(args: argparse.Namespace) -> int:
         policy_rows, policy_extra = _policy_rows(args, dataset)
         rows.update(policy_rows)
         extra = {**policy_extra, "ranks": {**extra["ranks"], **policy_extra["ranks"]}}
-    print(f"{args.dataset} · {args.split} split · full ranking over {dataset.num_items} items, history masked")
+    print(f"{dataset_name} · {args.split} split · full ranking over {dataset.num_items} items, history masked")
     print(format_table(rows))
     if args.compare:
         pairs = [_pair(spec, extra["ranks"]) for spec in args.compare]
         extra["intervals"] = paired_intervals(extra["ranks"], pairs)
         print(f"\nPaired differences over the same {len(users)} users, bootstrap 95% intervals:")
         print(format_intervals(extra["intervals"]))
-    if args.output:
-        path = write_metrics(args.output, rows, dataset=args.dataset, split=args.split, ks=list(args.ks), **extra)
+    if output:
+        path = write_metrics(output, rows, dataset=dataset_name, split=args.split, ks=list(args.ks), **extra)
         print(f"wrote {path}")
     return 0

@@ -48,17 +48,20 @@ def _warn_unused_llm_flags(settings) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rl4rec_core.cli.flags import settings_from_args
-    from rl4rec_core.data import load_dataset, prepare_dataset
+    from rl4rec_core.data import load_datasets, prepare_dataset
     from rl4rec_core.retrieval.source import connect_reward_source
     from rl4rec_core.training.trainer import build_trainer
 
     settings = settings_from_args(args)
     _warn_unused_llm_flags(settings)
     run_settings = settings.run
-    if run_settings.source:
+    if run_settings.source:  # one dataset only: RunSettings refuses --source with a list
         prepare_dataset(run_settings.dataset_name, run_settings.source, fmt=run_settings.fmt,
                         encoding=run_settings.encoding)
-    dataset = load_dataset(run_settings.dataset_name)
+    loaded = load_datasets(run_settings.datasets)  # names the missing one of a list
+    if settings.trainer.num_workers:  # Ray Train: the workers load the data and share the Ray actor
+        return _run_data_parallel(settings, args)
+    dataset = loaded[0] if len(loaded) == 1 else loaded
     source, description = connect_reward_source(
         run_settings.dataset_name, settings.retrieval, mode=args.service, address=args.address,
         device=run_settings.device,
@@ -71,5 +74,23 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"✓ Training done: {summary['steps']} steps; avg reward {summary['first_avg_reward']:.4f} (first step) -> "
         f"{summary['last_avg_reward']:.4f} (last step); log: {summary['training_log']}"
+    )
+    return 0
+
+
+def _run_data_parallel(settings, args: argparse.Namespace) -> int:
+    """``--num_workers N``: the run on N Ray Train workers against the one Ray retrieval actor."""
+    from rl4rec_core.errors import ConfigError
+    from rl4rec_core.training.ray_train import train_data_parallel
+
+    if args.service == "local":
+        raise ConfigError("--service local builds the retrieval service inside one process, but --num_workers "
+                          "workers share the Ray retrieval actor; drop --service local (or drop --num_workers)")
+    n = settings.trainer.num_workers
+    print(f"Data-parallel training: {n} Ray Train worker{'s' if n > 1 else ''}; output: {settings.output_dir}")
+    summary = train_data_parallel(settings, address=args.address, progress=not args.no_progress)
+    print(
+        f"✓ Training done: {summary['steps']} steps on {n} workers; avg reward {summary['first_avg_reward']:.4f} "
+        f"(first step) -> {summary['last_avg_reward']:.4f} (last step); log: {summary['training_log']}"
     )
     return 0

@@ -102,3 +102,16 @@ def load_dataset(name: str) -> Dataset:
         raise DataError(f"{folder}/items.parquet: item_idx is not 0..N-1 in row order. "
                         f"Fix: run `rl4rec data prepare --dataset {name} --force`")
     return Dataset(name, folder, items, sequences, meta)
+
+
+def load_datasets(names: list[str]) -> list[Dataset]:
+    """:func:`load_dataset` of each name of a run on several datasets; a missing one is named as such."""
+    out = []
+    for name in names:
+        try:
+            out.append(load_dataset(name))
+        except MissingArtifactError as e:
+            if len(names) == 1:
+                raise
+            raise MissingArtifactError(f"dataset {name!r} of the list {','.join(names)}: {e}") from None
+    return out

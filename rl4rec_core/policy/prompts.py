@@ -174,5 +174,9 @@ def item_noun_for(dataset_name: str) -> str:
     The word matters to small models: SmolLM2-135M names real films when asked for a "movie" and
     rambles about "the item" otherwise.
     """
-    name = dataset_name.lower()
-    return next((noun for prefix, noun in _ITEM_NOUNS if name.startswith(prefix)), "item")
+    from rl4rec_core.dataset_list import parse_names
+
+    nouns = {next((noun for prefix, noun in _ITEM_NOUNS if name.lower().startswith(prefix)), "item")
+             for name in parse_names(dataset_name)}
+    # several datasets (ml-100k,beauty): their noun when they share one, else the generic word
+    return nouns.pop() if len(nouns) == 1 else "item"

@@ -30,8 +30,21 @@ def _dummy(settings: Settings, dataset, device: str):
     from rl4rec_core.policy.dummy import DummyRecPolicy
 
     return DummyRecPolicy.from_dataset(
-        dataset, learning_rate=learning_rate(settings), algo=algo_config(settings), seed=settings.run.seed
+        _union(dataset), learning_rate=learning_rate(settings), algo=algo_config(settings), seed=settings.run.seed
     )
+
+
+def _union(dataset):
+    """A dataset, or for a run on several (a list) one whose items are all of theirs: the dummy policy's
+    vocabulary then has the words of every dataset. Only text columns: a column one dataset lacks is empty."""
+    if not isinstance(dataset, (list, tuple)):
+        return dataset
+    import types
+
+    import pandas as pd
+
+    items = pd.concat([ds.items.select_dtypes(exclude="number") for ds in dataset], ignore_index=True)
+    return types.SimpleNamespace(items=items.fillna(""))
 
 
 def _llm(settings: Settings, dataset, device: str):

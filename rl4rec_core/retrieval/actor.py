@@ -230,6 +230,10 @@ def remove_retrieval_actor(
                     namespace, name, actor_id(actor), owned_id)
         return False
     ray.kill(actor, no_restart=True)
+    # the GCS frees the name once it marks the actor dead: a launch right after must not attach to the corpse
+    deadline = time.monotonic() + 10
+    while find_retrieval_actor(name, namespace) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
     return True
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 from typing import Any, Protocol
 
+from rl4rec_core.dataset_list import parse_names
 from rl4rec_core.errors import ConfigError, Rl4recError
 from rl4rec_core.settings import RetrievalSettings
 
@@ -42,7 +43,8 @@ def connect_reward_source(
     dataset_name: str, retrieval: RetrievalSettings, mode: str = "auto", address: str | None = None,
     device: str = "cpu",
 ) -> tuple[object, str]:
-    """``(reward source, one-line description)`` for ``dataset_name``: the one service selector.
+    """``(reward source, one-line description)`` for ``dataset_name`` (one name, or several comma-separated:
+    one service holds them all): the one service selector.
 
     mode: ``ray`` attaches to the named actor (error if absent), ``local`` builds the service in this
         process, ``auto`` attaches when a Ray cluster address is known (``address`` or ``RAY_ADDRESS``)
@@ -51,6 +53,7 @@ def connect_reward_source(
     check_mode(mode)
     address = address or os.environ.get("RAY_ADDRESS")
     r = retrieval
+    names = parse_names(dataset_name)
     if mode == "ray" or (mode == "auto" and address):
         client = _attach(r, mode, address)
         if client is not None:
@@ -58,19 +61,19 @@ def connect_reward_source(
         if mode == "ray":
             raise Rl4recError(
                 f"RetrievalService not found: no actor {r.actor_name!r} in namespace {r.namespace!r} "
-                f"at {address or 'a local Ray'}; start it first with `rl4rec serve --datasets {dataset_name}` "
+                f"at {address or 'a local Ray'}; start it first with `rl4rec serve --datasets {' '.join(names)}` "
                 f"(check with `rl4rec serve --status --namespace {r.namespace}`) or use --service local"
             )
         log.info("no %r actor at %s; building the retrieval service in-process", r.actor_name, address)
     from rl4rec_core.retrieval import RetrievalService
 
     service = RetrievalService(
-        emb_model_name=r.emb_model_name, emb_type=r.emb_type, datasets=(dataset_name,),
+        emb_model_name=r.emb_model_name, emb_type=r.emb_type, datasets=tuple(names),
         device=device, backend=r.backend, scorer=r.scorer,
     )
     return service, (
         f"Reward source: in-process RetrievalService ({r.emb_model_name}, emb_type {r.emb_type!r}, "
-        f"dataset {dataset_name!r}, scorer {service.scorer(dataset_name)})"
+        + ", ".join(f"dataset {n!r}, scorer {service.scorer(n)}" for n in names) + ")"
     )
 
 

@@ -24,6 +24,7 @@ from rl4rec_core.retrieval.source import RewardSource
 from rl4rec_core.settings import Settings
 from rl4rec_core.training import checkpoint as ckpt
 from rl4rec_core.training.resume import resume_latest
+from rl4rec_core.training.user_pool import UserPool
 
 log = logging.getLogger(__name__)
 
@@ -81,45 +82,57 @@ class RLTrainer:
         self.progress = progress
         self.policy = policy
         self.reward_source = reward_source
-        self.dataset = dataset
+        # one Dataset, or a list of them for a run on several (--dataset_name a,b); self.dataset is the first
+        self.datasets = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
+        self.dataset = self.datasets[0]
         self.callbacks = list(callbacks)
         self.output_dir = settings.output_dir
         self.log = ckpt.TrainingLog(self.output_dir / ckpt.LOG_NAME)
         self.step = 0  # number of completed steps
+        # whether this process writes the run's files and console lines (data-parallel: rank 0 only)
+        self.writer = True
         self.config_changes: list[dict[str, Any]] = []  # settings changes accepted by --override_config
-        self.titles = dataset.item_titles
-        split = dataset.split("train")
-        # users whose train history (seq[:-3]) is empty have nothing to put in a prompt
-        keep = [i for i, h in enumerate(split.histories) if len(h) > 0]
-        if not keep:
-            raise DataError(
-                f"no user of {settings.run.dataset_name!r} has a training history (every sequence needs >= 4 "
-                f"items: history = seq[:-3], target = seq[-3]); prepare a dataset with longer sequences"
-            )
-        self.histories = [list(map(int, split.histories[i])) for i in keep]
-        self.targets = [int(split.targets[i]) for i in keep]
-        if settings.users_per_step > len(keep):
+        self.titles = self.dataset.item_titles
+        # every usable train user of every dataset; sample_users() indexes into it
+        self.pool = UserPool(settings.run.datasets, self.datasets, settings.run.weights)
+        self.histories, self.targets = self.pool.histories, self.pool.targets
+        self.user_dataset = self.pool.dataset_of  # [U] position in settings.run.datasets of each pool user
+        if settings.users_per_step > len(self.pool):
+            where = "the train split has" if not self.pool.multi else "the train splits together have"
             raise ConfigError(
                 f"batch_size {settings.trainer.batch_size} / group_size {settings.algorithm.group_size} = "
                 f"{settings.users_per_step} "
-                f"users per step, but the train split has only {len(keep)} usable users; lower --batch_size"
+                f"users per step, but {where} only {len(self.pool)} usable users; lower --batch_size"
             )
         self.sampler = np.random.default_rng(settings.run.seed)
 
     # ---------------------------------------------------------------- one step
     def sample_users(self) -> np.ndarray:
-        """Indices (into self.histories) of the users of one step, drawn without replacement."""
-        return self.sampler.choice(len(self.histories), size=self.settings.users_per_step, replace=False)
+        """Indices (into self.histories) of the users of one step, drawn without replacement; with several
+        datasets, how many come from each is drawn by weight first (from the same checkpointed sampler)."""
+        return self.pool.sample(self.sampler, self.settings.users_per_step)
 
     def compute_rewards(self, texts: list[str], users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rewards and target ranks ``([B*G] float, [B*G] long)`` for grouped texts of ``users [B]``."""
+        """Rewards and target ranks ``([B*G] float, [B*G] long)`` for grouped texts of ``users [B]``:
+        one call of the reward source per dataset present, results put back in the texts' order."""
         g = self.settings.algorithm.group_size
         targets = [self.targets[u] for u in users for _ in range(g)]
         histories = [self.histories[u] for u in users for _ in range(g)]
+        if not self.pool.multi:
+            return self._rewards_of(self.settings.run.dataset_name, texts, targets, histories)
+        rewards, ranks = torch.empty(len(texts)), torch.empty(len(texts), dtype=torch.long)
+        for d, rows in self.pool.groups(users, g):
+            r, k = self._rewards_of(self.pool.names[d], [texts[i] for i in rows], [targets[i] for i in rows],
+                                    [histories[i] for i in rows])
+            rewards[rows], ranks[rows] = r, k.long()
+        return rewards, ranks
+
+    def _rewards_of(self, dataset: str, texts: list[str], targets: list[int],
+                    histories: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         try:
             out = self.reward_source.compute_rewards(
                 texts,
-                self.settings.run.dataset_name,
+                dataset,
                 targets=targets,
                 histories=histories,
                 reward=self.settings.algorithm.reward,
@@ -138,19 +151,37 @@ class RLTrainer:
             raise Rl4recError(f"reward source returned {rewards.shape[0]} rewards for {len(texts)} texts")
         return rewards, ranks
 
+    def rollout_seeds(self, users: np.ndarray) -> list[int] | None:
+        """Per-user sampling seeds for this step, or None to sample from torch's generator.
+
+        The data-parallel trainer (``training/data_parallel.py``) keys each user's samples to (seed, step,
+        user), so a user gets the same samples whichever worker and batch it lands in."""
+        return None
+
     def train_step(self) -> dict[str, Any]:
         """Run one step and return its stats (the JSONL record)."""
         group = self.settings.algorithm.group_size
         t0 = time.perf_counter()
         users = self.sample_users()
-        prompts = self.policy.build_prompts([[self.titles[i] for i in self.histories[u]] for u in users])
-        texts = self.policy.generate(prompts, num_samples=group)
+        prompts = self.policy.build_prompts(self.pool.history_titles(users))
+        seeds = self.rollout_seeds(users)
+        extra = {} if seeds is None else {"seeds": seeds}
+        texts = self.policy.generate(prompts, num_samples=group, **extra)
         t1 = time.perf_counter()
         rewards, ranks = self.compute_rewards(texts, users)
         t2 = time.perf_counter()
         per_sample_prompts = [p for p in prompts for _ in range(group)]
         upd = dict(self.policy.update(per_sample_prompts, texts, rewards))
         t3 = time.perf_counter()
+        times = {"time_generate": t1 - t0, "time_reward": t2 - t1, "time_update": t3 - t2, "time_step": t3 - t0}
+        stats = self.step_stats(users, texts, rewards, ranks, upd, times)
+        self.step += 1
+        return stats
+
+    def step_stats(self, users: np.ndarray, texts: list[str], rewards: torch.Tensor, ranks: torch.Tensor,
+                   upd: dict[str, Any], times: dict[str, float]) -> dict[str, Any]:
+        """The JSONL record of a step from its users, texts, rewards ``[B*G]``, ranks ``[B*G]`` and the
+        policy's update stats (consumed). The data-parallel trainer passes every worker's batch."""
         stats: dict[str, Any] = {
             "step": self.step,
             "loss": float(upd.pop("loss", float("nan"))),
@@ -162,16 +193,27 @@ class RLTrainer:
             "kl": float(upd.pop("kl", 0.0)),
             # words, not tokens: comparable across policies; LLM policies also report gen_tokens
             "gen_len": float(upd.pop("gen_len", np.mean([len(t.split()) for t in texts]))),
-            "time_generate": t1 - t0,
-            "time_reward": t2 - t1,
-            "time_update": t3 - t2,
-            "time_step": t3 - t0,
+            **times,
         }
         for k, v in upd.items():
             if isinstance(v, (int, float)) and k not in stats:
                 stats[k] = float(v)
-        self.step += 1
+        if self.pool.multi:
+            stats.update(self.dataset_stats(users, rewards, ranks))
         return stats
+
+    def dataset_stats(self, users: np.ndarray, rewards: torch.Tensor, ranks: torch.Tensor) -> dict[str, float]:
+        """Per dataset of a several-dataset run: ``users/<name>`` this step, and ``reward/<name>`` and
+        ``rank/<name>`` (means over its samples) when it had any."""
+        g = self.settings.algorithm.group_size
+        out: dict[str, float] = {f"users/{n}": 0 for n in self.pool.names}
+        for d, rows in self.pool.groups(users, g):
+            name = self.pool.names[d]
+            idx = torch.as_tensor(rows)
+            out[f"users/{name}"] = len(rows) // g
+            out[f"reward/{name}"] = float(rewards[idx].mean())
+            out[f"rank/{name}"] = float(ranks[idx].float().mean())
+        return out
 
     # ---------------------------------------------------------------- the loop
     def train(self) -> dict[str, Any]:
@@ -189,7 +231,7 @@ class RLTrainer:
                 stats = self.train_step()
                 last = stats
                 self.log.append(stats)
-                if step % cfg.log_every == 0 or self.step == cfg.num_steps:
+                if self.writer and (step % cfg.log_every == 0 or self.step == cfg.num_steps):
                     _print(format_step(step, stats), bar)
                 bar.set_postfix(reward=f"{stats['avg_reward']:.4f}", loss=f"{stats['loss']:.4f}")
                 bar.update(1)
@@ -285,18 +327,20 @@ class RLTrainer:
             raise
         except Exception as e:
             raise _service_error(e) from e
-        name = self.settings.run.dataset_name
-        if name not in loaded:
+        names = self.settings.run.datasets
+        missing = [n for n in names if n not in loaded]
+        if missing:
             raise ConfigError(
-                f"the retrieval service does not hold dataset {name!r} (it has {sorted(loaded)}); start it "
-                f"with `rl4rec serve --datasets {name}` or use --service local"
+                f"the retrieval service does not hold dataset {', '.join(map(repr, missing))} (it has "
+                f"{sorted(loaded)}); start it with `rl4rec serve --datasets {' '.join(names)}` or use --service local"
             )
-        n_items = loaded[name][0]
-        if n_items != self.dataset.num_items:
-            raise DataError(
-                f"the retrieval service has {n_items} item embeddings for {name!r} but the dataset has "
-                f"{self.dataset.num_items} items; regenerate them with `rl4rec embed --dataset {name} --force`"
-            )
+        for name, ds in zip(names, self.datasets):
+            n_items = loaded[name][0]
+            if n_items != ds.num_items:
+                raise DataError(
+                    f"the retrieval service has {n_items} item embeddings for {name!r} but the dataset has "
+                    f"{ds.num_items} items; regenerate them with `rl4rec embed --dataset {name} --force`"
+                )
 
 
 def seed_everything(seed: int) -> None:
@@ -322,14 +366,17 @@ def _print(line: str, bar) -> None:
 
 def build_trainer(
     settings: Settings, reward_source: RewardSource, dataset=None, callbacks: Sequence[TrainerCallback] = (),
-    progress: bool = True,
+    progress: bool = True, trainer_cls: type[RLTrainer] | None = None,
 ) -> RLTrainer:
     """The one way from settings to a trainer: the dataset (loaded unless given), the policy the settings
-    name (``policy/registry.py``) on the run's device, and the trainer around them."""
-    from rl4rec_core.data import load_dataset
+    name (``policy/registry.py``) on the run's device, and the trainer around them (``trainer_cls``, e.g.
+    the data-parallel one, or ``RLTrainer``)."""
+    from rl4rec_core.data import load_datasets
     from rl4rec_core.policy.registry import build_policy
 
-    dataset = dataset if dataset is not None else load_dataset(settings.run.dataset_name)
+    if dataset is None:  # every dataset of the run; one is passed on as itself, several as a list
+        loaded = load_datasets(settings.run.datasets)
+        dataset = loaded[0] if len(loaded) == 1 else loaded
     seed_everything(settings.run.seed)
     policy = build_policy(settings, dataset)
-    return RLTrainer(settings, policy, reward_source, dataset, callbacks=callbacks, progress=progress)
+    return (trainer_cls or RLTrainer)(settings, policy, reward_source, dataset, callbacks=callbacks, progress=progress)

@@ -52,7 +52,7 @@ def stop_cluster(temp_dir: str) -> None:
 
 
 @contextlib.contextmanager
-def readme_cluster(prefix: str, port_offset: int = 0) -> Iterator[tuple[dict, str]]:
+def readme_cluster(prefix: str, port_offset: int = 0, num_cpus: int = 1) -> Iterator[tuple[dict, str]]:
     """``(environment that reaches the cluster, its temp folder)``; the cluster is stopped at the end."""
     temp_dir = tempfile.mkdtemp(prefix=prefix, dir="/tmp")  # Ray's socket paths must stay under 107 characters
     port = str(20000 + (os.getpid() + port_offset) % 20000)
@@ -61,7 +61,7 @@ def readme_cluster(prefix: str, port_offset: int = 0) -> Iterator[tuple[dict, st
            "RAY_ADDRESS": f"127.0.0.1:{port}"}
     token = ray_cli(["get-auth-token", "--generate"], env)
     assert token.returncode == 0, token.stderr
-    started = ray_cli(["start", "--head", f"--port={port}", "--num-cpus=1", f"--temp-dir={temp_dir}",
+    started = ray_cli(["start", "--head", f"--port={port}", f"--num-cpus={num_cpus}", f"--temp-dir={temp_dir}",
                        "--include-dashboard=false", "--disable-usage-stats"], env)
     assert started.returncode == 0, started.stderr
     try:
