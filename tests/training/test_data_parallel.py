@@ -2,8 +2,8 @@
 with gloo, the real retrieval actor (MiniLM item embeddings), a tiny LM built in the test.
 
 Tolerance of "the same update": the relative L2 distance between the weight changes of the 1-worker and the
-2-worker run is below 1e-2. The samples and rewards are the same (keyed sampling); what differs is float
-summation order (one mean over 8 sequences vs the mean of two means over 4), which AdamW's division by
+2-worker run is below 1e-3 (measured: 1.6e-5 after 2 steps). The samples and rewards are the same (keyed
+sampling); what differs is float summation order (one mean over 8 sequences vs the mean of two means over 4), which AdamW's division by
 sqrt(v) magnifies for weights whose gradient is near 0.
 """
 
@@ -93,7 +93,7 @@ def test_two_workers_take_the_one_worker_step_write_once_and_resume(actor_data, 
     delta1 = torch.cat([(w1[k] - start[k]).flatten() for k in sorted(w1)])
     delta2 = torch.cat([(w2[k] - start[k]).flatten() for k in sorted(w1)])
     assert delta1.norm() > 0
-    assert float((delta2 - delta1).norm() / delta1.norm()) < 1e-2
+    assert float((delta2 - delta1).norm() / delta1.norm()) < 1e-3
 
     # a 2-worker run stopped after step 1 and resumed equals the uninterrupted 2-worker run
     part = tmp_path / "part"
