@@ -39,22 +39,24 @@ def decide_promotion(
     n_bootstrap: int = 1000,
     seed: int = 0,
 ) -> PromotionDecision:
-    """Apply :data:`RULE` to per-user 1-based target ranks ``[U]`` of both policies (same users, same order)."""
-    import torch
+    """Apply :data:`RULE` to per-user 1-based target ranks ``[U]`` of both policies (same users, same order).
 
-    from rl4rec_core.evaluation.metrics import ndcg_at_k
-    from rl4rec_core.evaluation.policy_eval import paired_bootstrap
+    The interval is the offline A/B report's (``rl4rec_core.evaluation.ab.compare_ranks``, A = challenger,
+    B = champion), so ``rl4rec ab`` on the same users, seed and resamples shows the figures decided on.
+    """
+    from rl4rec_core.evaluation.ab import compare_ranks, per_user_values
 
     rule = RULE.format(conf=confidence, k=k)
-    ch = ndcg_at_k(torch.as_tensor(list(challenger_ranks), dtype=torch.long), k).double()
+    metric = f"ndcg@{k}"
     if champion_ranks is None:
+        ch = per_user_values(list(challenger_ranks), (metric,))[metric]
         return PromotionDecision(True, "first model: no champion yet", rule, len(ch), float(ch.mean()))
-    cp = ndcg_at_k(torch.as_tensor(list(champion_ranks), dtype=torch.long), k).double()
-    mean, lo, hi = paired_bootstrap(ch, cp, n=n_bootstrap, seed=seed, confidence=confidence)
-    better = lo > 0
+    (d,) = compare_ranks(list(challenger_ranks), list(champion_ranks), (metric,), n=n_bootstrap, seed=seed,
+                         confidence=confidence)
+    better = d.lo > 0
     reason = (
-        f"challenger better: mean diff {mean:+.4f}, {confidence:.0%} CI [{lo:+.4f}, {hi:+.4f}] above 0"
+        f"challenger better: mean diff {d.diff:+.4f}, {confidence:.0%} CI [{d.lo:+.4f}, {d.hi:+.4f}] above 0"
         if better
-        else f"champion kept: mean diff {mean:+.4f}, {confidence:.0%} CI [{lo:+.4f}, {hi:+.4f}] does not exclude <= 0"
+        else f"champion kept: mean diff {d.diff:+.4f}, {confidence:.0%} CI [{d.lo:+.4f}, {d.hi:+.4f}] does not exclude <= 0"
     )
-    return PromotionDecision(better, reason, rule, len(ch), float(ch.mean()), float(cp.mean()), mean, lo, hi)
+    return PromotionDecision(better, reason, rule, len(challenger_ranks), d.mean_a, d.mean_b, d.diff, d.lo, d.hi)

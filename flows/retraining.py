@@ -25,6 +25,7 @@ from rl4rec_core.settings import (
 )
 from tasks import registry
 from tasks import tracking as mt
+from tasks.ab import log_ab_report
 from tasks.evaluation import evaluate_policy
 from tasks.registry import fetch_model_checkpoint, promote_model, register_model
 from tasks.runtime import ray_options, task_runner
@@ -83,6 +84,9 @@ def retraining_flow(
         decision = decide_promotion(
             ch["ranks"], cp["ranks"] if cp else None, confidence=confidence, n_bootstrap=n_bootstrap, seed=p.run.seed
         )
+        if cp:
+            log_ab_report(run_id, p.dataset, ch["ranks"], cp["ranks"], max_users=p.evaluation.eval_users,
+                          seed=p.run.seed, confidence=confidence, n_bootstrap=n_bootstrap)
         with ray_options(num_cpus=1):
             reg = register_model.submit(run_id, summary["final_checkpoint"], name,
                                         log_transformers=p.tracking.log_transformers).result()
@@ -91,4 +95,3 @@ def retraining_flow(
         registry.record_decision(run_id, decision, reg["version"], champion_version)
     return {"mlflow_run_id": run_id, "model_name": name, "challenger_version": reg["version"],
             "champion_version_before": champion_version, **decision.to_dict()}
-

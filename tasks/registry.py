@@ -195,6 +195,17 @@ def alias_version(name: str, alias: str) -> int | None:
         return None
 
 
+def has_version(name: str, version: int) -> bool:
+    """Whether registered model ``name`` has version ``version``."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tracking.client().get_model_version(name, str(version))
+    except MlflowException:
+        return False
+    return True
+
+
 def version_checkpoint(name: str, version: int | None = None, alias: str | None = None) -> Path:
     """Download (or find locally) the checkpoint folder of a registered version; the local path."""
     import mlflow

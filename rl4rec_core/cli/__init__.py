@@ -78,7 +78,7 @@ def setup_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None, extra: Mapping[str, tuple[str, str]] | None = None) -> int:
-    """``extra``: more commands, as :data:`COMMANDS` (``flows.cli`` adds ``run``)."""
+    """``extra``: more commands, as :data:`COMMANDS` (``flows.cli`` adds ``run`` and ``ab``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = lazy_parser(argv, {**COMMANDS, **(extra or {})})
     args = parser.parse_args(argv)

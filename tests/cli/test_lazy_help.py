@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from flows.cli import RUN_COMMAND
+from flows.cli import EXTRA_COMMANDS
 from rl4rec_core.cli import COMMANDS, build_parser, chosen_command
 
 HEAVY = ("torch", "pandas", "prefect", "ray", "mlflow", "transformers")
@@ -35,25 +35,26 @@ def _loaded(*args: str) -> tuple[str, set[str]]:
 
 def test_top_level_help_lists_every_command_and_imports_nothing_heavy():
     text, modules = _loaded("--help")
-    assert all(name in text for name in [*COMMANDS, "run"])
+    assert all(name in text for name in [*COMMANDS, *EXTRA_COMMANDS]) and {"run", "ab"} <= set(EXTRA_COMMANDS)
     assert {m.split(".")[0] for m in modules} & set(HEAVY) == set()
-    assert not any(m.startswith("rl4rec_core.cli.") or m == "flows.run_cli" for m in modules)
+    assert not any(m.startswith("rl4rec_core.cli.") or m in ("flows.run_cli", "flows.ab_cli") for m in modules)
 
 
-@pytest.mark.parametrize("command, flag", [("train", "--num_steps"), ("run", "--quick"), ("assets", "fetch")])
+@pytest.mark.parametrize("command, flag", [("train", "--num_steps"), ("run", "--quick"), ("ab", "--n_bootstrap"),
+                                           ("assets", "fetch")])
 def test_a_command_help_imports_its_module_alone_with_all_its_flags(command, flag):
     text, modules = _loaded(command, "--help")
     assert flag in text
-    module = {**COMMANDS, **RUN_COMMAND}[command][0]
-    others = {m for m, _ in {**COMMANDS, **RUN_COMMAND}.values()} - {module}
+    module = {**COMMANDS, **EXTRA_COMMANDS}[command][0]
+    others = {m for m, _ in {**COMMANDS, **EXTRA_COMMANDS}.values()} - {module}
     assert module in modules and not (modules & others)
 
 
 def test_the_table_says_what_each_module_registers():
-    parser = build_parser(commands={**COMMANDS, **RUN_COMMAND})
+    parser = build_parser(commands={**COMMANDS, **EXTRA_COMMANDS})
     sub = next(a for a in parser._actions if a.dest == "command")
     registered = {a.dest: a.help for a in sub._choices_actions}
-    assert registered == {name: text for name, (_, text) in {**COMMANDS, **RUN_COMMAND}.items()}
+    assert registered == {name: text for name, (_, text) in {**COMMANDS, **EXTRA_COMMANDS}.items()}
 
 
 def test_the_command_is_the_first_word_that_is_not_an_option():
