@@ -57,6 +57,11 @@ def retraining_flow(
     evaluation = dataclasses.replace(evaluation, eval_split="valid")
     p = FlowParams(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer, recipe=recipe,
                    evaluation=evaluation, tracking=tracking, resources=resources)
+    if p.multi:  # the champion/challenger comparison is on one dataset's validation users
+        from rl4rec_core.errors import ConfigError
+
+        raise ConfigError(f"the retraining flow compares challenger and champion on one dataset, got {p.dataset!r}; "
+                          "run it per dataset, or train the mixture with the pipeline and compare with `rl4rec ab`")
     if not 0 < confidence < 1:
         from rl4rec_core.errors import ConfigError
 

@@ -10,6 +10,7 @@ from tasks import registry
 from tasks import tracking as mt
 from tests.helpers.flows import QUICK, actor_exists, groups
 from tests.helpers.tiny_amazon import prepare_tiny_amazon
+from tests.helpers.tiny_recdata import write_tiny_dataset
 
 
 def test_rows_of_a_multi_run_get_a_dataset_column():
@@ -41,3 +42,14 @@ def test_training_and_evaluation_flows_on_two_datasets(flow_env):
                                    order_by=["attributes.start_time DESC"], max_results=1)
     assert {f"eval_valid/{n}/policy/ndcg_at_10" for n in names} <= set(runs[0].data.metrics)
     assert not actor_exists(flow_env["actor"])
+
+
+def test_retraining_refuses_a_list_with_the_fix(rl4rec_dirs):
+    from flows.retraining import retraining_flow
+    from rl4rec_core.errors import ConfigError
+    from rl4rec_core.settings import RunSettings
+
+    write_tiny_dataset(rl4rec_dirs["data"], "tiny-a")
+    write_tiny_dataset(rl4rec_dirs["data"], "tiny-b")
+    with pytest.raises(ConfigError, match="compares challenger and champion on one dataset.*rl4rec ab"):
+        retraining_flow.fn(run=RunSettings(dataset_name="tiny-a,tiny-b"))
