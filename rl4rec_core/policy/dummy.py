@@ -101,6 +101,10 @@ class DummyRecPolicy:
         texts = (" ".join(map(str, row)) for row in items[cols].itertuples(index=False))
         return cls.from_item_texts(texts, vocab_size, **kwargs)
 
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimiser steps (as ``RecPolicy.trainable_parameters``)."""
+        return [self.bias, self.weight]
+
     # ------------------------------------------------------------------ the RecPolicy interface
     def build_prompts(self, user_histories: list[list[str]]) -> list[str]:
         return [
@@ -153,7 +157,7 @@ class DummyRecPolicy:
             self.optimizer.zero_grad()
             loss.backward()
             if self.grad_sync is not None:  # data-parallel: every worker steps with the mean gradient
-                self.grad_sync([self.bias, self.weight])
+                self.grad_sync(self.trainable_parameters())
             self.optimizer.step()
         with torch.no_grad():
             p = torch.softmax(self.logits(prompts), dim=-1)

@@ -74,12 +74,6 @@ def check_split(settings, workers: int) -> None:
         )
 
 
-def _parameters(policy) -> list[torch.Tensor]:
-    if hasattr(policy, "trainable_parameters"):
-        return list(policy.trainable_parameters())
-    return [policy.bias, policy.weight]  # DummyRecPolicy
-
-
 class DataParallelTrainer(RLTrainer):
     """See the module docstring. Needs an initialised ``torch.distributed`` process group."""
 
@@ -96,7 +90,7 @@ class DataParallelTrainer(RLTrainer):
         self.policy.grad_sync = average_gradients
         # the same starting weights everywhere (they are seeded alike; this makes sure, as DDP does)
         with torch.no_grad():
-            for p in _parameters(self.policy):
+            for p in self.policy.trainable_parameters():
                 dist.broadcast(p.data, src=0)
 
     def sample_users(self) -> np.ndarray:
