@@ -170,6 +170,12 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
         folder = context.artifacts.get("catalogue")
         self.catalogue = Catalogue(folder) if folder else None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Without what :meth:`load_context` builds from the artifacts. MLflow may run the model on its input
+        example before pickling it: the policy would copy its weights into python_model.pkl, and a vLLM
+        encoder (the catalogue's, the default backend where vLLM is installed) cannot be pickled at all."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("policy", "catalogue")}
+
     def predict(self, context, model_input: list[RecommendRequest],
                 params: dict[str, Any] | None = None) -> list[Recommendation]:
         requests = [r if isinstance(r, RecommendRequest) else RecommendRequest(**r) for r in model_input]

@@ -131,3 +131,24 @@ def test_the_model_loads_where_rl4rec_is_not_installed(served, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     module, *rest = out.stdout.split()
     assert module == "tasks.serving" and "/code/tasks/" in out.stdout, out.stdout
+
+
+def test_the_pickled_model_holds_no_loaded_policy_or_encoder(served):
+    """MLflow may run the model on its input example before pickling it: what load_context built (the policy,
+    the catalogue with its encoder, unpicklable under vLLM) stays out of python_model.pkl."""
+    import threading
+
+    import cloudpickle
+    import mlflow
+
+    from tasks.serving import PolicyModel
+
+    model = PolicyModel()
+    model.policy, model.catalogue, model.kept = threading.Lock(), threading.Lock(), 1  # locks cannot be pickled
+    restored = cloudpickle.loads(cloudpickle.dumps(model))
+    assert restored.kept == 1 and not hasattr(restored, "policy") and not hasattr(restored, "catalogue")
+    uri, _, _ = served
+    folder = mlflow.artifacts.download_artifacts(uri)
+    with open(os.path.join(folder, "python_model.pkl"), "rb") as f:
+        logged = cloudpickle.load(f)
+    assert not hasattr(logged, "policy") and not hasattr(logged, "catalogue")
