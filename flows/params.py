@@ -91,6 +91,23 @@ class FlowParams(Settings):
             raise ConfigError("sft_steps and init_from both give the starting policy; set sft_steps=0 or drop init_from")
         if self.runs_sft:
             self.sft_config()  # SFTConfig's own checks
+        self._check_untuned_baselines()
+
+    def _check_untuned_baselines(self) -> None:
+        """echo+prior ranks with the tuned scorer: without tuning and without a tuned file, the run would fail at
+        its very end (the baselines' evaluation), after training."""
+        if self.recipe.tune_retrieval or "echo+prior" not in self.evaluation.baselines:
+            return
+        from rl4rec_core.retrieval.hybrid import settings_path
+
+        r = self.retrieval
+        missing = [n for n in self.run.datasets if not settings_path(n, r.emb_type, r.emb_model_name).exists()]
+        if missing:
+            raise ConfigError(
+                f"the echo+prior baseline ranks with tuned retrieval settings, but tune_retrieval is off and "
+                f"{', '.join(missing)} has none; turn tuning on, tune first (`rl4rec tune-retrieval --dataset "
+                f"{missing[0]}`), or leave echo+prior out of the baselines (--baselines popularity echo)"
+            )
 
     @property
     def dataset(self) -> str:

@@ -106,7 +106,9 @@ def training_flow(
     """Train and (optionally) register as ``challenger``; no evaluation."""
     # no SFT here: the policy starts from policy.init_from or the base model
     p = FlowParams(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer,
-                   recipe=RecipeSettings(tune_retrieval=False, sft_steps=0), tracking=tracking, resources=resources)
+                   recipe=RecipeSettings(tune_retrieval=False, sft_steps=0),
+                   evaluation=EvaluationSettings(baselines=[]),  # it evaluates nothing
+                   tracking=tracking, resources=resources)
     with mlflow_run(p, "rl4rec-training") as run_id:
         prepare_inputs(p)
         with retrieval_service(p) as ref:
