@@ -14,7 +14,6 @@ Every failure is a one-line ``DataError`` naming the file and the fix.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import re
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rl4rec_core.errors import DataError
-from rl4rec_core.io import write_json
+from rl4rec_core.io import sha256_file, write_json
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -67,14 +66,6 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
     return value
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(folder: str | Path) -> Path:
     """``folder/manifest.json``: relative path -> size and sha256 of every file below ``folder``.
 
@@ -82,7 +73,7 @@ def write_manifest(folder: str | Path) -> Path:
     """
     folder = Path(folder)
     files = {
-        p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": file_digest(p)}
+        p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST
     }
@@ -111,7 +102,7 @@ def verify_manifest(folder: str | Path) -> bool:
         size = path.stat().st_size
         if size != entry["size"]:
             raise DataError(f"{path} is damaged: {size} bytes, the manifest says {entry['size']}. {FIX}")
-        if file_digest(path) != entry["sha256"]:
+        if sha256_file(path) != entry["sha256"]:
             raise DataError(f"{path} is damaged: its sha256 differs from the manifest's. {FIX}")
     return True
 

@@ -25,6 +25,8 @@ from typing import Any
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 from prefect.utilities.hashing import hash_objects
 
+from rl4rec_core.io import sha256_file
+
 RESULTS_ENV = "RL4REC_PREFECT_RESULTS"
 
 
@@ -49,11 +51,7 @@ def file_digest(path: str | Path) -> str | None:
     path = Path(path)
     if not path.is_file():
         return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def tree_digest(path: str | Path | None) -> str | None:

@@ -28,7 +28,7 @@ from rl4rec_core.embeddings.encoders import (
     short_name,
 )
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
-from rl4rec_core.io import atomic_path, write_json
+from rl4rec_core.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,6 @@ def input_hash(texts: list[str], model_name: str, template: str) -> str:
     for t in texts:
         h.update(t.encode())
         h.update(b"\0")  # separator, so ["ab", "c"] and ["a", "bc"] differ
-    return h.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
     return h.hexdigest()
 
 
@@ -149,7 +141,7 @@ def generate_item_embeddings(
     digest = input_hash(texts, emb_model, template_name)
 
     old = _read_sidecar(side) if out.exists() else None
-    if not force and old and old.get("input_hash") == digest and old.get("file_sha256") == _file_sha256(out):
+    if not force and old and old.get("input_hash") == digest and old.get("file_sha256") == sha256_file(out):
         log.info("reusing %s (same items, model and template; pass --force to re-encode)", out)
         return out
 
@@ -177,7 +169,7 @@ def _write_with_sidecar(emb: torch.Tensor, out: Path, side: Path, record: dict[s
     # two renames leaves a mismatch that the next run detects and repairs, never a silent pairing
     with atomic_path(out) as tmp:
         torch.save(emb.contiguous(), tmp)
-        checksum = _file_sha256(tmp)
+        checksum = sha256_file(tmp)
     write_json(
         side,
         {
@@ -256,7 +248,7 @@ def load_item_embeddings(
             f"{path} was made with model {meta.get('model_name')!r}, not {canonical_model_name(model_name)!r}; "
             f"run `{cmd} --force`"
         )
-    if verify_checksum and meta.get("file_sha256") and meta["file_sha256"] != _file_sha256(path):
+    if verify_checksum and meta.get("file_sha256") and meta["file_sha256"] != sha256_file(path):
         raise DataError(f"{path} does not match the checksum in its sidecar (overwritten or truncated); run `{cmd} --force`")
     try:
         emb = torch.load(path, map_location="cpu", weights_only=True)

@@ -12,6 +12,7 @@ from rl4rec_core.data.item_text import render_item_texts
 from rl4rec_core.embeddings import files as ie
 from rl4rec_core.embeddings.encoders import make_encoder
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
+from rl4rec_core.io import sha256_file
 
 MOVIES = [  # (title, year, genres) of real MovieLens-100k items
     ("Toy Story", "1995", "Animation, Children's, Comedy"),
@@ -162,7 +163,7 @@ def write_raw(tensor, dataset="tiny", **meta_overrides):
         "model_name": "sentence-transformers/all-MiniLM-L6-v2",
         "num_items": shape[0] if shape else 0,
         "dim": shape[1] if len(shape) > 1 else 0,
-        "file_sha256": ie._file_sha256(path),
+        "file_sha256": sha256_file(path),
         **meta_overrides,
     }
     ie.sidecar_path(path).write_text(json.dumps(meta))
