@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from accelerate.utils import set_seed
 
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy.keyed_sampling import sample_key
 from rl4rec_core.training.resume import resume_latest
-from rl4rec_core.training.trainer import RLTrainer, seed_everything
+from rl4rec_core.training.trainer import RLTrainer
 
 
 class _NoLog:
@@ -134,4 +135,4 @@ class DataParallelTrainer(RLTrainer):
             if changes:
                 self.config_changes.append({"step": self.step, "changes": changes})
         else:
-            seed_everything(self.settings.run.seed)
+            set_seed(self.settings.run.seed)

@@ -8,7 +8,6 @@ test double). It owns the loop, the user sampler, the JSONL log, checkpoints and
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from accelerate.utils import set_seed  # python, numpy, torch and any accelerator's generators
 from tqdm.auto import tqdm
 
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
@@ -310,7 +310,7 @@ class RLTrainer:
                 f"{out} already holds a training run; pass --resume to continue it, --overwrite to delete "
                 f"it and start over, or another --checkpoint_dir"
             )
-        seed_everything(seed)
+        set_seed(seed)
         # whatever they hold (damaged ones included): stale later steps would hijack a future --resume
         ckpt.clear_run(out)
 
@@ -343,13 +343,6 @@ class RLTrainer:
                 )
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch global RNGs (LLM sampling draws from torch's)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def _service_error(e: Exception) -> Rl4recError:
     return Rl4recError(
         f"the retrieval service failed or is unreachable ({type(e).__name__}: {e}); start it with "
@@ -377,6 +370,6 @@ def build_trainer(
     if dataset is None:  # every dataset of the run; one is passed on as itself, several as a list
         loaded = load_datasets(settings.run.datasets)
         dataset = loaded[0] if len(loaded) == 1 else loaded
-    seed_everything(settings.run.seed)
+    set_seed(settings.run.seed)
     policy = build_policy(settings, dataset)
     return (trainer_cls or RLTrainer)(settings, policy, reward_source, dataset, callbacks=callbacks, progress=progress)
