@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import urllib.request
 
 
 def free_port() -> int:
@@ -15,11 +14,11 @@ def free_port() -> int:
 
 
 def healthy(api_url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(api_url.rstrip("/") + "/health", timeout=timeout) as r:
-            return r.status == 200
-    except Exception:
-        return False
+    """Whether the API at ``api_url`` answers its health check (Prefect's client, with its TLS and auth settings)."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(api_url, httpx_settings={"timeout": timeout}) as client:
+        return client.api_healthcheck() is None
 
 
 def configured_api_url() -> str | None:
