@@ -187,14 +187,14 @@ def start_run(
 
 
 def log_params(run_id: str, params: Mapping[str, Any]) -> None:
+    """Every set leaf of ``params`` (flattened) as a parameter; an unset one (None) is left out, as
+    ``mlflow.log_params`` users expect, rather than logged as the string "None" (README, "MLflow")."""
     from mlflow.entities import Param
     from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
     flat = flatten(params)
-    batch = [Param(metric_name(k), str(v)[:MAX_PARAM_VAL_LENGTH]) for k, v in flat.items()]
-    c = client()
-    for i in range(0, len(batch), 100):
-        c.log_batch(run_id, params=batch[i : i + 100])
+    batch = [Param(metric_name(k), str(v)[:MAX_PARAM_VAL_LENGTH]) for k, v in flat.items() if v is not None]
+    client().log_batch(run_id, params=batch)  # MlflowClient splits it into the store's batch sizes
 
 
 def log_metrics(run_id: str, metrics: Mapping[str, Any], step: int | None = None, prefix: str = "") -> None:
@@ -206,9 +206,7 @@ def log_metrics(run_id: str, metrics: Mapping[str, Any], step: int | None = None
     ts = int(time.time() * 1000)
     nums = numeric_items(flatten(metrics, sep="/"))
     batch = [Metric(metric_name(prefix + k), v, ts, step or 0) for k, v in nums.items()]
-    c = client()
-    for i in range(0, len(batch), 500):
-        c.log_batch(run_id, metrics=batch[i : i + 500])
+    client().log_batch(run_id, metrics=batch)  # MlflowClient splits it into the store's batch sizes
 
 
 def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
