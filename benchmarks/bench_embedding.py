@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from rl4rec_core.progress import quiet_when_piped
 from rl4rec_core.settings import DEFAULT_DATASET, DEFAULT_EMB_MODEL
 
 
@@ -37,6 +38,7 @@ def bench(backend: str, model: str, texts: list[str], batch_size: int, repeats: 
 
 
 def main() -> None:
+    quiet_when_piped()  # bars ("Loading weights", encoders) only on a terminal, never in a saved log
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default=DEFAULT_DATASET)
     ap.add_argument("--emb_model", default=DEFAULT_EMB_MODEL)

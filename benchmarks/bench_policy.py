@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from rl4rec_core.progress import quiet_when_piped
 from rl4rec_core.settings import DEFAULT_POLICY_MODEL
 
 HISTORIES = [
@@ -44,6 +45,7 @@ def best_of(repeats: int, fn) -> tuple[float, object]:
 
 
 def main() -> None:
+    quiet_when_piped()  # bars ("Loading weights", encoders) only on a terminal, never in a saved log
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_POLICY_MODEL)
     ap.add_argument("--prompts", type=int, default=8)

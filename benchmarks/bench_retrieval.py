@@ -36,6 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rl4rec_core.evaluation import metrics  # noqa: E402
+from rl4rec_core.progress import quiet_when_piped  # noqa: E402
 from rl4rec_core.retrieval import scoring  # noqa: E402
 from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE  # noqa: E402
 from rl4rec_core.settings import DEFAULT_EMB_MODEL  # noqa: E402
@@ -198,6 +199,7 @@ def bench_inproc(n: int, dim: int, b: int, repeats: int, chunk: int, threads: in
 
 
 def main() -> None:
+    quiet_when_piped()  # bars ("Loading weights", encoders) only on a terminal, never in a saved log
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1682, 100_000, 1_000_000])
     ap.add_argument("--dim", type=int, default=384)

@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.helpers: the tiny dataset and the tiny LM the tests build
 
+from rl4rec_core.progress import quiet_when_piped  # noqa: E402
+
 
 def _setup(root: Path) -> str:
     os.environ.update(RL4REC_DATA_DIR=str(root / "data"), RL4REC_EMB_DIR=str(root / "emb"),
@@ -90,6 +92,7 @@ def run_one(policy: str, workers: int | None, args, tiny_lm: str, actor: str, ro
 
 
 def main() -> None:
+    quiet_when_piped()  # bars ("Loading weights", encoders) only on a terminal, never in a saved log
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--batch_size", type=int, default=32, help="texts per step, all workers together")

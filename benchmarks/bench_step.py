@@ -31,6 +31,7 @@ import time
 import torch
 
 from rl4rec_core.devices import cpu_has_fast_bf16
+from rl4rec_core.progress import quiet_when_piped
 from rl4rec_core.settings import (AlgorithmSettings, PolicySettings, RetrievalSettings, RunSettings, Settings,
                                   TrainerSettings)
 
@@ -148,6 +149,7 @@ def report(label: str, t: dict[str, float], gen_ref: float, fb_refs: tuple[float
 
 
 def main() -> None:
+    quiet_when_piped()  # bars ("Loading weights", encoders) only on a terminal, never in a saved log
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dataset", default="ml-100k")

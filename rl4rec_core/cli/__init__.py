@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from rl4rec_core.errors import Rl4recError
+from rl4rec_core.progress import quiet_when_piped
 
 # command -> (module with register(subparsers), one-line help), in the order --help lists them;
 # the help must match what the module's add_parser says (tests/cli/test_lazy_help.py checks it)
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None, extra: Mapping[str, tuple[str, str]]
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = lazy_parser(argv, {**COMMANDS, **(extra or {})})
     args = parser.parse_args(argv)
+    quiet_when_piped()  # before the command imports tqdm's users: no carriage-return bars in a pipe or log
     setup_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()

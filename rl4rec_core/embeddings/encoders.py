@@ -25,6 +25,7 @@ import torch
 
 from rl4rec_core.devices import resolve_device
 from rl4rec_core.errors import ConfigError, MissingArtifactError
+from rl4rec_core.progress import bars_wanted
 from rl4rec_core.settings import DEFAULT_EMB_MODEL
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,8 @@ class VLLMEncoder:
         self.short_name = short_name(model_name)
         self.device = device
         path = resolve_model_path(model_name)
-        kwargs = {"runner": "pooling", "enforce_eager": True, "gpu_memory_utilization": memory_fraction, **llm_kwargs}
+        kwargs = {"runner": "pooling", "enforce_eager": True, "gpu_memory_utilization": memory_fraction,
+                  "use_tqdm_on_load": bars_wanted(), **llm_kwargs}  # its loading bar ignores TQDM_DISABLE
         try:
             self.llm = vllm.LLM(model=path, **kwargs)
         except OSError as e:

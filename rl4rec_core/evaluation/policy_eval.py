@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from rl4rec_core.data.dataset import SPLITS
 from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
 from rl4rec_core.evaluation import metrics
+from rl4rec_core.progress import bars_wanted
 from rl4rec_core.training.checkpoint import list_checkpoints, policy_kind, resolve_checkpoint, verify_checkpoint
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def evaluate_policy(
     rows = select_users(len(sp.histories), max_users, seed)
     ranks: list[torch.Tensor] = []
     scorer = None
-    for start in tqdm(range(0, len(rows), batch_size), desc=f"eval {split}", disable=not progress):
+    for start in tqdm(range(0, len(rows), batch_size), desc=f"eval {split}", disable=not bars_wanted(progress)):
         batch = rows[start : start + batch_size]
         histories = [list(map(int, sp.histories[i])) for i in batch]
         targets = [int(sp.targets[i]) for i in batch]
@@ -151,7 +152,7 @@ def generate_split_texts(
     """The policy's greedy text for every user of ``split``, in split order (``U`` strings)."""
     sp = dataset.split(split)
     texts: list[str] = []
-    for start in tqdm(range(0, len(sp), batch_size), desc=f"generate {split}", disable=not progress):
+    for start in tqdm(range(0, len(sp), batch_size), desc=f"generate {split}", disable=not bars_wanted(progress)):
         histories = [list(map(int, h)) for h in sp.histories[start : start + batch_size]]
         texts += _greedy_texts(policy, dataset.item_titles, histories)
     return texts

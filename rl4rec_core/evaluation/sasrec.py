@@ -234,7 +234,9 @@ def train_sasrec(train_histories: Sequence[Sequence[int]], num_items: int, confi
 def _progress_bar(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="sasrec epochs", unit="epoch", disable=not enabled, leave=False)
+    from rl4rec_core.progress import bars_wanted
+
+    return tqdm(total=total, desc="sasrec epochs", unit="epoch", disable=not bars_wanted(enabled), leave=False)
 
 
 def cache_key(dataset, config: SASRecConfig) -> str:

@@ -33,6 +33,7 @@ import torch
 
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy.engines import cut_completion
+from rl4rec_core.progress import bars_wanted
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ class VLLMEngine:
             enforce_eager=True,  # no CUDA-graph capture / compilation: seconds to start, not minutes
             max_model_len=max_model_len(self.policy),
             seed=cfg.seed,
+            use_tqdm_on_load=bars_wanted(),  # vLLM's loading bar ignores TQDM_DISABLE: only on a terminal
         )
         if on_cpu:
             kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES

@@ -97,7 +97,9 @@ def _relay(queue, fit_thread: threading.Thread, total: int, progress: bool) -> d
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
+    from rl4rec_core.progress import bars_wanted
+
+    bar = tqdm(total=total, desc="train", unit="step", disable=not bars_wanted(progress))
     summary = None
     try:
         while True:

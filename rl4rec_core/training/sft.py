@@ -29,6 +29,7 @@ from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.policy import prompts as prompt_lib
 from rl4rec_core.policy.rollout import Rollout, TokenBatch, completion_logprobs, pack
+from rl4rec_core.progress import bars_wanted
 from rl4rec_core.settings import (
     DEFAULT_DATASET,
     DEFAULT_POLICY_MODEL,
@@ -213,7 +214,7 @@ class SFTTrainer:
         cfg, t0 = self.config, time.perf_counter()
         prepare_output(cfg)
         self._emit("on_train_start", self)
-        with tqdm(total=cfg.num_steps, desc="sft", unit="step", disable=not cfg.progress) as bar:
+        with tqdm(total=cfg.num_steps, desc="sft", unit="step", disable=not bars_wanted(cfg.progress)) as bar:
             for batch in self.batches():
                 if self.step >= cfg.num_steps:
                     break

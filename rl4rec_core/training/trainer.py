@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
 from rl4rec_core.integrity import FIX
+from rl4rec_core.progress import bars_wanted
 from rl4rec_core.retrieval.source import RewardSource
 from rl4rec_core.settings import Settings
 from rl4rec_core.training import checkpoint as ckpt
@@ -223,7 +224,7 @@ class RLTrainer:
         self._check_service()
         self._emit("on_train_start", self)
         start = self.step
-        bar = tqdm(total=cfg.num_steps, initial=start, desc="train", unit="step", disable=not self.progress)
+        bar = tqdm(total=cfg.num_steps, initial=start, desc="train", unit="step", disable=not bars_wanted(self.progress))
         last: dict[str, Any] = {}
         try:
             while self.step < cfg.num_steps:
