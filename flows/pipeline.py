@@ -11,7 +11,16 @@ from typing import Any
 from prefect import flow
 
 from flows.params import FlowParams, ResourceSettings
-from flows.stages import evaluate, mlflow_run, prepare_inputs, retrieval_service, train, tune_scorer, warm_start
+from flows.stages import (
+    evaluate,
+    mlflow_run,
+    prepare_inputs,
+    record_inputs,
+    retrieval_service,
+    train,
+    tune_scorer,
+    warm_start,
+)
 from rl4rec_core.settings import (
     AlgorithmSettings,
     EvaluationSettings,
@@ -52,6 +61,7 @@ def pipeline_flow(
                    evaluation=evaluation, tracking=tracking, resources=resources)
     with mlflow_run(p, "rl4rec-pipeline") as run_id:
         emb_path = prepare_inputs(p)
+        record_inputs(p, run_id, ("train", "valid", p.evaluation.eval_split))
         tuned = tune_scorer(p, run_id)
         start = warm_start(p, run_id)
         if start and not p.policy.use_dummy:  # fuse the starting policy's texts with the recent items
@@ -65,7 +75,8 @@ def pipeline_flow(
             reg = register_model.submit(run_id, summary["final_checkpoint"], p.registered_name,
                                         log_transformers=p.tracking.log_transformers,
                                         retrieval_settings=tuned["path"] if tuned else None,
-                                        evaluation=evaluation["results"]).result()
+                                        evaluation=evaluation["results"], eval_split=p.evaluation.eval_split,
+                                        dataset=None if p.multi else p.dataset).result()
             if promoted:
                 promote_model.submit(p.registered_name, reg["version"]).result()
         registry.record_registration(run_id, p.registered_name, reg["version"], promoted)
@@ -111,8 +122,10 @@ def training_flow(
                    tracking=tracking, resources=resources)
     with mlflow_run(p, "rl4rec-training") as run_id:
         prepare_inputs(p)
+        record_inputs(p, run_id, ("train",))
         with retrieval_service(p) as ref:
-            summary = train(p, ref, run_id)
+            # the final checkpoint goes to MLflow once: as the registered model, or else as a run artifact
+            summary = train(p, ref, run_id, log_checkpoints="none" if register_policy else "final")
         reg = None
         if register_policy:
             with ray_options(num_cpus=1):
@@ -146,5 +159,6 @@ def evaluation_flow(
                     f"no version of {p.registered_name!r} has alias {alias!r}; pass checkpoint=... or run the pipeline first"
                 )
         prepare_inputs(p)
+        record_inputs(p, run_id, (p.evaluation.eval_split,))
         with retrieval_service(p) as ref:
             return evaluate(p, ref, checkpoint, run_id)["results"]

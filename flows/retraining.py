@@ -12,7 +12,7 @@ from prefect import flow
 from flows import artifacts
 from flows.params import FlowParams, ResourceSettings
 from flows.promotion import decide_promotion
-from flows.stages import mlflow_run, prepare_inputs, retrieval_service, train, tune_scorer, warm_start
+from flows.stages import mlflow_run, prepare_inputs, record_inputs, retrieval_service, train, tune_scorer, warm_start
 from rl4rec_core.settings import (
     AlgorithmSettings,
     EvaluationSettings,
@@ -69,6 +69,7 @@ def retraining_flow(
     name = p.registered_name
     with mlflow_run(p, "rl4rec-retraining", {"confidence": confidence, "n_bootstrap": n_bootstrap}) as run_id:
         prepare_inputs(p)
+        record_inputs(p, run_id, ("train", "valid"))
         tune_scorer(p, run_id)
         start = warm_start(p, run_id)
         if start and not p.policy.use_dummy:
@@ -94,7 +95,9 @@ def retraining_flow(
                           seed=p.run.seed, confidence=confidence, n_bootstrap=n_bootstrap)
         with ray_options(num_cpus=1):
             reg = register_model.submit(run_id, summary["final_checkpoint"], name,
-                                        log_transformers=p.tracking.log_transformers).result()
+                                        log_transformers=p.tracking.log_transformers,
+                                        evaluation={"policy": ch["metrics"]}, eval_split="valid",
+                                        dataset=p.dataset).result()
             if decision.promote:
                 promote_model.submit(name, reg["version"]).result()
         registry.record_decision(run_id, decision, reg["version"], champion_version)

@@ -47,6 +47,14 @@ def mlflow_run(p: FlowParams, flow_name: str, extra_params: dict[str, Any] | Non
         yield run_id
 
 
+def record_inputs(p: FlowParams, run_id: str, splits: tuple[str, ...]) -> None:
+    """The splits the flow reads, as MLflow datasets (name, digest, source) of its run (``tasks/lineage.py``);
+    after :func:`prepare_inputs`, which writes them."""
+    from tasks import lineage
+
+    lineage.log_datasets(run_id, p.run.datasets, splits)
+
+
 def prepare_inputs(p: FlowParams) -> str | list[str]:
     """Prepared dataset + item embeddings (both Prefect-cached: state "Cached" when their inputs and
     outputs are unchanged, see tasks/caching.py); the embedding file path, one per dataset of a list."""
@@ -113,14 +121,16 @@ def warm_start(p: FlowParams, run_id: str) -> str | None:
     return summary["final_checkpoint"]
 
 
-def train(p: FlowParams, ref, run_id: str, init_from: str | None = None) -> dict[str, Any]:
+def train(p: FlowParams, ref, run_id: str, init_from: str | None = None, log_checkpoints: str = "none") -> dict[str, Any]:
+    """RL training; ``log_checkpoints="none"`` by default: the flow registers the final checkpoint as a model,
+    which is where MLflow keeps it (once, not also as a run artifact)."""
     _, fname = current_flow_run()
     settings = p.settings(p.output_dir(fname), init_from=init_from)
     if p.trainer.num_workers:  # the task waits for its Ray Train workers, which take the CPUs and GPUs
         with ray_options(num_cpus=0):
-            return train_policy.submit(settings.to_dict(), ref, run_id).result()
+            return train_policy.submit(settings.to_dict(), ref, run_id, log_checkpoints).result()
     with ray_options(num_cpus=training_cpus(p.resources.train_cpus), num_gpus=p.resources.num_gpus):
-        return train_policy.submit(settings.to_dict(), ref, run_id).result()
+        return train_policy.submit(settings.to_dict(), ref, run_id, log_checkpoints).result()
 
 
 def evaluate(

@@ -5,7 +5,8 @@ A policy is logged as a pyfunc model whose artifact is the training checkpoint f
 (``checkpoint_final/``: ``policy/`` + ``config.json``), so the very same code that trained it rebuilds it.
 ``predict`` turns users' item histories (lists of titles) into the policy's generated texts.
 For an LLM policy the merged model and tokenizer are also logged with the ``transformers`` flavour
-(task ``text-generation``) when ``log_transformers=True``, for serving without rl4rec.
+(task ``text-generation``) when ``log_transformers=True``, for serving without rl4rec. The model is where
+the final checkpoint is kept in MLflow: a flow that registers its policy does not also log it as a run artifact.
 
 Aliases: ``challenger`` = the latest trained candidate; ``champion`` = the one in use. The
 retraining flow moves ``champion`` only when the challenger wins (see ``flows/retraining.py``).
@@ -149,23 +150,14 @@ def attach_retrieval_settings(checkpoint: str | Path, settings_file: str | Path)
     return {"rl4rec.scorer": str(raw.get("scorer")), "rl4rec.retrieval_settings": json.dumps(raw.get("settings"))}
 
 
-def evaluation_tags(evaluation: dict[str, dict[str, Any]] | None) -> dict[str, str]:
-    """``{"policy": {"ndcg@10": 0.05}}`` -> ``{"rl4rec.eval.policy.ndcg_at_10": "0.05"}`` (numbers only)."""
-    out = {}
-    for model, figures in (evaluation or {}).items():
-        for key, value in tracking.numeric_items(figures).items():
-            out[tracking.metric_name(f"rl4rec.eval.{model}.{key}")] = f"{value:.6g}"
-    return out
-
-
-def version_description(tags: dict[str, str]) -> str:
-    """One paragraph for the MLflow UI: the run, the retrieval settings, the policy's test figures."""
-    lines = [f"Trained in MLflow run {tags.get('mlflow_run_id')}."]
+def version_description(run_id: str, tags: dict[str, str], figures: dict[str, Any] | None = None, split: str = "test") -> str:
+    """One paragraph for the MLflow UI: the run, the retrieval settings, the policy's figures on ``split``."""
+    lines = [f"Trained in MLflow run {run_id}."]
     if "rl4rec.scorer" in tags:
         lines.append(f"Retrieval: {tags['rl4rec.scorer']} (settings {tags.get('rl4rec.retrieval_settings')}).")
-    figures = {k.removeprefix("rl4rec.eval.policy."): v for k, v in tags.items() if k.startswith("rl4rec.eval.policy.")}
-    if figures:
-        lines.append("Test: " + ", ".join(f"{k} {v}" for k, v in sorted(figures.items())) + ".")
+    numbers = {tracking.metric_name(k): v for k, v in tracking.numeric_items(figures or {}).items() if k != "users"}
+    if numbers:
+        lines.append(f"{split.capitalize()}: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(numbers.items())) + ".")
     return " ".join(lines)
 
 
@@ -282,22 +274,30 @@ def register_model(
     log_transformers: bool = False,
     retrieval_settings: str | None = None,
     evaluation: dict[str, dict[str, Any]] | None = None,
+    eval_split: str = "test",
+    dataset: str | None = None,
 ) -> dict[str, Any]:
     """Log the checkpoint as a model in the run, register it under ``model_name``, set ``alias``.
 
     ``retrieval_settings``: the tuned scorer's settings file; it is copied into the checkpoint (so the
     model artifact carries it) and its scorer becomes the version's ``rl4rec.scorer`` tag.
-    ``evaluation``: the flow's test figures per model (``{"policy": {"ndcg@10": ...}, "popularity": ...}``),
-    recorded as version tags ``rl4rec.eval.<model>.<metric>``; both are summed up in the description.
+    ``evaluation``: the flow's figures on ``eval_split`` per row (``{"policy": {"ndcg@10": ...}, "popularity":
+    ...}``; ``{dataset}/policy`` rows in a run on several datasets): the policy's become metrics of the logged
+    model, linked to the split of ``dataset`` as an MLflow dataset (``tasks/lineage.py``), and the version's
+    description sums them up. The version records its run itself (``ModelVersion.run_id``).
     """
-    tags = {"mlflow_run_id": mlflow_run_id}
-    if retrieval_settings:
-        tags.update(attach_retrieval_settings(checkpoint, retrieval_settings))
-    tags.update(evaluation_tags(evaluation))
+    from tasks import lineage
+
+    tags = attach_retrieval_settings(checkpoint, retrieval_settings) if retrieval_settings else {}
     uri = log_policy_model(mlflow_run_id, checkpoint, log_transformers=log_transformers)
     version = register_policy(uri, model_name, alias=alias, tags=tags)
-    tracking.client().update_model_version(model_name, str(version), version_description(tags))
-    return {"name": model_name, "version": version, "model_uri": uri}
+    model_id = uri.removeprefix("models:/")  # MLflow 3 names a logged model models:/<model_id>
+    if evaluation:
+        lineage.log_model_metrics(mlflow_run_id, model_id, evaluation, eval_split, dataset=dataset)
+    policy_rows = [row for name, row in (evaluation or {}).items() if name.rpartition("/")[2] == lineage.POLICY_ROW]
+    description = version_description(mlflow_run_id, tags, policy_rows[0] if len(policy_rows) == 1 else None, eval_split)
+    tracking.client().update_model_version(model_name, str(version), description)
+    return {"name": model_name, "version": version, "model_uri": uri, "model_id": model_id}
 
 
 # moving an alias is idempotent

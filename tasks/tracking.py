@@ -236,15 +236,16 @@ def end_run(run_id: str, status: str = "FINISHED") -> None:
 
 
 @contextlib.contextmanager
-def tracked_run(**start_kwargs) -> Iterator[str]:
+def tracked_run(log_system_metrics: bool | None = None, **start_kwargs) -> Iterator[str]:
     """A run (:func:`start_run`) that ends FINISHED, or FAILED (with the error as tag ``rl4rec.error``) when
-    the body raises, KILLED on Ctrl-C.
+    the body raises, KILLED on Ctrl-C; with system metrics while it lasts (:func:`system_metrics`).
 
     Whatever was logged before the failure stays in the store: nothing is rolled back.
     """
     run_id = start_run(**start_kwargs)
     try:
-        yield run_id
+        with system_metrics(run_id, log_system_metrics):
+            yield run_id
     except BaseException as e:
         with contextlib.suppress(Exception):
             set_tags(run_id, {"rl4rec.error": f"{type(e).__name__}: {e}"[:5000]})
@@ -252,6 +253,39 @@ def tracked_run(**start_kwargs) -> Iterator[str]:
             end_run(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
     end_run(run_id, "FINISHED")
+
+
+def system_metrics_on(requested: bool | None = None) -> bool:
+    """System metrics are on by default; ``requested`` decides when given, else MLflow's own switch
+    (``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=false`` turns them off, as for ``mlflow.start_run``)."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING as switch
+
+    if requested is not None:
+        return requested
+    return switch.get() if switch.defined else True
+
+
+@contextlib.contextmanager
+def system_metrics(run_id: str, requested: bool | None = None) -> Iterator[None]:
+    """``system/*`` metrics of this machine (CPU, memory, disk, network; GPU with pynvml) in ``run_id``, every
+    ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` seconds (10) while the block runs: MLflow's monitor, which
+    ``mlflow.start_run(log_system_metrics=True)`` starts for an active run. The machine as a whole is
+    sampled (psutil), so the Ray workers of a local instance are in the figures. Never fails the block."""
+    monitor = None
+    if system_metrics_on(requested):
+        try:
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            monitor = SystemMetricsMonitor(run_id, tracking_uri=tracking_uri())
+            monitor.start()
+        except Exception as e:  # psutil missing, an odd platform: the run goes on without them
+            log.warning("no system metrics for MLflow run %s: %s", run_id, e)
+            monitor = None
+    try:
+        yield
+    finally:
+        if monitor is not None:
+            monitor.finish()
 
 
 # ---------------------------------------------------------------------------------------------------

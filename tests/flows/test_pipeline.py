@@ -16,8 +16,10 @@ EXPECTED_TASKS = {"prepare_dataset", "generate_item_embeddings", "tune_retrieval
 
 
 @pytest.mark.slow
-def test_pipeline_end_to_end(flow_env):
+def test_pipeline_end_to_end(flow_env, monkeypatch):
     from flows.pipeline import pipeline_flow
+
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "2")  # samples within a short run
 
     out = pipeline_flow(**groups(**QUICK, experiment="pipeline-test", actor_name=flow_env["actor"]))
 
@@ -48,11 +50,11 @@ def test_pipeline_end_to_end(flow_env):
     assert out["evaluation"]["policy"]["scorer"] == out["scorer"] == run.data.tags["rl4rec.scorer"]
     assert {(r["a"], r["b"]) for r in out["intervals"]} >= {("policy", "untrained"), ("policy", "echo+prior")}
     assert run.data.metrics["eval_test/policy/ndcg_at_10"] == pytest.approx(out["evaluation"]["policy"]["ndcg@10"])
-    paths = {f.path for d in ("training", "plots", "eval_test", "checkpoints/checkpoint_final")
-             for f in c.list_artifacts(run.info.run_id, d)}
+    paths = {f.path for d in ("training", "plots", "eval_test") for f in c.list_artifacts(run.info.run_id, d)}
     assert "settings.json" in {f.path for f in c.list_artifacts(run.info.run_id)}  # the settings tree
-    assert {"training/training_log.jsonl", "plots/reward_curve.png", "eval_test/eval_test.json",
-            "checkpoints/checkpoint_final/policy", "checkpoints/checkpoint_final/trainer_state.json"} <= paths
+    assert {"training/training_log.jsonl", "plots/reward_curve.png", "eval_test/eval_test.json"} <= paths
+    # the final checkpoint is kept once: in the registered model, not also as a run artifact
+    assert not c.list_artifacts(run.info.run_id, "checkpoints")
 
     # the registered version, with both aliases (the first model becomes champion)
     assert out["model_name"] == "rl4rec-tiny-ml" and out["promoted"]
@@ -60,6 +62,20 @@ def test_pipeline_end_to_end(flow_env):
     assert registry.alias_version("rl4rec-tiny-ml", "champion") == out["version"]
     version = mt.client().get_model_version("rl4rec-tiny-ml", str(out["version"]))
     assert version.tags["rl4rec.scorer"] == out["scorer"]
+
+    # lineage (tasks/lineage.py): the splits it read as MLflow datasets, system metrics, no "None" parameter,
+    # the policy's test figures as metrics of the logged model the version points at, and no version tag
+    # repeating them or the run id (the version has run_id)
+    contexts = {d.dataset.name: {t.key: t.value for t in d.tags}["mlflow.data.context"]
+                for d in run.inputs.dataset_inputs}
+    assert contexts == {"tiny-ml-train": "training", "tiny-ml-valid": "validation", "tiny-ml-test": "testing"}
+    assert any(k.startswith("system/") for k in run.data.metrics)
+    assert "None" not in run.data.params.values() and "policy.init_from" not in run.data.params
+    assert version.run_id == out["mlflow_run_id"] and version.source.startswith("models:/m-")
+    model = c.get_logged_model(version.source.removeprefix("models:/"))
+    figures = {m.key: (m.value, m.dataset_name) for m in model.metrics}
+    assert figures["ndcg_at_10"] == (pytest.approx(out["evaluation"]["policy"]["ndcg@10"]), "tiny-ml-test")
+    assert not any(k.startswith("rl4rec.eval.") or k == "mlflow_run_id" for k in version.tags)
     model = registry.load_policy_by_alias("rl4rec-tiny-ml", "champion")
     answers = model.predict([{"history": ["Alien"]}, {"history": ["Unforgiven", "Tombstone"], "k": 3}])
     assert all(isinstance(a.text, str) and a.text for a in answers) and len(answers[1].item_ids) == 3
