@@ -7,7 +7,8 @@ libraries' own switches turn them off, for this process and everything it starts
 
 - ``TQDM_DISABLE=1``: tqdm's default for ``disable`` (tqdm >= 4.66), for every bar not given ``disable=``;
 - ``HF_HUB_DISABLE_PROGRESS_BARS=1``: huggingface_hub's and transformers' bars ("Loading weights", downloads);
-  both read it when imported, so a library already imported is switched off through its own call.
+  both read it when imported, so a library already imported is switched off through its own call;
+- ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false``: MLflow's "Downloading artifacts" bar.
 
 Our own bars pass ``disable=`` explicitly (a ``progress=False`` argument must win over a terminal), so they ask
 :func:`bars_wanted` as well. A value the user set wins: ``TQDM_DISABLE=0`` keeps the bars in a log file.
@@ -21,13 +22,16 @@ from typing import TextIO
 
 from rl4rec_core.paths import NO_PROGRESS_BARS, progress_bars
 
+# MLflow's artifact up/download bar has a switch of its own, read at each transfer
+PIPED = {**NO_PROGRESS_BARS, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
 
 def quiet_when_piped(stream: TextIO | None = None) -> bool:
     """Turn the libraries' bars off unless ``stream`` (default: stderr) is a terminal; whether bars are on."""
     stream = stream if stream is not None else sys.stderr
     if _is_terminal(stream):
         return progress_bars()
-    for key, value in NO_PROGRESS_BARS.items():
+    for key, value in PIPED.items():
         os.environ.setdefault(key, value)
     if progress_bars():  # the user asked for bars (TQDM_DISABLE=0): leave the libraries alone
         return True
