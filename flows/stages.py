@@ -18,6 +18,7 @@ from tasks.evaluation import evaluate_baselines, evaluate_policy
 from tasks.recipe import fine_tune_policy, log_tuning, tune_retrieval_settings
 from tasks.runtime import current_flow_run, ray_options, training_cpus
 from tasks.service import ServiceRef, start_retrieval_service, stop_retrieval_service
+from tasks.stopping import ray_goes_down_with_the_flow
 from tasks.training import train_policy
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,22 @@ def retrieval_service(p: FlowParams) -> Iterator[ServiceRef]:
             p.run.datasets if p.multi else p.dataset, r.emb_model_name, r.emb_type, name=r.actor_name, namespace=r.namespace,
             num_gpus=p.resources.num_gpus, backend=r.backend, scorer=r.scorer,
         ).result()
+    stopped_from_outside = False
     try:
         yield ref
+    except BaseException as e:
+        stopped_from_outside = not isinstance(e, Exception)  # a cancellation, a SIGTERM, Ctrl-C
+        raise
     finally:
-        try:
-            stop_retrieval_service(ref)
-        except Exception:
-            log.exception("could not remove retrieval actor %s", ref.get("name"))
+        if stopped_from_outside and ray_goes_down_with_the_flow():
+            # the actor ends with the flow's own Ray instance; a cancellation has already sent SIGTERM to that
+            # instance's GCS, and asking it to remove the actor could wait a minute (tasks/stopping.py)
+            log.info("retrieval actor %s ends with the flow's Ray instance", ref.get("name"))
+        else:
+            try:
+                stop_retrieval_service(ref)
+            except Exception:
+                log.exception("could not remove retrieval actor %s", ref.get("name"))
 
 
 def tune_scorer(p: FlowParams, run_id: str, checkpoint: str | None = None) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from prefect_ray import RayTaskRunner
 from prefect_ray.context import remote_options
 
 from rl4rec_core.settings import RAY_NAMESPACE
+from tasks.stopping import FAST_SHUTDOWN, InterruptibleRayFuture, keep_sigterm_handler
 
 # beyond the core's variables (paths, models), a worker needs the flow's MLflow store and Prefect API; an
 # allow-list without credentials (MLFLOW_TRACKING_TOKEN/PASSWORD, PREFECT_API_KEY, PREFECT_API_AUTH_STRING):
@@ -125,11 +126,15 @@ class LazyRayTaskRunner(RayTaskRunner):
         # machine (someone else's `ray start --head`); a cluster is used only when named (RAY_ADDRESS=auto works)
         address = self.address or "local"
         self._owns_ray = True
+        if address == "local":  # a user's own values win
+            for key, value in FAST_SHUTDOWN.items():
+                os.environ.setdefault(key, value)
         t0 = time.perf_counter()
         # bound to 127.0.0.1 for a local instance, with Ray's token authentication (rl4rec_core/ray_access.py)
         # Ray's own handler and format on its loggers only where nobody configured logging (flows/console.py did)
         kwargs.setdefault("configure_logging", not logging.getLogger().handlers)
-        self._ray_context = init_ray(address, runtime_env=runtime_env, **kwargs)
+        with keep_sigterm_handler():  # Prefect's, so a cancellation still stops the flow (tasks/stopping.py)
+            self._ray_context = init_ray(address, runtime_env=runtime_env, **kwargs)
         what = "started a local instance" if address == "local" else f"connected to {address}"
         self.logger.info("Ray: %s in %.1f s", what, time.perf_counter() - t0)
 
@@ -138,6 +143,7 @@ class LazyRayTaskRunner(RayTaskRunner):
             self._join_ray()
         with prefect_credentials_withheld():
             future = super().submit(task, parameters, wait_for=wait_for, dependencies=dependencies)
+        future = InterruptibleRayFuture.of(future)  # a cancellation (SIGTERM) stops the flow's wait at once
         hook = on_task_event
         if hook is not None:
             hook(task.name, "submitted")

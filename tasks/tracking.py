@@ -238,7 +238,8 @@ def end_run(run_id: str, status: str = "FINISHED") -> None:
 @contextlib.contextmanager
 def tracked_run(log_system_metrics: bool | None = None, **start_kwargs) -> Iterator[str]:
     """A run (:func:`start_run`) that ends FINISHED, or FAILED (with the error as tag ``rl4rec.error``) when
-    the body raises, KILLED on Ctrl-C; with system metrics while it lasts (:func:`system_metrics`).
+    the body raises, KILLED when it is stopped from outside (Ctrl-C, a SIGTERM: Prefect's cancellation);
+    with system metrics while it lasts (:func:`system_metrics`).
 
     Whatever was logged before the failure stays in the store: nothing is rolled back.
     """
@@ -250,7 +251,8 @@ def tracked_run(log_system_metrics: bool | None = None, **start_kwargs) -> Itera
         with contextlib.suppress(Exception):
             set_tags(run_id, {"rl4rec.error": f"{type(e).__name__}: {e}"[:5000]})
         with contextlib.suppress(Exception):
-            end_run(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            # not an Exception: KeyboardInterrupt, SystemExit, Prefect's TerminationSignal (a SIGTERM, a cancel)
+            end_run(run_id, "FAILED" if isinstance(e, Exception) else "KILLED")
         raise
     end_run(run_id, "FINISHED")
 

@@ -25,22 +25,16 @@ def test_prefect_yaml_declares_pipeline_schedule_and_process_pool():
     assert deps["pipeline"]["parameters"]["run"] == {"dataset_name": "ml-100k"}
     assert deps["pipeline-quick"]["parameters"]["policy"] == {"policy": "dummy"}
     [schedule] = deps["weekly-retraining"]["schedules"]
-    assert schedule["cron"] == "0 3 * * 1" and schedule["timezone"] == "Europe/Berlin"
+    assert schedule["cron"] == "0 3 * * 1" and schedule["timezone"] == "Europe/Berlin" and schedule["active"] is True
+    assert deps["weekly-retraining"]["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
     assert {d["work_pool"]["name"] for d in deps.values()} == {"rl4rec-process"}
     # module entrypoints: Ray workers unpickle the flow's module by name, which a file path would not give
     assert all(":" in d["entrypoint"] and ".py" not in d["entrypoint"] for d in deps.values())
 
 
-def _prefect(*args, env, timeout=300) -> str:
-    out = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", *args], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, f"prefect {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout
-
-
 @pytest.mark.slow
 def test_deploy_and_run_through_a_process_worker(rl4rec_dirs, tmp_path, monkeypatch):
-    from tests.helpers.prefect_server import background_server
+    from tests.helpers.prefect_server import background_server, prefect_cli
 
     # the server's database, the MLflow store and all data stay in tmp_path
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect_home"))
@@ -50,8 +44,8 @@ def test_deploy_and_run_through_a_process_worker(rl4rec_dirs, tmp_path, monkeypa
         env = {**os.environ, "PREFECT_API_URL": api, "PWD": str(REPO),
                "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
                "RL4REC_PREFECT_RESULTS": str(tmp_path / "prefect-results")}
-        _prefect("work-pool", "create", "rl4rec-process", "--type", "process", env=env)
-        out = _prefect("deploy", "--all", env=env)  # no --prefect-file: found in the repository root
+        prefect_cli("work-pool", "create", "rl4rec-process", "--type", "process", env=env)
+        out = prefect_cli("deploy", "--all", env=env)  # no --prefect-file: found in the repository root
         assert "rl4rec-retraining/weekly-retraining" in out
         # settings groups, as the Prefect UI's form sends them; the deployment's policy group (dummy) stays
         params = {"run": {"dataset_name": "tiny-ml"}, "trainer": {"num_steps": 3, "batch_size": 8},
@@ -68,7 +62,7 @@ def test_deploy_and_run_through_a_process_worker(rl4rec_dirs, tmp_path, monkeypa
             if "UUID:" in line:
                 break
         flow_run_id = next(line.split("UUID:")[1].strip() for line in head if "UUID:" in line)
-        _prefect("worker", "start", "--pool", "rl4rec-process", "--run-once", env=env, timeout=540)
+        prefect_cli("worker", "start", "--pool", "rl4rec-process", "--run-once", env=env, timeout=540)
         watched, _ = watcher.communicate(timeout=120)
         assert watcher.returncode == 0 and "finished successfully" in watched, "".join(head) + watched[-3000:]
 
@@ -84,4 +78,7 @@ def test_deploy_and_run_through_a_process_worker(rl4rec_dirs, tmp_path, monkeypa
         assert run.parameters["trainer"]["num_steps"] == 3
         assert len(tasks) >= 7 and all(t.state_type.value == "COMPLETED" for t in tasks)
         [sched] = retraining.schedules
-        assert sched.schedule.cron == "0 3 * * 1" and sched.schedule.timezone == "Europe/Berlin"
+        assert sched.schedule.cron == "0 3 * * 1" and sched.schedule.timezone == "Europe/Berlin" and sched.active
+        # one retraining at a time, as deployed
+        assert retraining.global_concurrency_limit.limit == 1
+        assert retraining.concurrency_options.collision_strategy.value == "ENQUEUE"

@@ -1,5 +1,6 @@
-"""A full ``prefect server start`` (with its background services) on a free port, for the deployment test:
-a process worker and ``prefect deploy`` need the real server, not the temporary API ``rl4rec run`` starts."""
+"""A full ``prefect server start`` (with its background services) on a free port, for the deployment tests:
+a process worker and ``prefect deploy`` need the real server, not the temporary API ``rl4rec run`` starts;
+and the ``prefect`` command line as those tests run it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 from flows.prefect_server import free_port, healthy
 from rl4rec_core.errors import Rl4recError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager
@@ -50,3 +53,11 @@ def background_server(port: int | None = None, startup_timeout: float = 180) -> 
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def prefect_cli(*args: str, env: dict[str, str], timeout: float = 300) -> str:
+    """``prefect --no-prompt ARGS`` in the repository root (where ``prefect deploy`` finds prefect.yaml); its stdout."""
+    out = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", *args], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"prefect {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout
