@@ -58,7 +58,7 @@ def main() -> None:
 
     from rl4rec_core.assets.models import resolve_policy_model
     from rl4rec_core.policy.rec_policy import RecPolicy
-    from rl4rec_core.training.algorithms import AlgoConfig
+    from rl4rec_core.policy.algorithms import AlgoConfig
 
     n, g, t = args.prompts, args.group_size, args.new_tokens
     policy = RecPolicy(model_name=args.model, max_new_tokens=t, micro_batch_size=16, generation_batch_size=n * g,

@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rl4rec_core.evaluation import metrics  # noqa: E402
+from rl4rec_core import metrics  # noqa: E402
 from rl4rec_core.retrieval import scoring  # noqa: E402
 from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE  # noqa: E402
 from rl4rec_core.settings import DEFAULT_EMB_MODEL  # noqa: E402

@@ -63,7 +63,7 @@ def evaluate_baselines(
     with ``with_ranks``, ``{baseline: {"metrics": ..., "ranks": [U]}}`` as ``evaluate_policy`` returns."""
     from rl4rec_core.data import load_dataset
     from rl4rec_core.evaluation.baselines import baseline_scorer, make_baseline
-    from rl4rec_core.evaluation.metrics import summarize
+    from rl4rec_core.metrics import summarize
     from rl4rec_core.evaluation.policy_eval import select_users
     from rl4rec_core.evaluation.ranking import split_ranks
 

@@ -24,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.settings import MODEL_NAME_TEMPLATE
-from rl4rec_core.training.checkpoint import policy_kind
+from rl4rec_core.checkpoints import policy_kind
 from tasks import tracking
 
 log = logging.getLogger(__name__)

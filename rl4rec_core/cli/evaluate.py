@@ -11,7 +11,7 @@ from rl4rec_core.devices import DEVICE_HELP, resolve_device
 from rl4rec_core.embeddings.encoders import BACKENDS
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.evaluation.baselines import BASELINES
-from rl4rec_core.evaluation.metrics import DEFAULT_KS, ndcg_at_k
+from rl4rec_core.metrics import DEFAULT_KS, ndcg_at_k
 from rl4rec_core.retrieval.source import SERVICE_MODES
 from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_EMB_MODEL, EVAL_SPLITS, RAY_NAMESPACE, SCORERS
 
@@ -147,7 +147,7 @@ def _evaluate(args: argparse.Namespace, dataset_name: str, output) -> int:
     from rl4rec_core.data import load_dataset
     from rl4rec_core.evaluation.baselines import baseline_scorer, make_baseline
     from rl4rec_core.evaluation.bootstrap import format_intervals, paired_intervals
-    from rl4rec_core.evaluation.metrics import summarize
+    from rl4rec_core.metrics import summarize
     from rl4rec_core.evaluation.policy_eval import select_users
     from rl4rec_core.evaluation.ranking import format_table, split_ranks, write_metrics
 

@@ -16,7 +16,7 @@ import torch
 
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError, Rl4recError
 from rl4rec_core.evaluation.baselines import BASELINES
-from rl4rec_core.training.checkpoint import resolve_checkpoint
+from rl4rec_core.checkpoints import resolve_checkpoint
 
 REGISTRY_PREFIX = "models:/"
 SPEC_HELP = (f"a baseline ({', '.join(BASELINES)}), a checkpoint folder (or the run folder holding checkpoints) "

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.evaluation import metrics
+from rl4rec_core import metrics
 
 COMPARED_METRICS = ("ndcg@10", "hit@10", "mrr")
 

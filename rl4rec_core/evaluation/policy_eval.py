@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 
 from rl4rec_core.data.dataset import SPLITS
 from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
-from rl4rec_core.evaluation import metrics
-from rl4rec_core.training.checkpoint import list_checkpoints, policy_kind, resolve_checkpoint, verify_checkpoint
+from rl4rec_core import metrics
+from rl4rec_core.checkpoints import list_checkpoints, policy_kind, resolve_checkpoint, verify_checkpoint
 
 log = logging.getLogger(__name__)
 

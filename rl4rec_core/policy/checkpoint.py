@@ -4,7 +4,7 @@ The folder holds the weights (``adapter_model.safetensors`` with LoRA, else ``mo
 the tokenizer, ``policy.json`` (kind, ``PolicyConfig``, update count), ``training_state.pt``
 (optimizer, REINFORCE baseline, update count: tensors and plain values, loaded with
 ``weights_only=True`` so a hostile file cannot run code) and, for a warm-started policy, its start in ``init/``.
-The trainer's own checkpoint layout around this folder is ``rl4rec_core.training.checkpoint``'s.
+The trainer's own checkpoint layout around this folder is ``rl4rec_core.checkpoints``'s.
 """
 
 from __future__ import annotations

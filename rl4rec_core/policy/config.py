@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy import prompts as prompt_lib
 from rl4rec_core.settings import DEFAULT_POLICY_MODEL, DTYPES, ENGINES
-from rl4rec_core.training.algorithms import AlgoConfig
+from rl4rec_core.policy.algorithms import AlgoConfig
 
 
 @dataclass

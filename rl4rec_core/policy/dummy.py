@@ -7,7 +7,7 @@ item texts (titles, genres). The word distribution is a softmax over learnable l
 
 where ``features`` is the normalised bag of vocabulary words in the prompt (so what a user watched can
 steer what gets "generated"). Updates use the same policy-gradient code as the LLM policy
-(``rl4rec_core.training.algorithms``): GRPO group advantages or REINFORCE with a running baseline, the
+(``rl4rec_core.policy.algorithms``): GRPO group advantages or REINFORCE with a running baseline, the
 token-level surrogate loss (a word plays the part of a token), optional PPO clipping and a KL penalty
 against the starting (uniform) distribution — exact here, because the distribution is small.
 """
@@ -26,7 +26,7 @@ from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.integrity import FIX, load_torch, read_json_object
 from rl4rec_core.io import atomic_path, write_json
 from rl4rec_core.policy.keyed_sampling import sample_key
-from rl4rec_core.training.algorithms import AlgoConfig, RunningBaseline, compute_advantages, policy_gradient_loss
+from rl4rec_core.policy.algorithms import AlgoConfig, RunningBaseline, compute_advantages, policy_gradient_loss
 
 _STATE_KEYS = frozenset({"bias", "weight", "optimizer", "baseline", "generator"})
 _WORD = re.compile(r"[a-z][a-z']+")

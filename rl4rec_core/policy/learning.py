@@ -2,7 +2,7 @@
 
 ``PolicyLearning`` is a mixin of ``RecPolicy`` (``rl4rec_core.policy.rec_policy``), which builds
 the model, tokenizer, optimizer and baseline it works on; the algorithms themselves (advantages,
-surrogate loss, KL) live in ``rl4rec_core.training.algorithms``.
+surrogate loss, KL) live in ``rl4rec_core.policy.algorithms``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from rl4rec_core.errors import DataError
 from rl4rec_core.policy.rollout import Rollout, TokenBatch, completion_logprobs, pack
 from rl4rec_core.policy.shared_prefix import GroupedTokenBatch, grouped_completion_logprobs, pack_groups
-from rl4rec_core.training.algorithms import AlgoConfig, compute_advantages, kl_penalty, policy_gradient_loss
+from rl4rec_core.policy.algorithms import AlgoConfig, compute_advantages, kl_penalty, policy_gradient_loss
 
 log = logging.getLogger(__name__)
 

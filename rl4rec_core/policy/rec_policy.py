@@ -1,5 +1,5 @@
 """RecPolicy: a causal LM that turns a user's history into a text describing the next item, trained by
-policy gradient (GRPO / REINFORCE, optional KL and PPO clip; see ``rl4rec_core.training.algorithms``).
+policy gradient (GRPO / REINFORCE, optional KL and PPO clip; see ``rl4rec_core.policy.algorithms``).
 
 Usage as in the original::
 
@@ -42,7 +42,7 @@ from rl4rec_core.policy.engines import RolloutEngine, make_engine
 from rl4rec_core.policy.learning import PolicyLearning
 from rl4rec_core.policy.model_loading import eos_token_ids, load_model
 from rl4rec_core.policy.rollout import Rollout
-from rl4rec_core.training.algorithms import RunningBaseline
+from rl4rec_core.policy.algorithms import RunningBaseline
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.settings import Settings
-from rl4rec_core.training.algorithms import AlgoConfig
+from rl4rec_core.policy.algorithms import AlgoConfig
 
 # the dummy policy's logits move in whole units, an LLM's LoRA weights in small steps (docs/recipe.md)
 DEFAULT_LEARNING_RATES = {"dummy": 0.05, "llm": 2e-4}

@@ -23,7 +23,7 @@ _COPIED = ("adapter_model.safetensors", "adapter_config.json", "model.safetensor
 
 def resolve_policy_dir(path: str | Path) -> Path:
     """A policy folder (with ``policy.json``) from itself, a checkpoint folder, or a run folder."""
-    from rl4rec_core.training.checkpoint import resolve_checkpoint
+    from rl4rec_core.checkpoints import resolve_checkpoint
 
     p = Path(path).expanduser()
     if (p / POLICY_FILE).is_file():

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.evaluation import metrics
+from rl4rec_core import metrics
 from rl4rec_core.retrieval.hybrid import HybridWeights, history_mean
 
 log = logging.getLogger(__name__)

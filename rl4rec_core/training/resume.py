@@ -17,7 +17,7 @@ from typing import Any
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.integrity import FIX
 from rl4rec_core.settings import Settings, flatten
-from rl4rec_core.training import checkpoint as ckpt
+from rl4rec_core import checkpoints as ckpt
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from rl4rec_core.settings import (
     SFT_STEPS,
     opt,
 )
-from rl4rec_core.training import checkpoint as ckpt
+from rl4rec_core import checkpoints as ckpt
 
 Example = tuple[list[int], int]  # (history item indices, oldest first; answer item index)
 

@@ -22,7 +22,7 @@ from rl4rec_core.errors import ConfigError, DataError, Rl4recError
 from rl4rec_core.integrity import FIX
 from rl4rec_core.retrieval.source import RewardSource
 from rl4rec_core.settings import Settings
-from rl4rec_core.training import checkpoint as ckpt
+from rl4rec_core import checkpoints as ckpt
 from rl4rec_core.training.resume import resume_latest
 from rl4rec_core.training.user_pool import UserPool
 

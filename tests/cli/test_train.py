@@ -141,7 +141,7 @@ def _one_line_error(err: str) -> str:
 def test_resume_never_runs_a_hostile_checkpoint(rl4rec_dirs, tmp_path, capsys, llm):
     """A pickle that would run code, planted as the policy's state file of every checkpoint (with a
     manifest that agrees, as a crafted checkpoint has): refused before it runs, one line, exit 2."""
-    from rl4rec_core.training.checkpoint import list_checkpoints
+    from rl4rec_core.checkpoints import list_checkpoints
     from tests.helpers.hostile import plant_pickle
 
     args = _tiny_run_args(rl4rec_dirs, tmp_path, llm)

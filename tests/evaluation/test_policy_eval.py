@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError
-from rl4rec_core.evaluation import metrics
+from rl4rec_core import metrics
 from rl4rec_core.evaluation.policy_eval import evaluate_policy, load_policy, paired_bootstrap, select_users
 from rl4rec_core.policy.dummy import DummyRecPolicy
 from rl4rec_core.policy.registry import build_policy

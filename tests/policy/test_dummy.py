@@ -10,7 +10,7 @@ from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy.dummy import DummyRecPolicy, build_vocab
 from rl4rec_core.settings import Settings
-from rl4rec_core.training.algorithms import AlgoConfig
+from rl4rec_core.policy.algorithms import AlgoConfig
 from rl4rec_core.training.trainer import RLTrainer
 from tests.helpers.tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 

@@ -9,7 +9,7 @@ import torch
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy.engines import cut_completion, merged_lora
 from rl4rec_core.policy.rec_policy import RecPolicy
-from rl4rec_core.training.algorithms import AlgoConfig
+from rl4rec_core.policy.algorithms import AlgoConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 HISTORIES = [["Toy Story (1995)"], ["Heat (1995)", "Casino (1995)"]]

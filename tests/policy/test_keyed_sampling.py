@@ -10,7 +10,7 @@ from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy.dummy import DummyRecPolicy
 from rl4rec_core.policy.keyed_sampling import KeyedGumbel, sample_key
 from rl4rec_core.policy.rec_policy import RecPolicy
-from rl4rec_core.training.algorithms import AlgoConfig
+from rl4rec_core.policy.algorithms import AlgoConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 HISTORIES = [["Toy Story (1995)"], ["Heat (1995)", "Casino (1995)"], ["Fargo (1996)"], ["Babe (1995)"]]

@@ -8,7 +8,7 @@ import torch
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.policy.rec_policy import PolicyConfig, RecPolicy
 from rl4rec_core.policy.rollout import pack
-from rl4rec_core.training.algorithms import AlgoConfig
+from rl4rec_core.policy.algorithms import AlgoConfig
 
 HISTORIES = [["Toy Story (1995). Genres: Comedy"], ["Heat (1995). Genres: Action", "Casino (1995). Genres: Drama"]]
 # an easy reward to learn: the share of generated tokens that are genre-ish words (~7% at random)

@@ -9,7 +9,7 @@ import torch
 from rl4rec_core.policy.rec_policy import RecPolicy
 from rl4rec_core.policy.rollout import pack
 from rl4rec_core.policy.shared_prefix import GroupedTokenBatch, pack_groups
-from rl4rec_core.training.algorithms import AlgoConfig
+from rl4rec_core.policy.algorithms import AlgoConfig
 
 # different lengths, so the prompts are left-padded and the completions right-padded
 HISTORIES = [["Toy Story (1995). Genres: Comedy"], ["Heat (1995). Genres: Action", "Casino (1995). Genres: Drama"],

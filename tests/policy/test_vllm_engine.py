@@ -43,7 +43,7 @@ SCRIPT = textwrap.dedent(
     from rl4rec_core.policy.engines import HFEngine
     from rl4rec_core.policy.rec_policy import RecPolicy
     from rl4rec_core.policy.rollout import Rollout
-    from rl4rec_core.training.algorithms import AlgoConfig
+    from rl4rec_core.policy.algorithms import AlgoConfig
     from tests.helpers.tiny_lm import make_tiny_tokenizer
 
     HISTORIES = [["Toy Story (1995). Genres: Comedy"], ["Heat (1995). Genres: Action", "Casino (1995). Genres: Drama"]]

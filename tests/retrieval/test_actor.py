@@ -9,7 +9,7 @@ import ray
 import torch
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
-from rl4rec_core.evaluation import metrics
+from rl4rec_core import metrics
 from rl4rec_core.retrieval import RetrievalClient, get_retrieval_actor, launch_retrieval_actor, remove_retrieval_actor
 from rl4rec_core.retrieval.actor import RetrievalServiceNotFound
 from tests.helpers.embeddings import data_dirs, random_items, write_embeddings

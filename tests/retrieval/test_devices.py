@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.evaluation import metrics, ranking
+from rl4rec_core import metrics
+from rl4rec_core.evaluation import ranking
 from rl4rec_core.retrieval import RetrievalService, scoring
 from rl4rec_core.retrieval.hybrid import HybridWeights, TunedRetrieval
 from tests.helpers.embeddings import random_items

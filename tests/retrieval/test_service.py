@@ -8,7 +8,7 @@ import torch
 
 from rl4rec_core.embeddings.encoders import make_encoder
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
-from rl4rec_core.evaluation import metrics
+from rl4rec_core import metrics
 from rl4rec_core.retrieval import RetrievalService, RewardBatch
 from tests.helpers.embeddings import random_items, write_embeddings
 

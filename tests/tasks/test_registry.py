@@ -7,7 +7,7 @@ import pytest
 
 from rl4rec_core.errors import MissingArtifactError
 from rl4rec_core.policy.dummy import DummyRecPolicy
-from rl4rec_core.training.checkpoint import save_checkpoint
+from rl4rec_core.checkpoints import save_checkpoint
 from tasks import registry
 from tasks import tracking as mt
 
@@ -56,7 +56,7 @@ def test_register_alias_promote_and_load_back(store):
 def test_policy_kind_from_the_saved_policy_else_the_config(tmp_path):
     import json
 
-    from rl4rec_core.training.checkpoint import policy_kind
+    from rl4rec_core.checkpoints import policy_kind
 
     ckpt, _ = _checkpoint(tmp_path)
     assert policy_kind(ckpt) == "dummy"

@@ -25,7 +25,7 @@ def served(store, tmp_path_factory):
     from rl4rec_core.embeddings.encoders import make_encoder
     from rl4rec_core.policy.dummy import DummyRecPolicy
     from rl4rec_core.retrieval.hybrid import HybridWeights, TunedRetrieval, save_tuned
-    from rl4rec_core.training.checkpoint import save_checkpoint
+    from rl4rec_core.checkpoints import save_checkpoint
     from tests.helpers.embeddings import MODEL, data_dirs, write_embeddings
     from tests.helpers.tiny_recdata import write_tiny_dataset
 

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.settings import Settings
-from rl4rec_core.training.checkpoint import list_checkpoints
+from rl4rec_core.checkpoints import list_checkpoints
 from tests.helpers.tiny_recdata import write_tiny_dataset
 
 TIMES = ("time_generate", "time_reward", "time_update", "time_step", "update_s")

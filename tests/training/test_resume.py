@@ -13,7 +13,7 @@ from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.integrity import MANIFEST
 from rl4rec_core.policy.registry import build_policy
 from rl4rec_core.settings import Settings, flatten
-from rl4rec_core.training.checkpoint import list_checkpoints, read_checkpoint
+from rl4rec_core.checkpoints import list_checkpoints, read_checkpoint
 from rl4rec_core.training.trainer import RLTrainer
 from tests.helpers.hostile import plant_pickle, refresh, truncate
 

@@ -11,7 +11,7 @@ from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
 from rl4rec_core.policy.registry import build_policy
 from rl4rec_core.settings import Settings
-from rl4rec_core.training.checkpoint import list_checkpoints, read_checkpoint
+from rl4rec_core.checkpoints import list_checkpoints, read_checkpoint
 from rl4rec_core.training.trainer import RLTrainer, TrainerCallback, format_step
 from tests.helpers.tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 

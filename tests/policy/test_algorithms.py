@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.training.algorithms import (
+from rl4rec_core.policy.algorithms import (
     AlgoConfig,
     RunningBaseline,
     compute_advantages,
