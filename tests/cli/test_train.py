@@ -104,7 +104,7 @@ def test_llm_flags_reach_the_saved_policy(rl4rec_dirs, tmp_path, capsys):
     flags = ["--history_len", "2", "--prompt_template", "plain", "--top_p", "0.9", "--lora_r", "4",
              "--micro_batch_size", "2", "--temperature", "0.7", "--reward", "log_rank", "--response_prefix", 'Next: "']
     assert main([*args, *flags]) == 0
-    saved = json.loads((tmp_path / "run" / "checkpoint_final" / "policy" / "policy.json").read_text())["config"]
+    saved = json.loads((tmp_path / "run" / "checkpoint_final" / "policy" / "policy.json").read_text())["config"]["policy"]
     assert {k: saved[k] for k in ("history_len", "prompt_template", "top_p", "lora_r", "micro_batch_size",
                                   "temperature", "max_new_tokens", "response_prefix")} == {
         "history_len": 2, "prompt_template": "plain", "top_p": 0.9, "lora_r": 4, "micro_batch_size": 2,

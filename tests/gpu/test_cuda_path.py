@@ -65,7 +65,7 @@ def test_two_training_steps_and_evaluation_on_cuda(tiny, tiny_lm, tmp_path):
                                 {"reward": "mrr", "num_negatives": 5, "seed": 1}], ids=["ranks", "scores", "negatives"])
 def test_cuda_rewards_equal_the_cpu(tiny, kw):
     tuned = TunedRetrieval(tiny.name, HybridWeights(beta=0.05, alpha=0.5, history_m=2), [3] * tiny.num_items)
-    cpu, gpu = (make_service(tiny, WordVectorEncoder(), device=d, retrieval={tiny.name: tuned}) for d in ("cpu", DEVICE))
+    cpu, gpu = (make_service(tiny, WordVectorEncoder(), device=d, tuned={tiny.name: tuned}) for d in ("cpu", DEVICE))
     split = tiny.split("valid")
     texts = ["a dark thriller", "a comedy for children", "romance", "heat"]
     args = (texts, tiny.name, [int(t) for t in split.targets[:4]], [list(map(int, h)) for h in split.histories[:4]])
