@@ -135,7 +135,8 @@ class PolicySettings:
     temperature: float = opt(1.0, "LLM sampling temperature (log-probs use the same)")
     top_p: float = opt(1.0, "LLM nucleus sampling (1.0 = off)")
     top_k: int = opt(0, "LLM top-k sampling (0 = off)")
-    history_len: int | None = opt(None, "last N history items in the prompt (default: the template's, 5 for next_item)")
+    history_len: int | None = opt(None, "last N history items in the prompt (default: the template's, 10 for "
+                                  "next_item; the dummy policy shows 5)")
     prompt_template: str | None = opt(None, "next_item (default), compelling, plain, or a format string with {history}")
     response_prefix: str | None = opt(None, "start of the answer, e.g. 'The user will like \"'; {item_noun} is filled in")
     item_noun: str | None = opt(None, "what the prompt calls an item (default: the dataset's: movie, product, ...)")
