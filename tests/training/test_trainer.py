@@ -213,7 +213,7 @@ def test_tiny_llm_grpo_steps_end_to_end(tiny, service, tmp_path):
     reloaded = load_policy(tmp_path / "run")
     prompts = policy.build_prompts([["Carrie", "Fog, The"]])
     assert reloaded.generate(prompts, greedy=True) == policy.generate(prompts, greedy=True)
-    m, ranks = evaluate_policy(tiny, tmp_path / "run", split="valid", service=service, max_users=5)
+    m, ranks = evaluate_policy(tiny, tmp_path / "run", split="valid", service=service, users=range(5))
     assert len(ranks) == 5 and 0 <= m["ndcg@10"] <= 1
 
     more = cfg.replace(trainer={"resume": True, "num_steps": 4})
