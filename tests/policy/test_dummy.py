@@ -47,7 +47,8 @@ def test_generate_is_grouped_and_seeded(tiny):
 
 
 def test_update_moves_probability_to_rewarded_words(tiny):
-    policy = DummyRecPolicy.from_dataset(tiny, PolicyConfig.from_fields(policy="dummy", seed=0, learning_rate=0.1, kl_coef=0.0))
+    policy = DummyRecPolicy.from_dataset(tiny, PolicyConfig.from_fields(policy="dummy", seed=0, learning_rate=0.1,
+        kl_coef=0.0))
     prompts = policy.build_prompts([["Carrie"], ["Tombstone"]])
     reps = [p for p in prompts for _ in range(4)]
     h = policy.index["horror"]
@@ -75,7 +76,8 @@ def test_bad_settings_are_config_errors():
 
 
 def test_save_load_round_trip_resumes_sampling(tiny, tmp_path):
-    policy = DummyRecPolicy.from_dataset(tiny, PolicyConfig.from_fields(policy="dummy", seed=1, algorithm="reinforce", group_size=2, kl_coef=0.0))
+    policy = DummyRecPolicy.from_dataset(tiny, PolicyConfig.from_fields(policy="dummy", seed=1,
+        algorithm="reinforce", group_size=2, kl_coef=0.0))
     prompts = policy.build_prompts([["Carrie"], ["Brazil"]])
     reps = [p for p in prompts for _ in range(2)]
     for _ in range(3):
@@ -94,7 +96,8 @@ def test_save_load_round_trip_resumes_sampling(tiny, tmp_path):
 def _assert_learns(tiny, service):
     cfg = Settings.of(dataset_name=tiny.name, num_steps=50, batch_size=16, group_size=4, policy="dummy",
                       save_every=50, seed=0, reward="ndcg@10")
-    policy = DummyRecPolicy.from_dataset(tiny, PolicyConfig.from_fields(policy="dummy", seed=0, learning_rate=0.1, group_size=4, kl_coef=0.0))
+    policy = DummyRecPolicy.from_dataset(tiny, PolicyConfig.from_fields(policy="dummy", seed=0, learning_rate=0.1,
+        group_size=4, kl_coef=0.0))
     trainer = RLTrainer(cfg, policy, service, tiny, progress=False)
     trainer.train()
     rewards = np.array([r["avg_reward"] for r in trainer.log.read()])

@@ -17,7 +17,8 @@ HISTORIES = [["Toy Story (1995)"], ["Heat (1995)", "Casino (1995)"]]
 
 
 def _policy(path, merge: bool) -> RecPolicy:
-    policy = RecPolicy(PolicyConfig.from_fields(policy_model=path, max_new_tokens=6, learning_rate=0.05, lora_r=8, seed=0, group_size=3, merge_for_sampling=merge, kl_coef=0.0))
+    policy = RecPolicy(PolicyConfig.from_fields(policy_model=path, max_new_tokens=6, learning_rate=0.05, lora_r=8,
+        seed=0, group_size=3, merge_for_sampling=merge, kl_coef=0.0))
     with torch.no_grad():  # LoRA starts as a no-op (B = 0); make the adapters matter
         for name, p in policy.model.named_parameters():
             if "lora_B" in name:
@@ -71,13 +72,15 @@ def test_cpu_bf16_autocast_only_where_the_cpu_has_it(tiny_lm, monkeypatch, caplo
 
     monkeypatch.setattr(rec_policy, "cpu_has_fast_bf16", lambda: False)
     with caplog.at_level("WARNING"):
-        policy = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, max_new_tokens=4, lora_r=8, cpu_bf16=True, group_size=2, kl_coef=0.0))
+        policy = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, max_new_tokens=4, lora_r=8, cpu_bf16=True,
+            group_size=2, kl_coef=0.0))
     assert "cpu_bf16 ignored" in caplog.text
     with policy.autocast():
         assert not torch.is_autocast_enabled("cpu")
 
     monkeypatch.setattr(rec_policy, "cpu_has_fast_bf16", lambda: True)  # as on an AVX512-BF16 / AMX machine
-    policy = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, max_new_tokens=4, lora_r=8, cpu_bf16=True, learning_rate=0.05, group_size=2, kl_coef=0.0))
+    policy = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, max_new_tokens=4, lora_r=8, cpu_bf16=True,
+        learning_rate=0.05, group_size=2, kl_coef=0.0))
     with policy.autocast():
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     prompts = policy.build_prompts(HISTORIES)

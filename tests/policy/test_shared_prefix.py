@@ -22,7 +22,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def policy_for(path, share: bool, kl_coef: float = 0.0, **kw) -> RecPolicy:
-    return RecPolicy(PolicyConfig.from_fields(policy_model=path, max_new_tokens=7, learning_rate=0.05, lora_r=8, micro_batch_size=4, group_size=3, kl_coef=kl_coef, share_prompt=share, seed=0, **kw))
+    return RecPolicy(PolicyConfig.from_fields(policy_model=path, max_new_tokens=7, learning_rate=0.05, lora_r=8,
+        micro_batch_size=4, group_size=3, kl_coef=kl_coef, share_prompt=share, seed=0, **kw))
 
 
 def test_grouped_logprobs_and_gradients_match_per_sequence(tiny_lm):

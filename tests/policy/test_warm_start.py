@@ -22,7 +22,8 @@ def logits(model) -> torch.Tensor:
 
 def perturbed_policy(tiny_lm, **kw) -> RecPolicy:
     """A LoRA policy whose adapters are no longer a no-op (as after SFT)."""
-    policy = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, item_noun="movie", history_len=3, learning_rate=1e-3, **kw))
+    policy = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, item_noun="movie", history_len=3,
+        learning_rate=1e-3, **kw))
     with torch.no_grad():
         for name, p in policy.model.named_parameters():
             if "lora_B" in name:
@@ -35,7 +36,8 @@ def test_init_from_starts_at_the_start_policy_and_round_trips(tiny_lm, tmp_path,
     start.save(tmp_path / "sft" / "checkpoint_final" / "policy")
     want = logits(start.model)
     # the checkpoint folder (not only its policy/) is accepted, as `rl4rec sft` prints it
-    grpo = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, item_noun="movie", init_from=str(tmp_path / "sft" / "checkpoint_final"), kl_coef=0.0))
+    grpo = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, item_noun="movie",
+        init_from=str(tmp_path / "sft" / "checkpoint_final"), kl_coef=0.0))
     # the start's adapter is merged into the weights: the same function, rounded differently (float32),
     # so these comparisons allow 1e-4; base and start differ by far more (checked below)
     assert torch.allclose(logits(grpo.model), want, atol=1e-4)  # fresh adapters are a no-op

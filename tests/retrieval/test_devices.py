@@ -31,7 +31,9 @@ HYBRID = TunedRetrieval("toy", HybridWeights(beta=0.05, alpha=0.5, history_m=2),
 
 def make_service(device: str | torch.device, hybrid: bool = False) -> RetrievalService:
     # chunk_size 7: many chunks and a ragged last one, so every chunked path runs
-    return RetrievalService(RetrievalSettings(emb_model_name=WordVectorEncoder.model_name, chunk_size=7, scorer="auto" if hybrid else "cosine"), encoder=WordVectorEncoder(DIM), embeddings={"toy": random_items(N, DIM)}, device=device, tuned={"toy": HYBRID} if hybrid else None)
+    return RetrievalService(RetrievalSettings(emb_model_name=WordVectorEncoder.model_name, chunk_size=7, scorer="auto" if hybrid else "cosine"),
+        encoder=WordVectorEncoder(DIM), embeddings={"toy": random_items(N, DIM)}, device=device,
+        tuned={"toy": HYBRID} if hybrid else None)
 
 
 def both(call, hybrid: bool = False):

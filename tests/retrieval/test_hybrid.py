@@ -47,7 +47,8 @@ class LookupEncoder:
 
 def make(beta=BETA, alpha=0.0, m=1, scorer="auto"):
     tuned = TunedRetrieval("hand", HybridWeights(beta=beta, alpha=alpha, history_m=m), COUNTS)
-    return RetrievalService(RetrievalSettings(emb_model_name="lookup", scorer=scorer), encoder=LookupEncoder(), embeddings={"hand": ITEMS.clone()}, tuned={"hand": tuned})
+    return RetrievalService(RetrievalSettings(emb_model_name="lookup", scorer=scorer), encoder=LookupEncoder(),
+        embeddings={"hand": ITEMS.clone()}, tuned={"hand": tuned})
 
 
 def test_hybrid_scores_are_cosine_plus_beta_log1p_count():
@@ -124,7 +125,8 @@ def test_bad_settings_give_clear_errors(rl4rec_dirs):
     with pytest.raises(Exception, match="invalid settings.*beta must be"):
         load_tuned("hand", "item", "lookup")
     with pytest.raises(ConfigError, match="unknown scorer"):
-        RetrievalService(RetrievalSettings(emb_model_name="lookup", scorer="bm25"), encoder=LookupEncoder(), embeddings={"hand": ITEMS.clone()})
+        RetrievalService(RetrievalSettings(emb_model_name="lookup", scorer="bm25"), encoder=LookupEncoder(),
+            embeddings={"hand": ITEMS.clone()})
 
 
 def test_the_prior_counts_training_histories_only(rl4rec_dirs):

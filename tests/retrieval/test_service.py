@@ -91,7 +91,8 @@ def test_top_k_matches_full_sort(service):
 @pytest.mark.parametrize("reward", ["ndcg@10", "hit@3", "mrr", "mixed", "top5_diversity"])
 @pytest.mark.parametrize("chunk", [1, 7, 1000])
 def test_in_service_ranks_equal_full_matrix_ranks(encoder, catalogue, reward, chunk):
-    svc = RetrievalService(RetrievalSettings(chunk_size=chunk), encoder=encoder, embeddings={"movies": catalogue.clone()})
+    svc = RetrievalService(RetrievalSettings(chunk_size=chunk), encoder=encoder,
+        embeddings={"movies": catalogue.clone()})
     expected = metrics.target_ranks(svc.calculate_reward(QUERIES, "movies"), torch.tensor(TARGETS), HISTORIES)
     out = svc.compute_rewards(QUERIES, "movies", TARGETS, HISTORIES, reward=reward)
     assert isinstance(out, RewardBatch)
@@ -195,7 +196,8 @@ def test_refuses_embeddings_of_another_model(rl4rec_dirs, encoder):
     # a file made by another model under the name the service asks for: the encoder check catches it
     write_embeddings("movies", random_items(10), model="mixedbread-ai/mxbai-embed-large-v1")
     with pytest.raises(DataError, match="mxbai"):
-        RetrievalService(RetrievalSettings(emb_model_name="mixedbread-ai/mxbai-embed-large-v1"), ["movies"], encoder=encoder)
+        RetrievalService(RetrievalSettings(emb_model_name="mixedbread-ai/mxbai-embed-large-v1"), ["movies"],
+            encoder=encoder)
 
 
 @pytest.mark.parametrize("chunk", [97, 4096, 50_000])
