@@ -59,12 +59,13 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     from rl4rec_core.assets.models import resolve_policy_model
+    from rl4rec_core.policy.config import PolicyConfig
     from rl4rec_core.policy.rec_policy import RecPolicy
-    from rl4rec_core.training.algorithms import AlgoConfig
 
     n, g, t = args.prompts, args.group_size, args.new_tokens
-    policy = RecPolicy(model_name=args.model, max_new_tokens=t, micro_batch_size=16, generation_batch_size=n * g,
-                       learning_rate=1e-4, item_noun="movie", algo=AlgoConfig(group_size=g))
+    policy = RecPolicy(PolicyConfig.from_fields(
+        policy_model=args.model, max_new_tokens=t, micro_batch_size=16, generation_batch_size=n * g, learning_rate=1e-4,
+        item_noun="movie", group_size=g, kl_coef=0.0))
     # every sample runs to the token budget, so both sides generate exactly n × t tokens
     policy.model.generation_config.min_new_tokens = t
     histories = [HISTORIES[i % len(HISTORIES)] for i in range(n)]
@@ -86,7 +87,7 @@ def main() -> None:
     produced = sum(policy.last_rollout.gen_lengths)
     rollout = policy.last_rollout
     print(f"RecPolicy.generate (shared prompt) done: {shared_s:.2f} s", flush=True)
-    policy.config.share_prompt = False
+    policy.config = policy.config.replace(share_prompt=False)
     unshared_s, _ = best_of(args.repeats, sample)
     print(f"RecPolicy.generate (prompt per sample) done: {unshared_s:.2f} s", flush=True)
     plain_s, _ = best_of(args.repeats, plain_generate)
@@ -94,7 +95,7 @@ def main() -> None:
     rewards = torch.rand(len(texts))
     updates = {}
     for share in (True, False):
-        policy.config.share_prompt = share
+        policy.config = policy.config.replace(share_prompt=share)
         policy.last_rollout = rollout
         updates[share] = best_of(args.repeats, lambda: policy.update(prompts, texts, rewards))
 

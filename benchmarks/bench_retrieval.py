@@ -35,10 +35,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rl4rec_core.evaluation import metrics  # noqa: E402
+from rl4rec_core import metrics  # noqa: E402
 from rl4rec_core.progress import quiet_when_piped  # noqa: E402
 from rl4rec_core.retrieval import scoring  # noqa: E402
-from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE  # noqa: E402
+from rl4rec_core.settings import RetrievalSettings  # noqa: E402
 from rl4rec_core.settings import DEFAULT_EMB_MODEL  # noqa: E402
 
 TEXTS = [
@@ -106,9 +106,8 @@ def bench_actor(n: int, dim: int, b: int, repeats: int, chunk: int) -> dict:
         items = synthetic_items(n, dim)
         write_embeddings(name, items)
         del items  # the actor loads its own copy from the file
-        actor = launch_retrieval_actor(
-            datasets=[name], name=name, backend="sentence-transformers", chunk_size=chunk, timeout_s=900
-        )
+        retrieval = RetrievalSettings(actor_name=name, emb_backend="sentence-transformers", chunk_size=chunk)
+        actor = launch_retrieval_actor(retrieval, [name], timeout_s=900)
         client = RetrievalClient(actor, name=name)
         texts = TEXTS[:b]
         targets, histories = batch(n, b)
@@ -205,7 +204,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--chunk_size", type=int, default=DEFAULT_CHUNK_SIZE)
+    ap.add_argument("--chunk_size", type=int, default=RetrievalSettings().chunk_size)
     ap.add_argument("--part", choices=("actor", "inproc", "both", "inproc_one"), default="both")
     ap.add_argument(
         "--threads", type=int, nargs="+", default=[1],

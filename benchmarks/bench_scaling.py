@@ -69,7 +69,7 @@ def run_one(policy: str, workers: int | None, args, tiny_lm: str, actor: str, ro
     folder = root / f"{policy}-{workers or 0}-{uuid.uuid4().hex[:6]}"
     flat = dict(dataset_name="tiny-ml", num_steps=args.steps, batch_size=args.batch_size, group_size=4,
                 save_every=args.steps, log_every=args.steps, checkpoint_dir=str(folder), actor_name=actor,
-                backend="sentence-transformers", num_workers=workers, cpus_per_worker=args.cpus_per_worker)
+                emb_backend="sentence-transformers", num_workers=workers, cpus_per_worker=args.cpus_per_worker)
     if policy == "dummy":
         flat["policy"] = "dummy"
     else:
@@ -109,7 +109,10 @@ def main() -> None:
     tiny_lm = _setup(root)
     init_ray("local", include_dashboard=False, namespace="rl4rec", log_to_driver=False)
     actor_name = f"RetrievalService-{uuid.uuid4().hex[:6]}"
-    actor = launch_retrieval_actor(datasets=["tiny-ml"], name=actor_name, backend="sentence-transformers")  # noqa: F841
+    from rl4rec_core.settings import RetrievalSettings
+
+    retrieval = RetrievalSettings(actor_name=actor_name, emb_backend="sentence-transformers")
+    actor = launch_retrieval_actor(retrieval, ["tiny-ml"])  # noqa: F841
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {args.steps} steps, "
           f"batch {args.batch_size} texts (group 4), cpus_per_worker {args.cpus_per_worker:g}")
     rows = [run_one(policy, workers, args, tiny_lm, actor_name, root)

@@ -68,7 +68,7 @@ def build(args, overrides: dict):
         elif name == "cpu_bf16":
             policy._cpu_bf16 = value
         else:
-            setattr(policy.config, name, value)
+            policy.config = policy.config.replace(**{name: value})
     return trainer
 
 

@@ -1,8 +1,9 @@
-"""A flow's parameters: the settings groups of ``rl4rec_core/settings.py`` plus where Ray places the work.
+"""A flow's parameters: a training run's ``Settings`` and the groups of the steps around it.
 
-The flows take the groups as parameters (Prefect shows each as a form in its UI and builds them
-from JSON for a deployment), and ``FlowParams`` checks what spans groups or touches disk before any
-task runs, so a bad value costs milliseconds.
+The flows take the settings groups of ``rl4rec_core/settings/`` as parameters (Prefect shows each as a form
+in its UI and builds them from JSON for a deployment); ``FlowParams`` holds them, says what spans groups
+(the device Ray gives the work, whether SFT runs, the registered name), and ``check_inputs`` looks at the
+disk before any task runs, so a bad value costs milliseconds.
 """
 
 from __future__ import annotations
@@ -15,98 +16,90 @@ from typing import Any
 from rl4rec_core import paths
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.settings import (
-    AlgorithmSettings,
+    GROUPS,
     EvaluationSettings,
-    PolicySettings,
     RecipeSettings,
-    RetrievalSettings,
-    RunSettings,
+    ResourceSettings,
     Settings,
     TrackingSettings,
-    TrainerSettings,
-    opt,
+    placed_device,
 )
 
 
 @dataclass(frozen=True)
-class ResourceSettings:
-    """What Ray gives the training and evaluation tasks."""
+class FlowParams:
+    """What a flow runs with: ``settings`` (one training run) and the recipe, evaluation, tracking and
+    resources groups. ``run``, ``retrieval``, ``policy``, ``algorithm`` and ``trainer`` are ``settings``'."""
 
-    num_gpus: float = opt(0.0, "GPUs of the training, evaluation and retrieval tasks (> 0 runs them on cuda)")
-    train_cpus: float | None = opt(None, "CPUs (= torch threads) of the SFT and RL tasks (default: a whole node)")
-
-    def __post_init__(self) -> None:
-        if self.train_cpus is not None and not self.train_cpus >= 1:
-            raise ConfigError(f"train_cpus must be >= 1, got {self.train_cpus}; e.g. 2 on a 2-core machine")
-        if self.num_gpus < 0:
-            raise ConfigError(f"num_gpus must be >= 0, got {self.num_gpus}")
-
-
-# every group a flow can take, by parameter name
-FLOW_GROUPS: dict[str, type] = {
-    "run": RunSettings, "retrieval": RetrievalSettings, "policy": PolicySettings, "algorithm": AlgorithmSettings,
-    "trainer": TrainerSettings, "recipe": RecipeSettings, "evaluation": EvaluationSettings,
-    "tracking": TrackingSettings, "resources": ResourceSettings,
-}
-
-
-def split_by_group(flat: dict[str, Any], groups: tuple[str, ...] = tuple(FLOW_GROUPS)) -> dict[str, dict[str, Any]]:
-    """Flat field names (as `rl4rec run`'s flags) -> ``{group: {field: value}}`` for a flow's ``groups``.
-
-    ``use_dummy=True`` is the original's name for ``policy="dummy"``; a name no group has is an error.
-    """
-    flat = dict(flat)
-    if flat.pop("use_dummy", False):
-        flat.setdefault("policy", "dummy")
-    out: dict[str, dict[str, Any]] = {}
-    for name in groups:
-        fields = {f.name for f in dataclasses.fields(FLOW_GROUPS[name])}
-        out[name] = {k: flat.pop(k) for k in list(flat) if k in fields}
-    if flat:
-        raise ConfigError(f"unknown settings {sorted(flat)} for groups {', '.join(groups)}")
-    return out
-
-
-@dataclass(frozen=True)
-class FlowParams(Settings):
-    """A training run's ``Settings`` plus the groups of the steps around it in a flow."""
-
+    settings: Settings = field(default_factory=Settings)
     recipe: RecipeSettings = field(default_factory=RecipeSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     resources: ResourceSettings = field(default_factory=ResourceSettings)
 
     def __post_init__(self) -> None:
+        if self.runs_sft:
+            self.sft_config()  # SFTConfig's own checks
+
+    @classmethod
+    def of(cls, **groups: Any) -> FlowParams:
+        """From a flow's group parameters (``run=..., policy=..., recipe=...``); a group not given: its defaults."""
+        training = {name: groups.pop(name) for name in list(groups) if name in GROUPS}
+        return cls(Settings(**training), **groups)
+
+    @property
+    def run(self):
+        return self.settings.run
+
+    @property
+    def retrieval(self):
+        return self.settings.retrieval
+
+    @property
+    def policy(self):
+        return self.settings.policy
+
+    @property
+    def algorithm(self):
+        return self.settings.algorithm
+
+    @property
+    def trainer(self):
+        return self.settings.trainer
+
+    def check_inputs(self) -> FlowParams:
+        """What must be on disk: each dataset (built in or prepared), the ``init_from`` policy, and the tuned file
+        echo+prior ranks with when tuning is off (else the run would fail at its very end, after training).
+        Returns itself."""
         from rl4rec_core.data.prepare import BUILTIN, read_meta
 
-        super().__post_init__()  # the checks that span the training groups (batch_size vs group_size)
         for name in self.run.datasets:  # each of a list, named on its own
             if self.run.source is None and name not in BUILTIN and read_meta(name) is None:
                 raise ConfigError(
                     f"unknown dataset {name!r}: it is not built in ({', '.join(BUILTIN)}) and not prepared in "
                     f"{paths.dataset_dir(name)}; pass source= with its raw files or prepare it first with "
-                    f"`rl4rec data prepare --dataset {name} --source DIR`"
+                    f"`rl4rec data prepare --dataset_name {name} --source DIR`"
                 )
-        if self.recipe.sft_steps and self.policy.init_from:
-            raise ConfigError("sft_steps and init_from both give the starting policy; set sft_steps=0 or drop init_from")
-        if self.runs_sft:
-            self.sft_config()  # SFTConfig's own checks
+        if self.policy.init_from:  # the given start (it replaces SFT): a missing folder fails here, not in training
+            from rl4rec_core.policy.warm_start import resolve_policy_dir
+
+            resolve_policy_dir(self.policy.init_from)
         self._check_untuned_baselines()
+        return self
 
     def _check_untuned_baselines(self) -> None:
-        """echo+prior ranks with the tuned scorer: without tuning and without a tuned file, the run would fail at
-        its very end (the baselines' evaluation), after training."""
-        if self.recipe.tune_retrieval or "echo+prior" not in self.evaluation.baselines:
+        r = self.retrieval
+        if self.recipe.tune_retrieval or "echo+prior" not in self.evaluation.baselines or r.weight_overrides:
             return
         from rl4rec_core.retrieval.hybrid import settings_path
 
-        r = self.retrieval
         missing = [n for n in self.run.datasets if not settings_path(n, r.emb_type, r.emb_model_name).exists()]
         if missing:
             raise ConfigError(
                 f"the echo+prior baseline ranks with tuned retrieval settings, but tune_retrieval is off and "
-                f"{', '.join(missing)} has none; turn tuning on, tune first (`rl4rec tune-retrieval --dataset "
-                f"{missing[0]}`), or leave echo+prior out of the baselines (--baselines popularity echo)"
+                f"{', '.join(missing)} has none; turn tuning on, tune first (`rl4rec tune-retrieval --dataset_name "
+                f"{missing[0]}`), give the weights (--beta, --history_m), or leave echo+prior out of the baselines "
+                "(--baselines popularity echo)"
             )
 
     @property
@@ -120,42 +113,45 @@ class FlowParams(Settings):
 
     @property
     def device(self) -> str:
-        return "cuda" if self.resources.num_gpus else self.run.device
+        return placed_device(self.run, self.resources)
 
     @property
     def runs_sft(self) -> bool:
-        # SFT teaches one dataset's titles (SFTConfig has one dataset_name): a run on several skips it
-        # rather than warm-start on one of them and bias the mixture (flows/stages.py warm_start logs why)
-        return bool(self.recipe.sft_steps) and not self.policy.use_dummy and not self.multi
+        """SFT warm-starts the policy unless the recipe says none, a given ``init_from`` replaces it, the policy is
+        the dummy, or the run is on several datasets (SFT teaches one dataset's titles: it would bias the
+        mixture; ``flows/stages.py`` warm_start logs why)."""
+        return (bool(self.recipe.sft_steps) and not self.policy.init_from and self.policy.policy != "dummy"
+                and not self.multi)
 
     @property
     def multi(self) -> bool:
         """Whether the run trains on several datasets (``dataset_name`` is a comma-separated list)."""
         return len(self.run.datasets) > 1
 
-    def output_dir(self, label: str | None = None) -> str:
+    def run_dir(self, label: str | None = None) -> str:
         """A fresh folder per flow run, so a second run never meets the first one's checkpoints."""
         if self.trainer.checkpoint_dir:
             return self.trainer.checkpoint_dir
         label = label or time.strftime("run-%Y%m%d-%H%M%S")
         return str((paths.checkpoint_dir(self.dataset) / label).resolve())
 
-    def settings(self, output_dir: str | None = None, init_from: str | None = None) -> Settings:
-        """The training run's settings, with its output folder and starting policy filled in."""
-        run = dataclasses.replace(self.run, device=self.device)
-        policy = dataclasses.replace(self.policy, init_from=init_from or self.policy.init_from)
-        trainer = dataclasses.replace(self.trainer, checkpoint_dir=output_dir or self.trainer.checkpoint_dir)
-        return Settings(run=run, retrieval=self.retrieval, policy=policy, algorithm=self.algorithm, trainer=trainer)
+    def training_settings(self, output_dir: str | None = None, init_from: str | None = None) -> Settings:
+        """The training run's settings, with its device, output folder and starting policy filled in."""
+        return self.settings.replace(run={"device": self.device},
+                                     policy={"init_from": init_from or self.policy.init_from},
+                                     trainer={"checkpoint_dir": output_dir or self.trainer.checkpoint_dir})
 
     def sft_config(self, output_dir: str | None = None):
+        """The SFT warm start's config: the run's dataset, seed and device, its policy (SFT learns the very
+        prompt RL will use), the recipe, and the output folder (about 20 console lines)."""
         from rl4rec_core.training.sft import SFTConfig
 
-        r, p = self.recipe, self.policy
-        # SFT learns the very prompt RL will use
-        prompt = {k: v for k in ("history_len", "prompt_template", "response_prefix") if (v := getattr(p, k)) is not None}
-        return SFTConfig(
-            dataset_name=self.dataset, policy_model=p.policy_model, num_steps=max(1, r.sft_steps),
-            batch_size=r.sft_batch_size, micro_batch_size=r.sft_batch_size, learning_rate=r.sft_learning_rate,
-            lora_r=p.lora_r, seed=self.run.seed, checkpoint_dir=output_dir,
-            log_every=max(1, r.sft_steps // 20), progress=False, device=self.device, **prompt,
-        )
+        trainer = dataclasses.replace(self.trainer, checkpoint_dir=output_dir, resume=False, override_config=False,
+                                      log_every=max(1, self.recipe.sft_steps // 20))
+        return SFTConfig(run=dataclasses.replace(self.run, device=self.device), policy=self.policy,
+                         recipe=self.recipe, trainer=trainer, progress=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every group as one tree (``run`` ... ``resources``): what MLflow records."""
+        return {**self.settings.to_dict(), **{name: dataclasses.asdict(getattr(self, name))
+                                              for name in ("recipe", "evaluation", "tracking", "resources")}}

@@ -10,7 +10,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.params import FlowParams, ResourceSettings
+from flows.params import FlowParams
 from flows.stages import (
     evaluate,
     mlflow_run,
@@ -26,10 +26,12 @@ from rl4rec_core.settings import (
     EvaluationSettings,
     PolicySettings,
     RecipeSettings,
+    ResourceSettings,
     RetrievalSettings,
     RunSettings,
     TrackingSettings,
     TrainerSettings,
+    apply_profile,
 )
 from tasks import registry
 from tasks import tracking as mt
@@ -48,8 +50,11 @@ def pipeline_flow(
     evaluation: EvaluationSettings = EvaluationSettings(),
     tracking: TrackingSettings = TrackingSettings(),
     resources: ResourceSettings = ResourceSettings(),
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """Data -> embeddings -> tuned hybrid retrieval -> SFT -> retrieval actor -> GRPO -> evaluation -> registry.
+
+    ``profile`` (``quick``: ``rl4rec_core.settings.PROFILES``) sets the fields the groups leave at their default.
 
     The recipe (docs/recipe.md): the hybrid scorer is tuned on validation (prior weight and recent
     items with the echo+prior query, then the text/history fusion on the SFT policy's texts), the
@@ -57,14 +62,15 @@ def pipeline_flow(
     policy is registered as ``model_name`` with alias ``challenger`` (and ``champion`` per ``promote``),
     with the retrieval settings it was trained and evaluated with.
     """
-    p = FlowParams(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer, recipe=recipe,
-                   evaluation=evaluation, tracking=tracking, resources=resources)
+    groups = dict(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer, recipe=recipe,
+                  evaluation=evaluation, tracking=tracking, resources=resources)
+    p = FlowParams.of(**apply_profile(groups, profile)).check_inputs()
     with mlflow_run(p, "rl4rec-pipeline") as run_id:
         emb_path = prepare_inputs(p)
         record_inputs(p, run_id, ("train", "valid", p.evaluation.eval_split))
         tuned = tune_scorer(p, run_id)
         start = warm_start(p, run_id)
-        if start and not p.policy.use_dummy:  # fuse the starting policy's texts with the recent items
+        if start and p.policy.policy != "dummy":  # fuse the starting policy's texts with the recent items
             tuned = tune_scorer(p, run_id, checkpoint=start) or tuned
         with retrieval_service(p) as ref:
             summary = train(p, ref, run_id, init_from=start)
@@ -95,7 +101,7 @@ def embedding_flow(
     tracking: TrackingSettings = TrackingSettings(),
 ) -> str:
     """Prepare the dataset and (re)generate its item embeddings when their inputs changed; the file path."""
-    p = FlowParams(run=run, retrieval=retrieval, tracking=tracking)
+    p = FlowParams.of(run=run, retrieval=retrieval, tracking=tracking).check_inputs()
     with mlflow_run(p, "rl4rec-embeddings") as run_id:
         path = prepare_inputs(p)
         for one in [path] if isinstance(path, str) else path:  # one file per dataset of a list
@@ -116,10 +122,10 @@ def training_flow(
 ) -> dict[str, Any]:
     """Train and (optionally) register as ``challenger``; no evaluation."""
     # no SFT here: the policy starts from policy.init_from or the base model
-    p = FlowParams(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer,
-                   recipe=RecipeSettings(tune_retrieval=False, sft_steps=0),
-                   evaluation=EvaluationSettings(baselines=[]),  # it evaluates nothing
-                   tracking=tracking, resources=resources)
+    p = FlowParams.of(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer,
+                      recipe=RecipeSettings(tune_retrieval=False, sft_steps=0),
+                      evaluation=EvaluationSettings(baselines=[]),  # it evaluates nothing
+                      tracking=tracking, resources=resources).check_inputs()
     with mlflow_run(p, "rl4rec-training") as run_id:
         prepare_inputs(p)
         record_inputs(p, run_id, ("train",))
@@ -147,7 +153,8 @@ def evaluation_flow(
     """Evaluate a checkpoint (or the registered version behind ``alias``) beside the baselines."""
     from tasks.registry import fetch_model_checkpoint
 
-    p = FlowParams(run=run, retrieval=retrieval, evaluation=evaluation, tracking=tracking, resources=resources)
+    p = FlowParams.of(run=run, retrieval=retrieval, evaluation=evaluation, tracking=tracking,
+                      resources=resources).check_inputs()
     with mlflow_run(p, "rl4rec-evaluation", {"checkpoint": checkpoint, "alias": alias}) as run_id:
         if checkpoint is None:
             with ray_options(num_cpus=1):

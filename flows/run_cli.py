@@ -17,19 +17,15 @@ import time
 from typing import Any
 
 from rl4rec_core.errors import Rl4recError
+from rl4rec_core.settings import ALL_GROUPS
 
-# what `rl4rec run` sets when a flag is not given; everything else is the settings' default (the recipe)
-QUICK = dict(policy="dummy", num_steps=20, batch_size=16, group_size=4, eval_users=100, save_every=10,
-             learning_rate=None, kl_coef=0.0, sft_steps=0)
-# the recipe (rl4rec_core/settings.py defaults), evaluated on every user of the split
-FULL = dict(eval_users=None)
-# the pipeline's groups that `rl4rec run` exposes as flags (resources: --num_gpus, --train_cpus)
-ALIASES = {"dataset_name": "--dataset", "emb_model_name": "--emb_model"}
+# every field of every group a pipeline takes (a group added to the settings is a flag group here too)
+SETTINGS = dict.fromkeys(ALL_GROUPS)
 
 
 def register(subparsers) -> None:
-    from flows.params import FLOW_GROUPS
-    from rl4rec_core.cli.flags import add_group_flags
+    from rl4rec_core.cli.flags import add_settings_flags
+    from rl4rec_core.settings import PROFILES
 
     p = subparsers.add_parser(
         "run",
@@ -37,40 +33,23 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true", help=f"dummy policy and few steps ({QUICK})")
+    p.add_argument("--quick", action="store_true", help=f"the quick profile: {PROFILES['quick']} (flags given win)")
     # also after the command; SUPPRESS keeps `rl4rec -v run` from being reset by this parser's default
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                    help="every log line of every library and Ray worker (default: progress, warnings, the summary)")
-    for name, cls in FLOW_GROUPS.items():
-        add_group_flags(p, cls, name, given_only=True, shown_defaults=FULL)
-    for dest, alias in ALIASES.items():  # the names `rl4rec run` had before the settings model
-        p.add_argument(alias, dest=dest, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--use_dummy", dest="policy", action="store_const", const="dummy", default=None,
-                   help="train the dummy policy (no LLM; same as --policy dummy)")
+    # every group a pipeline takes; None = not given, so --quick's profile can fill what was not given
+    add_settings_flags(p, SETTINGS, given_only=tuple(ALL_GROUPS))
     p.set_defaults(func=run)
 
 
 def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """The pipeline_flow parameters (settings groups) for these flags; a profile fills what was not given."""
-    from flows.params import FLOW_GROUPS, split_by_group
+    """The pipeline_flow parameters (settings groups) for these flags; ``--quick``'s profile fills what was
+    not given (``settings.apply_profile``), the settings' defaults the rest."""
+    from rl4rec_core.cli.flags import given, groups_from_args
+    from rl4rec_core.settings import apply_profile
 
-    chosen = {k: v for k, v in vars(args).items() if v is not None and k != "verbose"}
-    for key, value in (QUICK if args.quick else FULL).items():
-        chosen.setdefault(key, value)
-    if chosen.get("eval_users") == 0:  # 0 = every user
-        chosen["eval_users"] = None
-    if chosen.get("init_from") and args.sft_steps is None:  # a given start replaces the recipe's SFT
-        chosen["sft_steps"] = 0
-    settings = {k: v for k, v in chosen.items() if k in _setting_names()}
-    return {name: FLOW_GROUPS[name](**fields) for name, fields in split_by_group(settings).items()}
-
-
-def _setting_names() -> set[str]:
-    import dataclasses
-
-    from flows.params import FLOW_GROUPS
-
-    return {f.name for cls in FLOW_GROUPS.values() for f in dataclasses.fields(cls)}
+    named = set().union(*(given(args, cls) for cls in ALL_GROUPS.values()))
+    return apply_profile(groups_from_args(args, SETTINGS), "quick" if args.quick else None, given=named)
 
 
 @contextlib.contextmanager
@@ -156,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
     t_start = time.perf_counter()
     params = flow_parameters(args)
-    FlowParams(**params)  # bad flags fail here, before any server, cluster or model starts
+    FlowParams.of(**params).check_inputs()  # bad flags fail here, before any server, cluster or model starts
     from flows.pipeline import pipeline_flow
 
     console.unify(verbose)
@@ -178,7 +157,7 @@ def print_summary(out, params, api_url, uri, times, tasks) -> None:
 
     print("=" * 78)
     policy = params["policy"]
-    kind = "dummy policy" if policy.use_dummy else policy.policy_model
+    kind = "dummy policy" if policy.policy == "dummy" else policy.policy_model
     print(f"rl4rec pipeline finished: {params['run'].dataset_name}, {kind}, {params['trainer'].num_steps} steps")
     start = f"; policy started from {out['start']}" if out.get("start") else ""
     print(f"\nEvaluation on {params['evaluation'].eval_split} ({out['evaluation']['policy'].get('users', '?')} users; "

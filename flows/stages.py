@@ -4,7 +4,6 @@ and the MLflow bookkeeping around a flow run. Plain functions called inside a fl
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -30,15 +29,14 @@ def mlflow_run(p: FlowParams, flow_name: str, extra_params: dict[str, Any] | Non
     ``algorithm.learning_rate`` the rate that applies, the policy's default when it was left unset),
     tagged with the Prefect flow run, Source, user and git commit; FAILED (with everything logged so far)
     when the flow body raises. ``settings.json`` keeps the tree as it was given."""
-    from rl4rec_core.policy.registry import learning_rate
-
     mt.configure_mlflow()
     fid, fname = current_flow_run()
-    params = {**mt.flatten(p.to_dict()), "algorithm.learning_rate": learning_rate(p), **(extra_params or {})}
+    params = {**mt.flatten(p.to_dict()), "algorithm.learning_rate": p.settings.learning_rate, **(extra_params or {})}
+    dummy = p.policy.policy == "dummy"
     with mt.tracked_run(
         run_name=f"{flow_name}-{fname}" if fname else flow_name,
         params=params,
-        tags={"rl4rec.dataset": p.dataset, "rl4rec.policy": "dummy" if p.policy.use_dummy else p.policy.policy_model},
+        tags={"rl4rec.dataset": p.dataset, "rl4rec.policy": "dummy" if dummy else p.policy.policy_model},
         experiment=p.tracking.experiment,
         flow_run_id=fid,
         flow_name=flow_name,
@@ -64,7 +62,7 @@ def prepare_inputs(p: FlowParams) -> str | list[str]:
         for name in p.run.datasets:  # source= only with one dataset (RunSettings refuses it with a list)
             prepared = cached(prepare_dataset).submit(name, p.run.source, p.run.fmt, encoding=p.run.encoding)
             futures.append(cached(generate_item_embeddings).submit(
-                name, p.retrieval.emb_model_name, p.retrieval.emb_type, backend=p.retrieval.backend,
+                name, p.retrieval.emb_model_name, p.retrieval.emb_type, backend=p.retrieval.emb_backend,
                 wait_for=[prepared]))
     paths = [f.result() for f in futures]
     return paths if p.multi else paths[0]
@@ -75,11 +73,7 @@ def retrieval_service(p: FlowParams) -> Iterator[ServiceRef]:
     """The retrieval actor for as long as the ``with`` body needs it; removed after unless it was
     already running (an ``rl4rec serve`` actor is used and left alone)."""
     with ray_options(num_cpus=0.1):
-        r = p.retrieval
-        ref = start_retrieval_service.submit(
-            p.run.datasets if p.multi else p.dataset, r.emb_model_name, r.emb_type, name=r.actor_name, namespace=r.namespace,
-            num_gpus=p.resources.num_gpus, backend=r.backend, scorer=r.scorer,
-        ).result()
+        ref = start_retrieval_service.submit(p.run.datasets, p.retrieval, num_gpus=p.resources.num_gpus).result()
     stopped_from_outside = False
     try:
         yield ref
@@ -105,9 +99,8 @@ def tune_scorer(p: FlowParams, run_id: str, checkpoint: str | None = None) -> di
     if not p.recipe.tune_retrieval:
         return None
     with ray_options(num_cpus=1):
-        futures = {name: cached(tune_retrieval_settings).submit(
-            name, p.retrieval.emb_model_name, p.retrieval.emb_type, checkpoint=checkpoint, device=p.device
-        ) for name in p.run.datasets}
+        futures = {name: cached(tune_retrieval_settings).submit(name, p.retrieval, checkpoint=checkpoint, device=p.device)
+                   for name in p.run.datasets}
     outs = {name: f.result() for name, f in futures.items()}
     for name, out in outs.items():
         log_tuning(run_id, out, with_policy=checkpoint is not None, dataset=name if p.multi else None)
@@ -119,15 +112,15 @@ def tune_scorer(p: FlowParams, run_id: str, checkpoint: str | None = None) -> di
 def warm_start(p: FlowParams, run_id: str) -> str | None:
     """The starting checkpoint of RL: SFT's (when ``sft_steps``), ``init_from``, or None (the base model)."""
     if not p.runs_sft:
-        if p.multi and p.recipe.sft_steps and not p.policy.use_dummy:
+        if p.multi and p.recipe.sft_steps and p.policy.policy != "dummy":
             log.warning("no SFT warm start: a run on several datasets (%s) starts RL from %s; SFT one of them "
                         "with `rl4rec sft` and pass init_from to warm-start", p.dataset,
                         p.policy.init_from or "the base model")
         return p.policy.init_from
     _, fname = current_flow_run()
-    out = p.output_dir(fname) + "_sft"
+    out = p.run_dir(fname) + "_sft"
     with ray_options(num_cpus=training_cpus(p.resources.train_cpus), num_gpus=p.resources.num_gpus):
-        summary = fine_tune_policy.submit(dataclasses.asdict(p.sft_config(out)), run_id).result()
+        summary = fine_tune_policy.submit(p.sft_config(out).to_dict(), run_id).result()
     return summary["final_checkpoint"]
 
 
@@ -135,7 +128,7 @@ def train(p: FlowParams, ref, run_id: str, init_from: str | None = None, log_che
     """RL training; ``log_checkpoints="none"`` by default: the flow registers the final checkpoint as a model,
     which is where MLflow keeps it (once, not also as a run artifact)."""
     _, fname = current_flow_run()
-    settings = p.settings(p.output_dir(fname), init_from=init_from)
+    settings = p.training_settings(p.run_dir(fname), init_from=init_from)
     if p.trainer.num_workers:  # the task waits for its Ray Train workers, which take the CPUs and GPUs
         with ray_options(num_cpus=0):
             return train_policy.submit(settings.to_dict(), ref, run_id, log_checkpoints).result()
@@ -181,8 +174,7 @@ def _evaluate_on(p: FlowParams, dataset: str, ref, checkpoint: str, with_baselin
             if start:
                 futures["base"] = evaluate_policy.submit(dataset, start, ref, trained=False, device=p.device, **common)
     with ray_options(num_cpus=1):
-        base = evaluate_baselines.submit(dataset, baselines=tuple(e.baselines), emb_model=p.retrieval.emb_model_name,
-                                         emb_type=p.retrieval.emb_type, with_ranks=True,
+        base = evaluate_baselines.submit(dataset, baselines=tuple(e.baselines), retrieval=p.retrieval,
                                          **common) if with_baselines and e.baselines else None
     done = {name: f.result() for name, f in futures.items()}
     if base is not None:
@@ -193,4 +185,4 @@ def _evaluate_on(p: FlowParams, dataset: str, ref, checkpoint: str, with_baselin
     starts = {"policy": "untrained", "untrained": "base"}
     pairs = [(a, b) for a in ("policy", "untrained", "base") if a in ranks
              for b in (starts.get(a), "echo+prior", "popularity") if b in ranks]
-    return results, paired_intervals(ranks, pairs)
+    return results, paired_intervals(ranks, pairs, n=e.n_bootstrap, seed=p.run.seed, confidence=e.confidence)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 from rl4rec_core.errors import ConfigError
+from rl4rec_core.settings import DEVICE_HELP
 
-DEVICE_HELP = "auto (cuda when a GPU is visible, else cpu), cpu, or cuda[:i]"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -9,6 +9,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
+from rl4rec_core.settings import RetrievalSettings
 from tasks.caching import FileCache, file_digest, read_json, tree_digest
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,8 @@ def _tuning_files(inputs: dict[str, Any]) -> dict[str, Any]:
     from rl4rec_core.paths import dataset_dir
     from rl4rec_core.retrieval.hybrid import settings_path
 
-    ds, model, emb_type = inputs["dataset"], inputs["emb_model"], inputs.get("emb_type", "item")
+    ds, r = inputs["dataset"], inputs["retrieval"]
+    model, emb_type = r.emb_model_name, r.emb_type
     folder = dataset_dir(ds)
     return {
         "data": [file_digest(folder / f) for f in ("items.parquet", "sequences.parquet")],
@@ -42,13 +44,15 @@ def _tuning_ok(inputs: dict[str, Any], out: dict[str, Any]) -> bool:
 @task(name="tune_retrieval", retries=1, retry_delay_seconds=2,
       cache_policy=FileCache(files=_tuning_files, outputs_ok=_tuning_ok, base=INPUTS - "device" + TASK_SOURCE))
 def tune_retrieval_settings(
-    dataset: str, emb_model: str, emb_type: str = "item", checkpoint: str | None = None, device: str = "cpu",
+    dataset: str, retrieval: RetrievalSettings, checkpoint: str | None = None, device: str = "cpu",
 ) -> dict[str, Any]:
-    """Grid-search the hybrid scorer on validation (``alpha`` too when ``checkpoint`` is a policy); the
-    written settings, their validation figures and the file path."""
+    """Grid-search the hybrid scorer on validation (``alpha`` too, on ``checkpoint``'s greedy validation texts,
+    when it is a policy); the written settings, their validation figures and the file path."""
+    from rl4rec_core.evaluation.policy_eval import checkpoint_texts
     from rl4rec_core.retrieval.tuning import tune_retrieval
 
-    return tune_retrieval(dataset, emb_model, emb_type, checkpoint=checkpoint, device=device)
+    texts = checkpoint_texts(dataset, checkpoint, "valid", device) if checkpoint else None
+    return tune_retrieval(dataset, retrieval, texts, text_source=checkpoint, device=device)
 
 
 def log_tuning(run_id: str, out: dict[str, Any], with_policy: bool, dataset: str | None = None) -> None:
@@ -80,7 +84,7 @@ class _SFTLogger:
 # no retries: a repeat would meet its own output folder
 @task(name="fine_tune_policy", cache_policy=NO_CACHE)
 def fine_tune_policy(config: dict[str, Any], mlflow_run_id: str | None = None) -> dict[str, Any]:
-    """Supervised fine-tuning per ``config`` (an ``SFTConfig`` dict); the summary with ``final_checkpoint``."""
+    """Supervised fine-tuning per ``config`` (``SFTConfig.to_dict()``); the summary with ``final_checkpoint``."""
     from rl4rec_core.training.sft import SFTConfig, run_sft
     from tasks.runtime import use_assigned_cpus
 

@@ -23,9 +23,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from rl4rec_core.errors import ConfigError, MissingArtifactError
-from rl4rec_core.settings import MODEL_NAME_TEMPLATE
-from rl4rec_core.training.checkpoint import policy_kind
+from rl4rec_core.checkpoints import policy_kind
+from rl4rec_core.errors import MissingArtifactError
 from tasks import tracking
 
 log = logging.getLogger(__name__)
@@ -35,26 +34,11 @@ CHAMPION = "champion"
 MODEL_ARTIFACT = "policy_model"
 
 
-def registered_name(dataset: str, template: str = MODEL_NAME_TEMPLATE) -> str:
-    """``rl4rec-ml-100k`` by default; any ``{dataset}`` template can be configured."""
-    try:
-        return template.format(dataset=dataset)
-    except (KeyError, IndexError) as e:
-        raise ConfigError(f"model name template {template!r} may only use {{dataset}}; got error {e}") from e
-
-
 def policy_from_checkpoint(checkpoint: str | Path):
     """Rebuild the trained policy (dummy or LLM) saved in a checkpoint folder."""
     from rl4rec_core.evaluation.policy_eval import load_policy
 
     return load_policy(checkpoint, trained=True)
-
-
-try:
-    # kept importable here by name: models logged before tasks/serving.py pickled tasks.registry.PolicyModel
-    from tasks.serving import PolicyModel, Recommendation, RecommendRequest  # noqa: F401
-except ImportError:  # pragma: no cover - mlflow is a dependency; kept so the module imports in odd envs
-    PolicyModel = None  # type: ignore[assignment]
 
 
 def log_policy_model(run_id: str, checkpoint: str | Path, log_transformers: bool = False) -> str:
@@ -68,6 +52,7 @@ def log_policy_model(run_id: str, checkpoint: str | Path, log_transformers: bool
     import mlflow
 
     from tasks import serving
+    from tasks.serving import PolicyModel
 
     ckpt = Path(checkpoint)
     kind = policy_kind(ckpt)

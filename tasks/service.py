@@ -7,7 +7,7 @@ from typing import TypedDict
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_EMB_MODEL, RAY_NAMESPACE
+from rl4rec_core.settings import RetrievalSettings
 
 
 class ServiceRef(TypedDict):
@@ -21,33 +21,22 @@ class ServiceRef(TypedDict):
 
 
 @task(name="start_retrieval_service", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def start_retrieval_service(
-    dataset: str | list[str],
-    emb_model: str = DEFAULT_EMB_MODEL,
-    emb_type: str = "item",
-    name: str = DEFAULT_ACTOR_NAME,
-    namespace: str = RAY_NAMESPACE,
-    num_gpus: float = 0,
-    backend: str = "auto",
-    scorer: str = "auto",
-) -> ServiceRef:
-    """Attach to a running actor that serves ``dataset`` (e.g. ``rl4rec serve``) or launch one; a list
-    (a run on several datasets) is served by the one actor.
+def start_retrieval_service(datasets: list[str], retrieval: RetrievalSettings, num_gpus: float) -> ServiceRef:
+    """Attach to a running actor of ``retrieval`` that serves ``datasets`` (e.g. ``rl4rec serve``) or launch
+    one; several datasets (a run on several) are served by the one actor.
 
     The actor is detached so it outlives this task's worker; the flow removes it at its end when it
-    created it (``created=True``), and only that actor (``actor_id``). It takes no CPU so it never
-    starves the training task on 2 cores.
+    created it (``created=True``), and only that actor (``actor_id``). It reserves ``retrieval.actor_cpus``
+    (none by default, so it never starves the training task on 2 cores).
     """
     import ray
 
     from rl4rec_core.retrieval import find_retrieval_actor, launch_retrieval_actor
     from rl4rec_core.retrieval.owner import actor_id, actor_record
 
+    name, namespace = retrieval.actor_name, retrieval.namespace
     before = find_retrieval_actor(name, namespace)
-    actor = launch_retrieval_actor(
-        emb_model, emb_type=emb_type, datasets=[dataset] if isinstance(dataset, str) else list(dataset), name=name, namespace=namespace,
-        num_cpus=0, num_gpus=num_gpus, backend=backend, scorer=scorer, detached=True, get_if_exists=True,
-    )
+    actor = launch_retrieval_actor(retrieval, list(datasets), num_gpus=num_gpus, detached=True, get_if_exists=True)
     own = actor_id(actor)
     # a new actor, started by this flow's Ray job (not by a `serve` that took the name meanwhile)
     created = (before is None or actor_id(before) != own) and (

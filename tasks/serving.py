@@ -131,16 +131,16 @@ class Catalogue:
 
         from rl4rec_core.embeddings.encoders import make_encoder
         from rl4rec_core.retrieval.service import RetrievalService
+        from rl4rec_core.settings import RetrievalSettings
 
         raw = json.loads((Path(folder) / CATALOGUE_FILE).read_text())
         self.dataset, self.titles = raw["dataset"], list(raw["titles"])
         self.index = {t: i for i, t in enumerate(self.titles)}
         items = torch.load(Path(folder) / ITEMS_FILE, weights_only=True)
         tuned = _tuned(raw["dataset"], raw.get("retrieval"))
-        self.service = RetrievalService(
-            emb_model_name=raw["emb_model"], datasets=(), encoder=make_encoder(raw["emb_model"]),
-            embeddings={self.dataset: items}, scorer="auto" if tuned else "cosine",
-            retrieval={self.dataset: tuned} if tuned else None)
+        retrieval = RetrievalSettings(emb_model_name=raw["emb_model"], scorer="auto" if tuned else "cosine")
+        self.service = RetrievalService(retrieval, encoder=make_encoder(raw["emb_model"]),
+                                        embeddings={self.dataset: items}, tuned={self.dataset: tuned} if tuned else None)
 
     def top_k(self, texts: list[str], histories: list[list[str]], ks: list[int]) -> list[tuple[list, list]]:
         """Per text: (item ids, scores) of its best ``k`` items, the titles of its history masked."""

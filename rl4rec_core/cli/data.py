@@ -4,31 +4,30 @@ from __future__ import annotations
 
 import argparse
 
-from rl4rec_core.data import FORMATS, load_dataset, prepare_dataset, read_meta
-from rl4rec_core.data.tables import UNKNOWN_ITEM_POLICIES
-from rl4rec_core.paths import dataset_dir
-from rl4rec_core.settings import DEFAULT_ENCODING
+# prepare: which data, from where, in which format and encoding; info: which data
+PREPARE_SETTINGS = {"run": ("dataset_name", "source", "fmt", "encoding")}
+INFO_SETTINGS = {"run": ("dataset_name",)}
+SETTINGS = PREPARE_SETTINGS  # every settings flag of the command (the tests check them)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from rl4rec_core.cli.flags import add_settings_flags
+    from rl4rec_core.settings import UNKNOWN_ITEM_POLICIES
+
     parser = subparsers.add_parser("data", help="prepare datasets and inspect them")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-
-    prep = sub.add_parser("prepare", help="read raw files (or fetch ml-100k) and write the prepared tables")
-    prep.add_argument("--dataset", required=True, help="dataset name = output folder under the data dir")
-    prep.add_argument("--format", default="auto", choices=FORMATS, help="input layout (default: detect)")
-    prep.add_argument("--source", help="folder (or sequential_data.txt) with the raw data; not needed for ml-100k")
+    prep = sub.add_parser("prepare", help="read raw files (or fetch ml-100k) and write the prepared tables",
+                          description="--fmt auto detects the layout; --source is not needed for ml-100k; "
+                          "a byte-order mark is dropped whatever --encoding says.")
+    add_settings_flags(prep, PREPARE_SETTINGS)
     prep.add_argument("--meta", help="item metadata JSON for the amazon layout (default: looked up beside --source)")
     prep.add_argument("--unknown-items", default="drop", choices=UNKNOWN_ITEM_POLICIES,
                       help="interactions with items missing from the metadata: drop them (counted) or stop")
-    prep.add_argument("--encoding", default=DEFAULT_ENCODING,
-                      help="text encoding of the raw files, e.g. latin-1, cp1252, utf-16 (default: %(default)s; "
-                           "a byte-order mark is dropped)")
     prep.add_argument("--force", action="store_true", help="rebuild even if the dataset is already prepared")
     prep.set_defaults(func=run_prepare)
 
     info = sub.add_parser("info", help="print counts and sample item texts of a prepared dataset")
-    info.add_argument("--dataset", required=True)
+    add_settings_flags(info, INFO_SETTINGS)
     info.set_defaults(func=run_info)
 
 
@@ -37,25 +36,38 @@ def _dropped(drops: dict) -> str:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    reused = read_meta(args.dataset) is not None and not args.force
-    folder = prepare_dataset(args.dataset, source=args.source, fmt=args.format, meta=args.meta,
-                             force=args.force, unknown_items=args.unknown_items, encoding=args.encoding)
-    meta = read_meta(args.dataset)
+    from rl4rec_core.cli.flags import groups_from_args
+    from rl4rec_core.data import prepare_dataset, read_meta
+
+    r = groups_from_args(args, PREPARE_SETTINGS)["run"]
+    for name in r.datasets:  # RunSettings refuses --source with several
+        _prepare(name, r, args, prepare_dataset, read_meta)
+    return 0
+
+
+def _prepare(name: str, r, args: argparse.Namespace, prepare_dataset, read_meta) -> None:
+    reused = read_meta(name) is not None and not args.force
+    folder = prepare_dataset(name, source=r.source, fmt=r.fmt, meta=args.meta, force=args.force,
+                             unknown_items=args.unknown_items, encoding=r.encoding)
+    meta = read_meta(name)
     c = meta["counts"]
     if reused:
-        print(f"{args.dataset} is already prepared in {folder} (use --force to rebuild)")
+        print(f"{name} is already prepared in {folder} (use --force to rebuild)")
     else:
-        print(f"prepared {args.dataset} ({meta['format']}) from {meta['source']}")
+        print(f"prepared {name} ({meta['format']}) from {meta['source']}")
     print(f"  users:        {c['users']:,}")
     print(f"  items:        {c['items']:,}")
     print(f"  interactions: {c['interactions']:,}")
     print(f"  dropped:      {_dropped(meta['dropped'])}")
     print(f"  output:       {folder}")
-    return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
-    ds = load_dataset(args.dataset)
+    from rl4rec_core.cli.flags import groups_from_args
+    from rl4rec_core.data import load_dataset
+    from rl4rec_core.paths import dataset_dir
+
+    ds = load_dataset(groups_from_args(args, INFO_SETTINGS)["run"].dataset_name)
     lengths = ds.sequences["items"].map(len)
     meta = ds.meta
     print(f"dataset {ds.name} ({meta.get('format')}) in {dataset_dir(ds.name)}")

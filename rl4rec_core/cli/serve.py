@@ -22,40 +22,27 @@ import socket
 import sys
 import threading
 
-import torch
-
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_DATASET, DEFAULT_EMB_MODEL, RAY_NAMESPACE, SCORERS
+
+# the served datasets and the actor's device; the service and its actor; the GPUs it reserves
+SETTINGS = {"run": ("dataset_name", "device"), "retrieval": None, "resources": ("num_gpus",)}
 
 
 def register(subparsers) -> None:
+    from rl4rec_core.cli.flags import add_settings_flags
+
     p = subparsers.add_parser(
         "serve",
         help="run the retrieval service (a named Ray actor) on a running Ray cluster",
-        description="Start the retrieval service as a detached named Ray actor and wait for learners.",
+        description="Start the retrieval service as a detached named Ray actor and wait for learners. "
+        "--num_gpus > 0 puts it on cuda (Ray shows an actor only the GPUs it reserves).",
     )
-    p.add_argument("--emb_model_name", default=DEFAULT_EMB_MODEL, help="embedding model (same as the item embeddings)")
-    p.add_argument("--emb_type", default="item", help="item-embedding file type: {dataset}_{emb_type}_{model}.pt")
-    p.add_argument("--datasets", nargs="+", default=[DEFAULT_DATASET], help="datasets to serve (embeddings in data_emb/)")
-    p.add_argument("--actor_name", default=DEFAULT_ACTOR_NAME, help="Ray actor name learners look up")
-    p.add_argument("--namespace", default=RAY_NAMESPACE, help="Ray namespace of the actor")
-    p.add_argument("--num_gpus", type=float, default=0.0, help="GPUs reserved for the actor (>0 puts it on cuda)")
-    p.add_argument("--device", default="auto",
-                   help="the actor's device: auto (cuda when --num_gpus > 0, else cpu), cpu, or cuda[:i] "
-                   "(needs --num_gpus > 0: Ray shows an actor only the GPUs it reserves) (default: %(default)s)")
-    p.add_argument("--num_cpus", type=float, default=0.0, help="CPUs reserved for the actor (0 never starves tasks)")
+    add_settings_flags(p, SETTINGS)
     p.add_argument(
         "--address",
         default=None,
         help="Ray cluster address (default: $RAY_ADDRESS, else 'auto' = the cluster `ray start --head` started here)",
     )
-    p.add_argument(
-        "--emb_backend", default="auto", choices=("auto", "vllm", "sentence-transformers"), help="text encoder backend"
-    )
-    p.add_argument("--scorer", choices=SCORERS, default="auto",
-                   help="the tuned hybrid scorer when `rl4rec tune-retrieval` wrote settings (auto), required (hybrid), "
-                   "or plain cosine (default: %(default)s)")
-    p.add_argument("--max_restarts", type=int, default=3, help="times Ray restarts the actor after a crash")
     p.add_argument("--status", action="store_true",
                    help="list the named actors of --namespace and whether each answers, then exit (no dashboard "
                    "needed; exit 0 when --actor_name answers)")
@@ -65,6 +52,8 @@ def register(subparsers) -> None:
 def actor_device(device: str, num_gpus: float) -> str:
     """The device the actor is started with, checked here: the actor sees a GPU only when it reserves one,
     so a CUDA device with ``--num_gpus 0`` would fail inside the actor, after the cluster connection."""
+    import torch
+
     if device == "auto":
         return "cuda" if num_gpus > 0 else "cpu"
     try:
@@ -124,6 +113,12 @@ def status(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rl4rec_core.cli.flags import groups_from_args
+    from rl4rec_core.settings import placed_device
+
+    groups = groups_from_args(args, SETTINGS)
+    run_settings, retrieval, resources = groups["run"], groups["retrieval"], groups["resources"]
+    args.actor_name, args.namespace, args.max_restarts = retrieval.actor_name, retrieval.namespace, retrieval.max_restarts
     if args.status:
         return status(args)
     import ray
@@ -131,28 +126,15 @@ def run(args: argparse.Namespace) -> int:
     from rl4rec_core.retrieval.actor import launch_retrieval_actor
     from rl4rec_core.retrieval.owner import actor_id
 
-    if args.num_gpus < 0 or args.num_cpus < 0:
-        raise ConfigError("--num_gpus and --num_cpus must be >= 0")
-    device = actor_device(args.device, args.num_gpus)  # before connecting: a flag mistake costs no cluster wait
-    _connect(args.address, args.namespace)
+    # before connecting: a flag mistake costs no cluster wait
+    device = actor_device(placed_device(run_settings, resources), resources.num_gpus)
+    _connect(args.address, retrieval.namespace)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        _check_cluster_gpus(args.num_gpus)
-        actor = launch_retrieval_actor(
-            args.emb_model_name,
-            args.emb_type,
-            args.datasets,
-            device=device,
-            backend=args.emb_backend,
-            scorer=args.scorer,
-            name=args.actor_name,
-            namespace=args.namespace,
-            num_cpus=args.num_cpus,
-            num_gpus=args.num_gpus,
-            max_restarts=args.max_restarts,
-            detached=True,
-        )
+        _check_cluster_gpus(resources.num_gpus)
+        actor = launch_retrieval_actor(retrieval, run_settings.datasets, device=device, num_gpus=resources.num_gpus,
+                                       detached=True)
         own = actor_id(actor)
         try:
             _banner(actor, args, own)
@@ -169,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _banner(actor, args: argparse.Namespace, own: str) -> None:
     import ray
+    import torch
 
     info = ray.get(actor.info.remote())
     sets = info["datasets"]

@@ -1,4 +1,4 @@
-"""``rl4rec train``: the original's ``rl_train.py``; its flags are the fields of ``rl4rec_core/settings.py``."""
+"""``rl4rec train``: the original's ``rl_train.py``; its flags are the fields of a training run's settings."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import argparse
 import dataclasses
 import logging
 
+from rl4rec_core.settings import GROUPS
+
 log = logging.getLogger(__name__)
 
+# every field of a training run's groups (run, retrieval, policy, algorithm, trainer)
+SETTINGS = dict.fromkeys(GROUPS)
 # how this process reaches the service and draws its console: not settings of the run, so the flows
 # (which place work with Ray and log to MLflow) have no such parameters
 CLI_ONLY_FLAGS = ("service", "address", "no_progress")
@@ -15,6 +19,7 @@ CLI_ONLY_FLAGS = ("service", "address", "no_progress")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from rl4rec_core.cli.flags import add_settings_flags
+    from rl4rec_core.settings import SERVICE_MODES
 
     p = subparsers.add_parser(
         "train",
@@ -25,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--checkpoint_dir. The defaults are the recipe of docs/recipe.md."
         ),
     )
-    add_settings_flags(p)
-    p.add_argument("--service", choices=("auto", "local", "ray"), default="auto",
+    add_settings_flags(p, SETTINGS)
+    p.add_argument("--service", choices=SERVICE_MODES, default="auto",
                    help="ray: attach to the running RetrievalService actor; local: build it in-process; "
                    "auto: ray if found (default: %(default)s)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS)")
@@ -37,22 +42,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _warn_unused_llm_flags(settings) -> None:
     from rl4rec_core.settings import PolicySettings
 
-    if not settings.policy.use_dummy:
+    if settings.policy.policy != "dummy":
         return
     defaults = PolicySettings(policy="dummy")
     changed = [f.name for f in dataclasses.fields(PolicySettings)
-               if f.name != "policy" and getattr(settings.policy, f.name) != getattr(defaults, f.name)]
+               if f.name not in ("policy", "history_len", "dummy_words")  # what the dummy does use
+               and getattr(settings.policy, f.name) != getattr(defaults, f.name)]
     if changed:
-        log.warning("--use_dummy ignores %s", ", ".join(f"--{k}" for k in changed))
+        log.warning("the dummy policy ignores %s", ", ".join(f"--{k}" for k in changed))
 
 
 def run(args: argparse.Namespace) -> int:
-    from rl4rec_core.cli.flags import settings_from_args
+    settings = settings_from_args(args)
     from rl4rec_core.data import load_datasets, prepare_dataset
     from rl4rec_core.retrieval.source import connect_reward_source
     from rl4rec_core.training.trainer import build_trainer
 
-    settings = settings_from_args(args)
     _warn_unused_llm_flags(settings)
     run_settings = settings.run
     if run_settings.source:  # one dataset only: RunSettings refuses --source with a list
@@ -68,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(description)
     trainer = build_trainer(settings, source, dataset, progress=not args.no_progress)
-    kind = "DummyRecPolicy" if settings.policy.use_dummy else settings.policy.policy_model
+    kind = "DummyRecPolicy" if settings.policy.policy == "dummy" else settings.policy.policy_model
     print(f"Policy: {kind}; output: {settings.output_dir}")
     summary = trainer.train()
     print(
@@ -76,6 +81,14 @@ def run(args: argparse.Namespace) -> int:
         f"{summary['last_avg_reward']:.4f} (last step); log: {summary['training_log']}"
     )
     return 0
+
+
+def settings_from_args(args: argparse.Namespace):
+    """The run's ``Settings`` from the flags."""
+    from rl4rec_core.cli.flags import groups_from_args
+    from rl4rec_core.settings import Settings
+
+    return Settings(**groups_from_args(args, SETTINGS))
 
 
 def _run_data_parallel(settings, args: argparse.Namespace) -> int:

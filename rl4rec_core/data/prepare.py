@@ -16,15 +16,13 @@ from rl4rec_core.data.item_text import template_name, template_text
 from rl4rec_core.data.movielens import load_ml100k
 from rl4rec_core.data.recbole import load_recbole
 from rl4rec_core.data.tables import MIN_ITEMS_PER_USER, PreparedTables, RawData, build_tables
-from rl4rec_core.data.text_io import DEFAULT_ENCODING, check_encoding
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.io import atomic_dir
 from rl4rec_core.paths import dataset_dir
-from rl4rec_core.settings import ML_100K
+from rl4rec_core.settings import DEFAULT_ENCODING, FORMATS, ML_100K, check_encoding
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("auto", ML_100K, "recbole", "amazon")
 BUILTIN = (ML_100K,)  # datasets that need no --source
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 

@@ -21,11 +21,11 @@ import pandas as pd
 
 from rl4rec_core.data.text_io import shown
 from rl4rec_core.errors import ConfigError, DataError
+from rl4rec_core.settings import UNKNOWN_ITEM_POLICIES
 
 log = logging.getLogger(__name__)
 
 MIN_ITEMS_PER_USER = 3  # leave-one-out needs a train target, a validation target and a test target
-UNKNOWN_ITEM_POLICIES = ("drop", "error")
 # above this share of unknown item ids the files almost surely use different id spaces
 MAX_UNKNOWN_SHARE = 0.5
 

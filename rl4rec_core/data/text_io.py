@@ -7,28 +7,16 @@ content in its messages through :func:`shown`, so an error stays one readable li
 
 from __future__ import annotations
 
-import codecs
 import gzip
 import io
 import zlib
 from pathlib import Path
 
-from rl4rec_core.errors import ConfigError, DataError
+from rl4rec_core.errors import DataError
 from rl4rec_core.settings import DEFAULT_ENCODING
 
 BOM = "\ufeff"
 _SHOWN_CHARS = 40
-
-
-def check_encoding(encoding: str) -> str:
-    """The canonical name of ``encoding`` (``latin-1`` -> ``iso8859-1``) when Python can decode bytes
-    with it, else a ``ConfigError`` naming the fix."""
-    try:
-        b"a".decode(encoding, "replace")  # empty bytes would skip the text-encoding check
-        return codecs.lookup(encoding).name
-    except (LookupError, TypeError):
-        raise ConfigError(f"--encoding {encoding!r} is not a text encoding Python knows. Fix: pass one such as "
-                          "utf-8 (the default), latin-1, cp1252 or utf-16") from None
 
 
 def _decode_error(path: Path, data: bytes, encoding: str, err: UnicodeDecodeError) -> DataError:

@@ -26,7 +26,7 @@ import torch
 from rl4rec_core.devices import resolve_device
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.progress import bars_wanted
-from rl4rec_core.settings import DEFAULT_EMB_MODEL
+from rl4rec_core.settings import DEFAULT_EMB_MODEL, EMB_BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 Backend = Literal["auto", "vllm", "sentence-transformers"]
-BACKENDS = ("auto", "vllm", "sentence-transformers")
 
 
 @runtime_checkable
@@ -258,14 +257,14 @@ def resolve_backend(backend: str = "auto") -> str:
     The environment variable lets a machine with vLLM installed keep the quicker-starting
     sentence-transformers backend for everything that says ``auto`` (the test suite does this).
     """
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend not in EMB_BACKENDS:
+        raise ConfigError(f"unknown embedding backend {backend!r}; choose one of {', '.join(EMB_BACKENDS)}")
     if backend == "auto":
         preferred = os.environ.get("RL4REC_EMB_BACKEND", "auto")
         if preferred != "auto":
-            if preferred not in BACKENDS:
+            if preferred not in EMB_BACKENDS:
                 raise ConfigError(
-                    f"RL4REC_EMB_BACKEND={preferred!r} is not a backend; set it to one of {', '.join(BACKENDS)} or unset it"
+                    f"RL4REC_EMB_BACKEND={preferred!r} is not a backend; set it to one of {', '.join(EMB_BACKENDS)} or unset it"
                 )
             return preferred
         return "vllm" if vllm_available() else "sentence-transformers"

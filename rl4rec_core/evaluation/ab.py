@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from rl4rec_core.errors import ConfigError, DataError
-from rl4rec_core.evaluation import metrics
+from rl4rec_core import metrics
 from rl4rec_core.evaluation.bootstrap import COMPARED_METRICS
 
 DECIDING_METRIC = "ndcg@10"

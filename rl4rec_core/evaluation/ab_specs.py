@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
+from rl4rec_core.settings import BASELINES
 
-from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError, Rl4recError
-from rl4rec_core.evaluation.baselines import BASELINES
-from rl4rec_core.training.checkpoint import resolve_checkpoint
+if TYPE_CHECKING:  # numpy and torch load only when a spec is ranked: `rl4rec ab --help` imports this module
+    import numpy as np
+    import torch
 
 REGISTRY_PREFIX = "models:/"
 SPEC_HELP = (f"a baseline ({', '.join(BASELINES)}), a checkpoint folder (or the run folder holding checkpoints) "
@@ -55,6 +55,8 @@ def resolve_spec(text: str, flag: str = "--a", registry_resolver: Callable[[str]
             raise ConfigError(f"{flag} {text!r} is a registry URI, which needs MLflow: pass it to `rl4rec ab` "
                               "(or a checkpoint folder or a baseline here)")
         return Spec(text, "registry", text.removeprefix(REGISTRY_PREFIX), checkpoint=registry_resolver(text))
+    from rl4rec_core.checkpoints import resolve_checkpoint
+
     path = Path(text).expanduser()
     if not path.exists():
         raise MissingArtifactError(
@@ -69,25 +71,11 @@ def resolve_spec(text: str, flag: str = "--a", registry_resolver: Callable[[str]
     return Spec(text, "checkpoint", label, checkpoint=ckpt)
 
 
-def baseline_ranks(name: str, dataset, split_name: str, users: np.ndarray, emb_model: str, emb_type: str) -> torch.Tensor:
-    """1-based target ranks ``[U]`` of baseline ``name`` for the split's users ``users`` (row indices)."""
-    from rl4rec_core.evaluation.baselines import make_baseline
-    from rl4rec_core.evaluation.ranking import split_ranks
-
-    sp = dataset.split(split_name)
-    chosen = SimpleNamespace(histories=[sp.histories[i] for i in users], targets=sp.targets[torch.as_tensor(users)])
-    return split_ranks(make_baseline(name, dataset, emb_model=emb_model, emb_type=emb_type), chosen)
-
-
-def policy_ranks(checkpoint: Path, dataset, split_name: str, users: np.ndarray, service, *, max_users: int | None,
-                 seed: int, device: str = "cpu") -> torch.Tensor:
-    """1-based target ranks ``[U]`` of the checkpoint's trained policy, greedy text ranked by ``service``."""
+def policy_ranks(checkpoint: Path, dataset, split_name: str, users: np.ndarray, service, device: str) -> torch.Tensor:
+    """1-based target ranks ``[U]`` of the checkpoint's trained policy for the split's rows ``users``, greedy
+    text ranked by ``service``."""
     from rl4rec_core.evaluation.policy_eval import evaluate_policy, load_policy
 
     _, ranks = evaluate_policy(dataset, load_policy(checkpoint, device=device), split=split_name, service=service,
-                               max_users=max_users, seed=seed, progress=True, device=device)
-    # evaluate_policy picks its users with select_users(max_users, seed) too; the pairing depends on it
-    if len(ranks) != len(users):
-        raise DataError(f"the policy was ranked on {len(ranks)} users, not the {len(users)} chosen; "
-                        "evaluate both sides with the same --max_users and --seed")
+                               users=users, progress=True)
     return ranks

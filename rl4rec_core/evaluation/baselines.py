@@ -10,7 +10,11 @@ catalogue. ``*_scores(dataset, split)`` return the whole ``[B, N]`` matrix for s
   precomputed embedding and every item's embedding.
 * echo+prior — the strongest recommender here that uses no LLM and the same retriever: the mean
   embedding of the last ``m`` history items as the query, through the tuned hybrid scorer
-  (``cos + beta * log(1 + training count)``, settings from ``rl4rec tune-retrieval``).
+  (``cos + beta * log(1 + training count)``, settings from ``rl4rec tune-retrieval``, or the retrieval
+  settings' ``beta`` and ``history_m``).
+
+:func:`rank_baselines` ranks the held-out items of chosen users with them: what ``rl4rec evaluate``, the
+flows' evaluation task and ``rl4rec ab`` all call.
 * sasrec — a self-attentive sequential model trained in-house (:mod:`rl4rec_core.evaluation.sasrec`).
 """
 
@@ -18,14 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Protocol, runtime_checkable
 
 import torch
 
-from rl4rec_core.errors import ConfigError, DataError
-from rl4rec_core.settings import DEFAULT_EMB_MODEL
-
-BASELINES = ("popularity", "echo", "echo+prior", "sasrec")
+from rl4rec_core import metrics
+from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
+from rl4rec_core.settings import BASELINES, RetrievalSettings
 
 
 @runtime_checkable
@@ -76,10 +80,11 @@ class EchoBaseline:
         self.num_items = int(item_embeddings.shape[0])
 
     @classmethod
-    def from_dataset(cls, dataset, emb_model: str = DEFAULT_EMB_MODEL, emb_type: str = "item") -> EchoBaseline:
+    def from_dataset(cls, dataset, retrieval: RetrievalSettings) -> EchoBaseline:
         from rl4rec_core.embeddings.files import load_item_embeddings
 
-        emb, _ = load_item_embeddings(dataset.name, emb_type, emb_model, expect_items=dataset.num_items)
+        emb, _ = load_item_embeddings(dataset.name, retrieval.emb_type, retrieval.emb_model_name,
+                                      expect_items=dataset.num_items)
         return cls(emb)
 
     def score(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -94,8 +99,9 @@ class EchoBaseline:
 class EchoPriorBaseline:
     """Score of item i = cos(mean of the last ``m`` history embeddings, e_i) + beta * log(1 + count_i).
 
-    ``beta``, ``m`` and the training counts come from the tuned retrieval settings, so this is exactly
-    the scorer the retrieval service applies, with the user's recent items as the query.
+    ``beta``, ``m`` and the training counts come from the tuned retrieval settings (with the retrieval
+    settings' overrides), so this is exactly the scorer the retrieval service applies, with the user's
+    recent items as the query.
     """
 
     name = "echo+prior"
@@ -110,12 +116,18 @@ class EchoPriorBaseline:
         self.bias = tuned.settings.beta * tuned.prior()  # [N]
 
     @classmethod
-    def from_dataset(cls, dataset, emb_model: str = DEFAULT_EMB_MODEL, emb_type: str = "item") -> EchoPriorBaseline:
+    def from_dataset(cls, dataset, retrieval: RetrievalSettings) -> EchoPriorBaseline:
         from rl4rec_core.embeddings.files import load_item_embeddings
-        from rl4rec_core.retrieval.hybrid import load_tuned
+        from rl4rec_core.retrieval.hybrid import resolve_tuned, tune_command
 
-        tuned = load_tuned(dataset.name, emb_type, emb_model, num_items=dataset.num_items)
-        emb, _ = load_item_embeddings(dataset.name, emb_type, emb_model, expect_items=dataset.num_items)
+        r = retrieval
+        tuned = resolve_tuned(dataset.name, dataclasses.replace(r, scorer="hybrid" if r.scorer == "cosine" else r.scorer),
+                              dataset.num_items)
+        if tuned is None:
+            raise MissingArtifactError(
+                f"echo+prior ranks with the tuned hybrid scorer, and {dataset.name!r} has none; tune it first "
+                f"(`{tune_command(dataset.name, r.emb_type, r.emb_model_name)}`) or give --beta and --history_m")
+        emb, _ = load_item_embeddings(dataset.name, r.emb_type, r.emb_model_name, expect_items=dataset.num_items)
         return cls(emb, tuned)
 
     def score(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -126,19 +138,42 @@ class EchoPriorBaseline:
         return q @ self.emb.T + self.bias
 
 
-def make_baseline(name: str, dataset, emb_model: str = DEFAULT_EMB_MODEL, emb_type: str = "item") -> Scorer:
-    """Build a baseline scorer by name (one of ``BASELINES``)."""
-    if name == "popularity":
-        return PopularityBaseline.from_dataset(dataset)
-    if name == "echo":
-        return EchoBaseline.from_dataset(dataset, emb_model, emb_type)
-    if name == "echo+prior":
-        return EchoPriorBaseline.from_dataset(dataset, emb_model, emb_type)
-    if name == "sasrec":
-        from rl4rec_core.evaluation.sasrec import SASRecBaseline
+def _sasrec(dataset, retrieval: RetrievalSettings) -> Scorer:
+    from rl4rec_core.evaluation.sasrec import SASRecBaseline
 
-        return SASRecBaseline.from_dataset(dataset, progress=True)
-    raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)} (or 'all')")
+    return SASRecBaseline.from_dataset(dataset, progress=True)
+
+
+# the builders by name: the names are settings.BASELINES (tests/evaluation/test_baselines.py checks they agree)
+BUILDERS = {"popularity": lambda dataset, retrieval: PopularityBaseline.from_dataset(dataset),
+            "echo": EchoBaseline.from_dataset, "echo+prior": EchoPriorBaseline.from_dataset, "sasrec": _sasrec}
+
+
+def make_baseline(name: str, dataset, retrieval: RetrievalSettings) -> Scorer:
+    """Build a baseline scorer by name (one of ``settings.BASELINES``) over ``retrieval``'s item embeddings."""
+    if name not in BUILDERS:
+        raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)} (or 'all')")
+    return BUILDERS[name](dataset, retrieval)
+
+
+def rank_baselines(names: Sequence[str], dataset, split: str, users, retrieval: RetrievalSettings,
+                   ks: Sequence[int] = metrics.DEFAULT_KS, batch_size: int = 1024) -> dict[str, dict]:
+    """``{name: {"metrics": {hit@k, ndcg@k, mrr, users, scorer}, "ranks": long [U]}}``: each baseline's rank
+    of the held-out item of ``split``'s rows ``users`` (``policy_eval.select_users``: the policies' users,
+    so every row pairs up with every other)."""
+    from rl4rec_core.evaluation.ranking import split_ranks
+
+    sp = dataset.split(split)
+    rows = torch.as_tensor(users, dtype=torch.long)
+    chosen = SimpleNamespace(histories=[sp.histories[i] for i in rows.tolist()], targets=sp.targets[rows])
+    out = {}
+    for name in names:
+        scorer = make_baseline(name, dataset, retrieval)
+        ranks = split_ranks(scorer, chosen, batch_size=batch_size)
+        summary = {**metrics.summarize(ranks, tuple(sorted(set(ks)))), "users": int(len(ranks)),
+                   "scorer": baseline_scorer(scorer)}
+        out[name] = {"metrics": summary, "ranks": ranks}
+    return out
 
 
 def baseline_scorer(scorer: Scorer) -> str:
@@ -154,7 +189,10 @@ def popularity_scores(dataset, split) -> torch.Tensor:
     return PopularityBaseline.from_dataset(dataset).score(split.histories)
 
 
-def echo_scores(dataset, split, item_embeddings: torch.Tensor | None = None, emb_model: str = DEFAULT_EMB_MODEL) -> torch.Tensor:
-    """``[B, N]`` echo scores for every user of ``split`` (loads the item embeddings unless given)."""
-    scorer = EchoBaseline(item_embeddings) if item_embeddings is not None else EchoBaseline.from_dataset(dataset, emb_model)
+def echo_scores(dataset, split, item_embeddings: torch.Tensor | None = None,
+                retrieval: RetrievalSettings | None = None) -> torch.Tensor:
+    """``[B, N]`` echo scores for every user of ``split`` (loads ``retrieval``'s item embeddings unless given)."""
+    if item_embeddings is not None:
+        return EchoBaseline(item_embeddings).score(split.histories)
+    scorer = EchoBaseline.from_dataset(dataset, retrieval or RetrievalSettings())
     return scorer.score(split.histories)

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from rl4rec_core import metrics
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.evaluation import metrics
 
 COMPARED_METRICS = ("ndcg@10", "hit@10", "mrr")
 
@@ -26,12 +26,13 @@ def _per_user(ranks: torch.Tensor, metric: str) -> torch.Tensor:
 
 def paired_intervals(
     ranks: Mapping[str, Sequence[int] | torch.Tensor], pairs: Sequence[tuple[str, str]],
-    compared: Sequence[str] = COMPARED_METRICS, n: int = 1000, seed: int = 0,
+    compared: Sequence[str] = COMPARED_METRICS, n: int = 1000, seed: int = 0, confidence: float = 0.95,
 ) -> list[dict]:
     """One row per ``(a, b)`` pair and metric: ``{"a", "b", "metric", "diff", "lo", "hi", "users"}``.
 
-    ``diff`` is the mean over users of ``metric(a) - metric(b)``; ``[lo, hi]`` its 95% percentile
-    bootstrap interval (users resampled with replacement ``n`` times, seeded).
+    ``diff`` is the mean over users of ``metric(a) - metric(b)``; ``[lo, hi]`` its ``confidence`` percentile
+    bootstrap interval (users resampled with replacement ``n`` times, seeded); the evaluation settings'
+    ``n_bootstrap`` and ``confidence`` in the commands and flows.
     """
     from rl4rec_core.evaluation.policy_eval import paired_bootstrap
 
@@ -44,7 +45,8 @@ def paired_intervals(
         if ra.shape != rb.shape:
             raise ConfigError(f"{a!r} and {b!r} were evaluated on different users ({len(ra)} vs {len(rb)})")
         for metric in compared:
-            diff, lo, hi = paired_bootstrap(_per_user(ra, metric), _per_user(rb, metric), n=n, seed=seed)
+            diff, lo, hi = paired_bootstrap(_per_user(ra, metric), _per_user(rb, metric), n=n, seed=seed,
+                                            confidence=confidence)
             rows.append({"a": a, "b": b, "metric": metric, "diff": diff, "lo": lo, "hi": hi, "users": int(len(ra))})
     return rows
 

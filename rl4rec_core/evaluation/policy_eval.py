@@ -1,6 +1,6 @@
 """Evaluate a text policy as a recommender: greedy text per user -> retrieval rank of the held-out item.
 
-``evaluate_policy`` is what ``rl4rec evaluate --checkpoint/--policy`` calls; ``paired_bootstrap`` says
+``evaluate_policy`` is what ``rl4rec evaluate --checkpoint/--policy``, the flows and ``rl4rec ab`` call; ``paired_bootstrap`` says
 whether one policy beats another on the same users; ``load_policy`` rebuilds a policy (dummy or LLM)
 from a checkpoint folder, trained or as it was before training.
 """
@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rl4rec_core import metrics
+from rl4rec_core.checkpoints import policy_kind, resolve_checkpoint, verify_checkpoint
 from rl4rec_core.data.dataset import SPLITS
 from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
-from rl4rec_core.evaluation import metrics
 from rl4rec_core.progress import bars_wanted
-from rl4rec_core.training.checkpoint import list_checkpoints, policy_kind, resolve_checkpoint, verify_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +44,6 @@ def load_policy(checkpoint: str | Path, trained: bool = True, device: str = "cpu
     return RecPolicy.from_pretrained(policy_dir, trained=trained, device=device)
 
 
-def _policy_from(target: str | Path, device: str = "cpu"):
-    """A checkpoint (or run folder) -> its trained policy; anything else -> that untrained LLM, on ``device``."""
-    p = Path(target)
-    if (p / "trainer_state.json").is_file() or (p.is_dir() and list_checkpoints(p)):
-        return load_policy(p, device=device)
-    if p.is_dir() and not (p / "config.json").is_file():
-        raise MissingArtifactError(f"{p} holds neither a training checkpoint nor a Hugging Face model")
-    from rl4rec_core.policy.rec_policy import RecPolicy
-
-    log.info("evaluating %s as an untrained policy (no checkpoint there)", target)
-    return RecPolicy(model_name=str(target), device=device)
-
-
 def select_users(num_users: int, max_users: int | None, seed: int = 0) -> np.ndarray:
     """Row indices of the evaluated users: all, or a seeded sorted subset of ``max_users``."""
     if max_users is None or max_users >= num_users:
@@ -68,13 +55,12 @@ def select_users(num_users: int, max_users: int | None, seed: int = 0) -> np.nda
 
 def evaluate_policy(
     dataset,
-    policy_or_checkpoint,
+    policy,
     split: str = "valid",
     service=None,
-    max_users: int | None = None,
+    users: np.ndarray | None = None,
     ks: Sequence[int] = metrics.DEFAULT_KS,
     batch_size: int = 32,
-    seed: int = 0,
     progress: bool = False,
     device: str = "cpu",
 ) -> tuple[dict[str, float], torch.Tensor]:
@@ -82,31 +68,30 @@ def evaluate_policy(
 
     Args:
         dataset: a loaded ``Dataset`` (or its name).
-        policy_or_checkpoint: a policy object or a checkpoint path (see :func:`load_policy`).
+        policy: a policy object, or a checkpoint folder (:func:`load_policy`, built on ``device``).
         split: ``valid`` (history seq[:-2] -> seq[-2]), ``test`` or ``train``.
         service: a reward source with ``compute_rewards`` (plain RetrievalService or its Ray client).
-        max_users: evaluate a seeded subset of this many users (same users for the same seed).
-        device: where a policy given as a path is built (a policy object stays where it is).
+        users: the split's rows to evaluate (:func:`select_users`: the same seed, the same users; a paired
+            comparison needs the same rows for every system); default: every user.
     Returns:
         ``(metrics, ranks)``: ``summarize`` of the ranks (``hit@k``, ``ndcg@k``, ``mrr``) and the
-        1-based rank per evaluated user, long ``[U]``, in :func:`select_users` order, for paired tests.
+        1-based rank per evaluated user, long ``[U]``, in ``users`` order, for paired tests.
     """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if service is None:
         raise ConfigError(
             "evaluate_policy needs a retrieval service (service=RetrievalService(...) or a Ray client); "
-            "the CLI builds one from --emb_model_name/--service"
+            "the CLI builds one from the retrieval settings and --service"
         )
     if isinstance(dataset, str):
         from rl4rec_core.data import load_dataset
 
         dataset = load_dataset(dataset)
-    policy = policy_or_checkpoint
     if isinstance(policy, (str, Path)):
-        policy = _policy_from(policy, device)
+        policy = load_policy(policy, device=device)
     sp = dataset.split(split)
-    rows = select_users(len(sp.histories), max_users, seed)
+    rows = np.arange(len(sp.histories)) if users is None else np.asarray(users)
     ranks: list[torch.Tensor] = []
     scorer = None
     for start in tqdm(range(0, len(rows), batch_size), desc=f"eval {split}", disable=not bars_wanted(progress)):
@@ -183,3 +168,13 @@ def paired_bootstrap(
     lo, hi = res.confidence_interval
     diff = a - b
     return float(diff.mean()), float(lo), float(hi)
+
+
+def checkpoint_texts(dataset, checkpoint: str | Path, split: str = "valid", device: str = "cpu",
+                     progress: bool = False) -> list[str]:
+    """The greedy text of ``checkpoint``'s trained policy for every user of ``split`` (what tuning fuses)."""
+    if isinstance(dataset, str):
+        from rl4rec_core.data import load_dataset
+
+        dataset = load_dataset(dataset)
+    return generate_split_texts(dataset, load_policy(checkpoint, device=device), split, progress=progress)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from rl4rec_core.errors import ConfigError, DataError
-from rl4rec_core.evaluation import metrics
+from rl4rec_core import metrics
 from rl4rec_core.io import write_json
 
 

@@ -4,13 +4,12 @@ The folder holds the weights (``adapter_model.safetensors`` with LoRA, else ``mo
 the tokenizer, ``policy.json`` (kind, ``PolicyConfig``, update count), ``training_state.pt``
 (optimizer, REINFORCE baseline, update count: tensors and plain values, loaded with
 ``weights_only=True`` so a hostile file cannot run code) and, for a warm-started policy, its start in ``init/``.
-The trainer's own checkpoint layout around this folder is ``rl4rec_core.training.checkpoint``'s.
+The trainer's own checkpoint layout around this folder is ``rl4rec_core.checkpoints``'s.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,9 +20,6 @@ from rl4rec_core.policy.config import PolicyConfig
 
 POLICY_FILE = "policy.json"
 STATE_FILE = "training_state.pt"
-
-if TYPE_CHECKING:
-    from rl4rec_core.policy.rec_policy import RecPolicy
 
 
 class PolicyCheckpoints:
@@ -59,10 +55,10 @@ class PolicyCheckpoints:
         write_json(
             directory / POLICY_FILE, {"kind": "llm", "config": self.config.to_dict(), "num_updates": self.num_updates}
         )
-        if self.config.init_from:  # the checkpoint stays loadable without the starting run's folder
+        if self.config.policy.init_from:  # the checkpoint stays loadable without the starting run's folder
             from rl4rec_core.policy.warm_start import copy_start
 
-            copy_start(self.config.init_from, directory)
+            copy_start(self.config.policy.init_from, directory)
         if training_state:
             with atomic_path(directory / STATE_FILE) as tmp:
                 torch.save(self.state_dict(), tmp)
@@ -84,9 +80,10 @@ class PolicyCheckpoints:
         """The adapter (LoRA) or the full weights from ``directory``, refusing ones for another model."""
         from safetensors.torch import load_file
 
-        weights = directory / ("adapter_model.safetensors" if self.config.lora else "model.safetensors")
+        lora = self.config.policy.lora
+        weights = directory / ("adapter_model.safetensors" if lora else "model.safetensors")
         if not weights.is_file():
-            kind = "a LoRA adapter" if self.config.lora else "full model weights"
+            kind = "a LoRA adapter" if lora else "full model weights"
             raise MissingArtifactError(
                 f"{directory} has no {weights.name} ({kind} expected). Fix: point at a folder written by "
                 "RecPolicy.save (a checkpoint_step_N or checkpoint_final folder) made with the same --lora setting"
@@ -97,7 +94,7 @@ class PolicyCheckpoints:
             state = load_file(str(weights), device=str(self.device))
         except (SafetensorError, OSError) as e:
             raise DataError(f"{weights} is damaged ({str(e).splitlines()[0][:200]}). {FIX}") from None
-        if self.config.lora:
+        if lora:
             from peft import set_peft_model_state_dict
 
             result = set_peft_model_state_dict(self.model, state)
@@ -112,8 +109,8 @@ class PolicyCheckpoints:
                 raise DataError(f"{weights} does not match this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, trained: bool = True, **overrides) -> "RecPolicy":
-        """A policy rebuilt from ``policy.json`` in ``directory`` (``overrides`` e.g. ``device="cuda"``).
+    def from_pretrained(cls, directory: str | Path, trained: bool = True, device: str | None = None):
+        """A ``RecPolicy`` rebuilt from ``policy.json`` in ``directory``, on ``device`` (default: the saved one).
 
         ``trained=False`` gives the same configuration *before* training (the base model, fresh
         adapters), the comparison point for evaluation.
@@ -126,13 +123,12 @@ class PolicyCheckpoints:
                 "or checkpoint_final folder written by `rl4rec train`"
             )
         cfg = read_json_object(meta).get("config")
-        if not isinstance(cfg, dict):
-            raise DataError(f"{meta} has no 'config' object. {FIX}")
-        if cfg.get("init_from") and (directory / "init").is_dir():
-            cfg["init_from"] = str(directory / "init")
-        overrides = {k: v for k, v in overrides.items() if v is not None}
-        cfg.update(overrides)
-        policy = cls(PolicyConfig.from_dict(cfg))
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("policy"), dict):
+            raise DataError(f"{meta} has no 'config' object with the policy settings. {FIX}")
+        if cfg["policy"].get("init_from") and (directory / "init").is_dir():
+            cfg["policy"]["init_from"] = str(directory / "init")
+        config = PolicyConfig.from_dict({**cfg, **({"device": device} if device else {})})
+        policy = cls(config)
         if trained:
             policy.load(directory)
         return policy

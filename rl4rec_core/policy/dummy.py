@@ -1,20 +1,19 @@
 """``DummyRecPolicy``: the RecPolicy interface without an LLM, so the whole loop runs in seconds.
 
-It still *really* learns. A "text" is ``num_words`` words drawn from a vocabulary of words found in the
+It still *really* learns. A "text" is ``dummy_words`` words drawn from a vocabulary of words found in the
 item texts (titles, genres). The word distribution is a softmax over learnable logits::
 
     logits[p] = bias + features(prompt p) @ weight        bias [V], weight [V, V], features [V]
 
 where ``features`` is the normalised bag of vocabulary words in the prompt (so what a user watched can
 steer what gets "generated"). Updates use the same policy-gradient code as the LLM policy
-(``rl4rec_core.training.algorithms``): GRPO group advantages or REINFORCE with a running baseline, the
+(``rl4rec_core.policy.algorithms``): GRPO group advantages or REINFORCE with a running baseline, the
 token-level surrogate loss (a word plays the part of a token), optional PPO clipping and a KL penalty
 against the starting (uniform) distribution — exact here, because the distribution is small.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -25,9 +24,13 @@ import torch
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.integrity import FIX, load_torch, read_json_object
 from rl4rec_core.io import atomic_path, write_json
+from rl4rec_core.policy.algorithms import RunningBaseline, compute_advantages, policy_gradient_loss
+from rl4rec_core.policy.config import PolicyConfig
 from rl4rec_core.policy.keyed_sampling import sample_key
-from rl4rec_core.training.algorithms import AlgoConfig, RunningBaseline, compute_advantages, policy_gradient_loss
 
+# recent items a prompt shows when the policy settings give no history_len (the original's example shows 5)
+HISTORY_ITEMS = 5
+VOCAB_SIZE = 256
 _STATE_KEYS = frozenset({"bias", "weight", "optimizer", "baseline", "generator"})
 _WORD = re.compile(r"[a-z][a-z']+")
 # words that say nothing about an item
@@ -43,7 +46,7 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def build_vocab(texts: Iterable[str], size: int = 256) -> list[str]:
+def build_vocab(texts: Iterable[str], size: int = VOCAB_SIZE) -> list[str]:
     """The ``size`` most frequent non-stop words of ``texts`` (ties broken alphabetically)."""
     counts = Counter(w for t in texts for w in words(t) if w not in _STOP and len(w) > 2)
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -51,55 +54,49 @@ def build_vocab(texts: Iterable[str], size: int = 256) -> list[str]:
 
 
 class DummyRecPolicy:
+    """The dummy policy over ``vocab``, built from a ``PolicyConfig`` (words per text: ``policy.dummy_words``;
+    recent items shown: ``policy.history_len`` or ``HISTORY_ITEMS``; step, algorithm and seed as an LLM's)."""
+
     kind = "dummy"
 
-    def __init__(
-        self,
-        vocab: Sequence[str],
-        num_words: int = 6,
-        learning_rate: float = 0.05,
-        algo: AlgoConfig | None = None,
-        seed: int = 0,
-        history_items: int = 5,
-    ):
+    def __init__(self, vocab: Sequence[str], config: PolicyConfig):
         if len(vocab) < 2:
             raise ConfigError(f"the dummy policy needs a vocabulary of >= 2 words, got {len(vocab)}")
         if len(set(vocab)) != len(vocab):
             raise ConfigError("the dummy policy's vocabulary has duplicate words")
-        if num_words < 1:
-            raise ConfigError(f"num_words must be >= 1, got {num_words}")
-        if not learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {learning_rate}")
+        if not isinstance(config, PolicyConfig):
+            raise ConfigError("DummyRecPolicy takes a PolicyConfig, e.g. PolicyConfig.from_fields(policy='dummy')")
         self.vocab = list(vocab)
         self.index = {w: i for i, w in enumerate(self.vocab)}
-        self.num_words = num_words
-        self.learning_rate = learning_rate
-        self.algo = algo or AlgoConfig()
-        self.seed = seed
-        self.history_items = history_items
+        self.config = config
+        self.num_words = config.policy.dummy_words
+        self.learning_rate = config.learning_rate
+        self.algo = config.algorithm
+        self.seed = config.seed
+        self.history_items = config.policy.history_len or HISTORY_ITEMS
         v = len(self.vocab)
         # zero init = the uniform distribution, which is also the KL reference
         self.bias = torch.nn.Parameter(torch.zeros(v))
         self.weight = torch.nn.Parameter(torch.zeros(v, v))
-        self.optimizer = torch.optim.Adam([self.bias, self.weight], lr=learning_rate)
+        self.optimizer = torch.optim.Adam([self.bias, self.weight], lr=self.learning_rate)
         self.baseline = RunningBaseline(self.algo.baseline_momentum)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
         # set by the data-parallel trainer: averages the gradients of every worker before each step
         self.grad_sync: Callable[[list[torch.Tensor]], None] | None = None
 
     @classmethod
-    def from_item_texts(cls, texts: Iterable[str], vocab_size: int = 256, **kwargs) -> "DummyRecPolicy":
-        return cls(build_vocab(texts, vocab_size), **kwargs)
+    def from_item_texts(cls, texts: Iterable[str], config: PolicyConfig, vocab_size: int = VOCAB_SIZE) -> "DummyRecPolicy":
+        return cls(build_vocab(texts, vocab_size), config)
 
     @classmethod
-    def from_dataset(cls, dataset, vocab_size: int = 256, **kwargs) -> "DummyRecPolicy":
+    def from_dataset(cls, dataset, config: PolicyConfig, vocab_size: int = VOCAB_SIZE) -> "DummyRecPolicy":
         """Vocabulary from the dataset's item titles and text columns (genres, categories, ...)."""
         items = dataset.items
         import pandas as pd
 
         cols = [c for c in items.columns if c not in ("item_idx", "item_id") and not pd.api.types.is_numeric_dtype(items[c])]
         texts = (" ".join(map(str, row)) for row in items[cols].itertuples(index=False))
-        return cls.from_item_texts(texts, vocab_size, **kwargs)
+        return cls.from_item_texts(texts, config, vocab_size)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         """What the optimiser steps (as ``RecPolicy.trainable_parameters``)."""
@@ -207,15 +204,7 @@ class DummyRecPolicy:
 
     # ------------------------------------------------------------------ checkpoints
     def config_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "vocab": self.vocab,
-            "num_words": self.num_words,
-            "learning_rate": self.learning_rate,
-            "seed": self.seed,
-            "history_items": self.history_items,
-            "algo": dataclasses.asdict(self.algo),
-        }
+        return {"kind": self.kind, "vocab": self.vocab, "config": self.config.to_dict()}
 
     def save(self, path: str | Path) -> None:
         """Weights, optimizer, baseline and sampling RNG, so a resumed run samples the same texts."""
@@ -251,10 +240,10 @@ class DummyRecPolicy:
     def from_dir(cls, path: str | Path, trained: bool = True) -> "DummyRecPolicy":
         """Rebuild a saved policy; ``trained=False`` gives the same policy before any update."""
         cfg = _read_config(Path(path))
-        policy = cls(
-            cfg["vocab"], num_words=cfg["num_words"], learning_rate=cfg["learning_rate"],
-            algo=AlgoConfig(**cfg["algo"]), seed=cfg["seed"], history_items=cfg["history_items"],
-        )
+        if not isinstance(cfg.get("config"), dict):
+            raise DataError(f"{path} holds a dummy policy saved by another rl4rec (no settings in policy.json); "
+                            "train it again")
+        policy = cls(cfg["vocab"], PolicyConfig.from_dict(cfg["config"]))
         if trained:
             policy.load(path)
         return policy

@@ -24,6 +24,7 @@ import torch
 
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy.keyed_sampling import keyed_processors, row_seeds
+from rl4rec_core.policy.rollout import cut_completion
 from rl4rec_core.policy.shared_prefix import prefill
 from rl4rec_core.settings import ENGINES
 
@@ -37,14 +38,6 @@ class RolloutEngine(Protocol):
     def sync(self) -> None: ...
 
     def close(self) -> None: ...
-
-
-def cut_completion(ids: list[int], eos_ids: set[int]) -> list[int]:
-    """Generated row -> tokens up to and including the first end-of-sequence token."""
-    for j, t in enumerate(ids):
-        if t in eos_ids:
-            return ids[: j + 1]
-    return ids
 
 
 @contextlib.contextmanager
@@ -103,7 +96,7 @@ class HFEngine:
                seeds: list[int] | None = None) -> list[list[int]]:
         """``seeds`` (one per prompt) key each prompt's samples (``keyed_sampling.py``); None: torch's generator."""
         pol = self.policy
-        cfg = pol.config
+        cfg = pol.config.policy
         per_call = max(1, cfg.generation_batch_size // num_samples)
         pad = pol.tokenizer.pad_token_id
         sampling = {} if greedy else {"temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k}
@@ -136,7 +129,7 @@ class HFEngine:
         """
         pol = self.policy
         common = dict(
-            do_sample=do_sample, max_new_tokens=pol.config.max_new_tokens, pad_token_id=pol.tokenizer.pad_token_id,
+            do_sample=do_sample, max_new_tokens=pol.config.policy.max_new_tokens, pad_token_id=pol.tokenizer.pad_token_id,
             eos_token_id=sorted(pol._eos_ids) or None, **sampling,
         )
         if not (pol._shares_prompt and num_samples > 1 and ids.shape[1] > 1):

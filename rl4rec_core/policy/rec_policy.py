@@ -1,9 +1,9 @@
 """RecPolicy: a causal LM that turns a user's history into a text describing the next item, trained by
-policy gradient (GRPO / REINFORCE, optional KL and PPO clip; see ``rl4rec_core.training.algorithms``).
+policy gradient (GRPO / REINFORCE, optional KL and PPO clip; see ``rl4rec_core.policy.algorithms``).
 
-Usage as in the original::
+Usage as in the original (the settings' defaults, with the named fields changed)::
 
-    policy = RecPolicy(model_name="gpt2")
+    policy = RecPolicy(PolicyConfig.from_fields(policy_model="gpt2"))
     prompts = policy.build_prompts([["Product A", "Product B"], ["Product C"]])
     texts = policy.generate(prompts)
     stats = policy.update(prompts, texts, torch.tensor([0.8, 0.6]))
@@ -36,39 +36,48 @@ import torch
 from rl4rec_core.devices import cpu_has_fast_bf16, resolve_device
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy import prompts as prompt_lib
+from rl4rec_core.policy.algorithms import RunningBaseline
 from rl4rec_core.policy.checkpoint import PolicyCheckpoints
 from rl4rec_core.policy.config import PolicyConfig
 from rl4rec_core.policy.engines import RolloutEngine, make_engine
 from rl4rec_core.policy.learning import PolicyLearning
 from rl4rec_core.policy.model_loading import eos_token_ids, load_model
 from rl4rec_core.policy.rollout import Rollout
-from rl4rec_core.training.algorithms import RunningBaseline
+from rl4rec_core.policy.warm_start import check_start
+from rl4rec_core.settings import DEFAULT_PROMPT_TEMPLATE
 
 log = logging.getLogger(__name__)
 
 
 class RecPolicy(PolicyLearning, PolicyCheckpoints):
-    """LLM recommendation policy. Construct with a ``PolicyConfig`` or keyword arguments of one."""
+    """LLM recommendation policy, built from a ``PolicyConfig`` (the run's policy and algorithm settings)."""
 
-    def __init__(self, config: PolicyConfig | None = None, **kwargs):
-        if config is not None and kwargs:
-            raise ConfigError("pass either a PolicyConfig or keyword arguments, not both")
-        self.config = config if config is not None else PolicyConfig(**kwargs)
-        cfg = self.config
-        self.device = resolve_device(cfg.device)
-        self.model, self.tokenizer = load_model(cfg, self.device)
+    def __init__(self, config: PolicyConfig):
+        if not isinstance(config, PolicyConfig):
+            raise ConfigError("RecPolicy takes a PolicyConfig, e.g. PolicyConfig.from_fields(policy_model=...)")
+        cfg = config.policy
+        if cfg.policy != "llm":
+            raise ConfigError(f"RecPolicy is the llm policy, got policy={cfg.policy!r}; build the dummy with "
+                              "DummyRecPolicy or rl4rec_core.policy.registry.build_policy")
+        prompt_lib.get_template(cfg.prompt_template or DEFAULT_PROMPT_TEMPLATE)  # names the known templates
+        if cfg.init_from:  # fail before any model load, with the fix; the resolved folder is what is saved
+            config = config.replace(init_from=str(check_start(cfg.init_from, cfg.policy_model)))
+        self.config = config
+        cfg = config.policy
+        self.device = resolve_device(config.device)
+        self.model, self.tokenizer = load_model(config, self.device)
         self._eos_ids = eos_token_ids(self.model, self.tokenizer)
         self._chat = prompt_lib.has_chat_template(self.tokenizer) if cfg.use_chat_template is None else cfg.use_chat_template
         base = self.model.get_base_model() if cfg.lora else self.model
         self._keep_logits = "logits_to_keep" in inspect.signature(base.forward).parameters
         # full fine-tuning has no adapters to switch off, so a KL reference needs its own frozen copy
         self._ref_model = None
-        if cfg.algo.kl_coef > 0 and not cfg.lora:
+        if config.algorithm.kl_coef > 0 and not cfg.lora:
             self._ref_model = copy.deepcopy(self.model).requires_grad_(False)
         self.optimizer = torch.optim.AdamW(
-            self.trainable_parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+            self.trainable_parameters(), lr=config.learning_rate, weight_decay=cfg.weight_decay
         )
-        self.baseline = RunningBaseline(cfg.algo.baseline_momentum)
+        self.baseline = RunningBaseline(config.algorithm.baseline_momentum)
         self.num_updates = 0
         # set by the data-parallel trainer: averages the gradients of every worker before each step
         self.grad_sync = None
@@ -86,16 +95,16 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
     # ------------------------------------------------------------------ prompts and sampling
     def build_prompts(self, user_histories: list[list[str]]) -> list[str]:
         """Histories (item texts, oldest first) -> prompt texts (chat-formatted when the model has a template)."""
-        cfg = self.config
+        cfg = self.config.policy
         return prompt_lib.build_prompts(
-            user_histories, self.tokenizer, cfg.prompt_template, cfg.history_len, cfg.item_noun,
-            self._chat, cfg.system_prompt, cfg.response_prefix,
+            user_histories, self.tokenizer, cfg.prompt_template or DEFAULT_PROMPT_TEMPLATE, cfg.history_len,
+            cfg.item_noun or "item", self._chat, cfg.system_prompt, cfg.response_prefix or "",
         )
 
     def _encode_prompts(self, prompts: list[str]) -> list[list[int]]:
         # a chat template already wrote any BOS into the text; adding special tokens would double it
         enc = self.tokenizer(
-            list(prompts), add_special_tokens=not self._chat, truncation=True, max_length=self.config.max_prompt_tokens
+            list(prompts), add_special_tokens=not self._chat, truncation=True, max_length=self.config.policy.max_prompt_tokens
         )
         return [list(ids) for ids in enc["input_ids"]]
 
@@ -121,7 +130,7 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         return self.last_rollout
 
     def autocast(self):
-        """bf16 autocast for the CPU's matmuls when ``config.cpu_bf16`` and the CPU multiplies bf16 natively
+        """bf16 autocast for the CPU's matmuls when ``policy.cpu_bf16`` and the CPU multiplies bf16 natively
         (AVX512-BF16 or AMX); a no-op otherwise. Sampling and the update both run under it, so the
         log-probs come from the same arithmetic as the samples."""
         if self._cpu_bf16:
@@ -130,9 +139,9 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
 
     @property
     def engine(self) -> RolloutEngine:
-        """The rollout engine (``config.rollout_engine``), started on first use: vLLM's takes a while."""
+        """The rollout engine (``policy.rollout_engine``), started on first use: vLLM's takes a while."""
         if self._engine is None:
-            self._engine = make_engine(self.config.rollout_engine, self)
+            self._engine = make_engine(self.config.policy.rollout_engine, self)
         return self._engine
 
     def weights_changed(self) -> None:
@@ -149,7 +158,7 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
     @property
     def _shares_prompt(self) -> bool:
         # logits_to_keep marks the HF models whose forward takes the cache arguments prefill relies on
-        return self.config.share_prompt and self._keep_logits
+        return self.config.policy.share_prompt and self._keep_logits
 
     def generate(self, prompts: list[str], num_samples: int = 1, greedy: bool = False,
                  seeds: list[int] | None = None) -> list[str]:

@@ -107,3 +107,11 @@ def completion_logprobs(
     targets = batch.completion_ids.unsqueeze(-1)
     # gather - logsumexp instead of log_softmax: never materialises a second [n, T, V] tensor
     return logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def cut_completion(ids: list[int], eos_ids: set[int]) -> list[int]:
+    """Generated row -> tokens up to and including the first end-of-sequence token."""
+    for j, t in enumerate(ids):
+        if t in eos_ids:
+            return ids[: j + 1]
+    return ids

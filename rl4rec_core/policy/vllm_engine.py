@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.policy.engines import cut_completion
+from rl4rec_core.policy.rollout import cut_completion
 from rl4rec_core.progress import bars_wanted
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def save_base_model(policy, folder: Path) -> Path:
     and the adapters' ``lora_*`` tensors; dropping those and renaming the rest gives the plain
     checkpoint layout vLLM (and transformers) load.
     """
-    model = policy.model.get_base_model() if policy.config.lora else policy.model
+    model = policy.model.get_base_model() if policy.config.policy.lora else policy.model
     state = {k.replace(".base_layer.", "."): v for k, v in model.state_dict().items() if ".lora_" not in k}
     model.save_pretrained(folder, state_dict=state)
     policy.tokenizer.save_pretrained(folder)
@@ -86,7 +86,7 @@ def save_base_model(policy, folder: Path) -> Path:
 
 def max_model_len(policy) -> int:
     """Prompt + completion budget, capped by the model's positions (vLLM refuses a longer one)."""
-    cfg = policy.config
+    cfg = policy.config.policy
     want = cfg.max_prompt_tokens + cfg.max_new_tokens
     positions = getattr(policy.model.config, "max_position_embeddings", None)
     return min(want, positions) if positions else want
@@ -122,7 +122,7 @@ class VLLMEngine:
         self._weights: Path | None = None  # the folder of the current full weights / adapter
         try:
             self.llm = vllm.LLM(model=self._served_model(), **self._llm_kwargs(memory_fraction))
-            if policy.config.lora:
+            if policy.config.policy.lora:
                 self._publish_adapter()
         except BaseException:
             self.close()
@@ -130,11 +130,11 @@ class VLLMEngine:
 
     def _served_model(self) -> str:
         """The folder vLLM loads: the base as the policy holds it (see the module docstring)."""
-        cfg = self.policy.config
+        cfg = self.policy.config.policy
         if cfg.lora and not cfg.init_from:
             from rl4rec_core.assets.models import resolve_policy_model
 
-            return resolve_policy_model(cfg.model_name)
+            return resolve_policy_model(cfg.policy_model)
         folder = save_base_model(self.policy, self._tmp / "base")
         if not cfg.lora:
             self._weights = folder
@@ -143,14 +143,14 @@ class VLLMEngine:
     def _llm_kwargs(self, memory_fraction: float) -> dict:
         from vllm.platforms import current_platform
 
-        cfg = self.policy.config
+        cfg = self.policy.config.policy
         on_cpu = current_platform.is_cpu()
         kwargs = dict(
             # CPU: float32, as the policy samples there; GPU: the training dtype (bfloat16 by default)
             dtype="float32" if on_cpu else str(next(self.policy.model.parameters()).dtype).removeprefix("torch."),
             enforce_eager=True,  # no CUDA-graph capture / compilation: seconds to start, not minutes
             max_model_len=max_model_len(self.policy),
-            seed=cfg.seed,
+            seed=self.policy.config.seed,
             use_tqdm_on_load=bars_wanted(),  # vLLM's loading bar ignores TQDM_DISABLE: only on a terminal
         )
         if on_cpu:
@@ -189,7 +189,7 @@ class VLLMEngine:
 
     def sync(self) -> None:
         """After every weight change (update, load): hand vLLM the new weights."""
-        if self.policy.config.lora:
+        if self.policy.config.policy.lora:
             self._publish_adapter()
         else:
             self._reload_full()
@@ -203,7 +203,7 @@ class VLLMEngine:
         """
         from vllm import SamplingParams
 
-        cfg = self.policy.config
+        cfg = self.policy.config.policy
         common = dict(max_tokens=cfg.max_new_tokens, stop_token_ids=sorted(self.policy._eos_ids), detokenize=False)
         if greedy:
             return [SamplingParams(n=1, temperature=0.0, **common)] * num_prompts

@@ -23,7 +23,7 @@ _COPIED = ("adapter_model.safetensors", "adapter_config.json", "model.safetensor
 
 def resolve_policy_dir(path: str | Path) -> Path:
     """A policy folder (with ``policy.json``) from itself, a checkpoint folder, or a run folder."""
-    from rl4rec_core.training.checkpoint import resolve_checkpoint
+    from rl4rec_core.checkpoints import resolve_checkpoint
 
     p = Path(path).expanduser()
     if (p / POLICY_FILE).is_file():
@@ -42,21 +42,25 @@ def resolve_policy_dir(path: str | Path) -> Path:
 
 
 def read_init_config(path: str | Path) -> dict:
-    """The starting policy's saved ``PolicyConfig`` as a dict (dummy policies are refused)."""
+    """The starting policy's saved ``policy`` settings as a dict (dummy policies are refused)."""
     meta = json.loads((resolve_policy_dir(path) / POLICY_FILE).read_text())
     if meta.get("kind") != "llm":
         raise ConfigError(f"--init_from {path} is a {meta.get('kind')!r} policy; only an LLM policy can start an LLM")
-    return meta["config"]
+    saved = meta.get("config", {}).get("policy")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"--init_from {path} was saved by another rl4rec (no policy settings in {POLICY_FILE}); "
+                          "train the starting policy again with this version")
+    return saved
 
 
 def check_start(init_from: str | Path, model_name: str) -> Path:
     """The starting policy's folder, after checking it grew from ``model_name`` (before any model load)."""
     folder = resolve_policy_dir(init_from)
     cfg = read_init_config(folder)
-    if cfg.get("model_name") != model_name:
+    if cfg.get("policy_model") != model_name:
         raise ConfigError(
-            f"--init_from {init_from} was trained from {cfg.get('model_name')!r}, not {model_name!r}; "
-            f"pass --policy_model {cfg.get('model_name')} (or another starting checkpoint)"
+            f"--init_from {init_from} was trained from {cfg.get('policy_model')!r}, not {model_name!r}; "
+            f"pass --policy_model {cfg.get('policy_model')} (or another starting checkpoint)"
         )
     return folder
 

@@ -1,7 +1,7 @@
 """Retrieval: the scoring service (a plain class), the launcher that makes it a named Ray actor, the
 reward functions, negatives, hybrid-scorer settings and tuning, and the one selector of where rewards come from."""
 
-from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE, RetrievalService, RewardBatch
+from rl4rec_core.retrieval.service import RetrievalService, RewardBatch
 
 _ACTOR_NAMES = ("launch_retrieval_actor", "get_retrieval_actor", "find_retrieval_actor", "remove_retrieval_actor", "RetrievalClient")
 
@@ -15,4 +15,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "RetrievalService", "RewardBatch", *_ACTOR_NAMES]
+__all__ = ["RetrievalService", "RewardBatch", *_ACTOR_NAMES]

@@ -19,8 +19,8 @@ from rl4rec_core import errors, paths
 from rl4rec_core.errors import ConfigError, Rl4recError
 from rl4rec_core.ray_access import init_ray
 from rl4rec_core.retrieval.owner import actor_id, name_taken_message
-from rl4rec_core.retrieval.service import DEFAULT_CHUNK_SIZE, RetrievalService
-from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_DATASET, DEFAULT_EMB_MODEL, RAY_NAMESPACE
+from rl4rec_core.retrieval.service import RetrievalService
+from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_REWARD, RAY_NAMESPACE, RetrievalSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,32 +49,26 @@ def not_found_message(name: str, namespace: str) -> str:
 
 
 def launch_retrieval_actor(
-    emb_model_name: str = DEFAULT_EMB_MODEL,
-    emb_type: str = "item",
-    datasets: Sequence[str] = (DEFAULT_DATASET,),
+    retrieval: RetrievalSettings,
+    datasets: Sequence[str],
     *,
     device: str | None = None,
-    backend: str = "auto",
-    scorer: str = "auto",
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    name: str = DEFAULT_NAME,
-    namespace: str = DEFAULT_NAMESPACE,
-    num_cpus: float = 0,
     num_gpus: float = 0,
     detached: bool = False,
-    max_restarts: int = 3,
     get_if_exists: bool = False,
     embeddings=None,
     wait: bool = True,
     timeout_s: float = 600,
 ):
-    """Create the named retrieval actor and (with ``wait``) block until its datasets are loaded.
+    """Create the named retrieval actor of ``retrieval`` and (with ``wait``) block until its datasets are loaded.
 
     Args:
+        retrieval: the service's settings (``RetrievalService``), plus the actor's: ``actor_name``,
+            ``namespace``, ``actor_cpus`` (0 by default so a long-lived service never starves training tasks
+            on a small box) and ``max_restarts`` (Ray restarts a crashed actor this many times, re-running
+            ``__init__``).
         device: where the actor keeps items and encoder; default ``cuda`` when ``num_gpus > 0``, else ``cpu``.
-        num_cpus: 0 by default so a long-lived service never starves training tasks on a small box.
         detached: outlive the driver (``rl4rec serve``); otherwise the actor dies with the launching job.
-        max_restarts: Ray restarts a crashed actor this many times, re-running ``__init__``.
         get_if_exists: when an actor of this name already runs, return it *as it is* (its datasets
             and model were fixed when it started; the requested datasets must be among them, else
             ``ConfigError``). When False an existing name is an error.
@@ -88,6 +82,7 @@ def launch_retrieval_actor(
         ConfigError: the existing actor lacks a requested dataset; ActorNameTaken: the name is taken.
         Rl4recError: the actor failed to start (missing embeddings, wrong model, ...), with its reason.
     """
+    name, namespace = retrieval.actor_name, retrieval.namespace
     if not ray.is_initialized():
         init_ray(None, namespace=namespace, log_to_driver=False)  # 127.0.0.1 and token auth (ray_access)
     if device is None:
@@ -96,16 +91,14 @@ def launch_retrieval_actor(
     existing = _running_actor(name, namespace, datasets, get_if_exists, embeddings)
     if existing is not None:
         return existing
-    options = _actor_options(name, namespace, num_cpus, num_gpus, max_restarts, detached)
+    options = _actor_options(retrieval, num_gpus, detached)
     try:
         actor = ray.remote(RetrievalService).options(**options).remote(
-            emb_model_name, emb_type=emb_type, datasets=datasets, device=device, backend=backend,
-            chunk_size=chunk_size, embeddings=embeddings, scorer=scorer,
-        )
+            retrieval, [] if embeddings else datasets, device=device, embeddings=embeddings)
     except ActorAlreadyExistsError as e:  # another process took the name since the look-up above
         return _taken_meanwhile(e, name, namespace, datasets, get_if_exists, embeddings)
     if wait:
-        _wait_until_up(actor, name, timeout_s, num_cpus, num_gpus)
+        _wait_until_up(actor, name, timeout_s, retrieval.actor_cpus, num_gpus)
     log.info("retrieval actor %s/%s up with %s", namespace, name, datasets)
     return actor
 
@@ -139,16 +132,14 @@ def _taken_meanwhile(error, name: str, namespace: str, datasets: list[str], get_
     return existing
 
 
-def _actor_options(
-    name: str, namespace: str, num_cpus: float, num_gpus: float, max_restarts: int, detached: bool
-) -> dict:
+def _actor_options(retrieval: RetrievalSettings, num_gpus: float, detached: bool) -> dict:
     """``ray.remote(...).options`` of the service actor: its name, resources, restarts, lifetime, env."""
     return dict(
-        name=name,
-        namespace=namespace,
-        num_cpus=num_cpus,
+        name=retrieval.actor_name,
+        namespace=retrieval.namespace,
+        num_cpus=retrieval.actor_cpus,
         num_gpus=num_gpus,
-        max_restarts=max_restarts,
+        max_restarts=retrieval.max_restarts,
         lifetime="detached" if detached else None,
         runtime_env={"env_vars": paths.worker_env()},
     )
@@ -309,7 +300,7 @@ class RetrievalClient:
     def scorer(self, dataset_name, mode=None):
         return self._call("scorer", dataset_name, mode)
 
-    def compute_rewards(self, texts, dataset_name, targets, histories=None, reward="ndcg@10", num_negatives=0, seed=None, **kw):
+    def compute_rewards(self, texts, dataset_name, targets, histories=None, reward=DEFAULT_REWARD, num_negatives=0, seed=None, **kw):
         """``RewardBatch(rewards [B], ranks [B])`` computed inside the actor."""
         return self._call(
             "compute_rewards", texts, dataset_name, targets, histories, reward=reward, num_negatives=num_negatives, seed=seed, **kw

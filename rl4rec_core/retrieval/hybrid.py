@@ -11,13 +11,15 @@ and may fuse the query with what the user watched last:
 ``beta``, ``alpha`` and ``m`` are chosen by ``rl4rec tune-retrieval`` on the validation split and written
 to ``{dataset}_{emb_type}_{model}.retrieval.json`` beside the item embeddings, together with the
 prior's counts (so a service running where the dataset is not still has them) and the validation
-figures. Rewards, top-k and evaluation all read the same file.
+figures. Rewards, top-k and evaluation all read the same file, through :func:`resolve_tuned`, which also
+applies the retrieval settings ``beta``, ``alpha`` and ``history_m`` when given (they override the file).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,9 +29,10 @@ import torch
 
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.io import write_json
+from rl4rec_core.settings import UNTUNED_WEIGHTS, RetrievalSettings
 
-SCORERS = ("cosine", "hybrid")
 SETTINGS_VERSION = 1
+_UNTUNED = UNTUNED_WEIGHTS
 
 
 @dataclass
@@ -42,9 +45,9 @@ class HybridWeights:
     history_m: how many recent history items the fused query (and the echo+prior baseline) averages.
     """
 
-    beta: float = 0.0
-    alpha: float = 0.0
-    history_m: int = 1
+    beta: float = _UNTUNED["beta"]
+    alpha: float = _UNTUNED["alpha"]
+    history_m: int = _UNTUNED["history_m"]
 
     def __post_init__(self) -> None:
         for name in ("beta", "alpha"):
@@ -91,7 +94,7 @@ def settings_path(dataset: str, emb_type: str, model_name: str) -> Path:
 
 
 def tune_command(dataset: str, emb_type: str, model_name: str) -> str:
-    return f"rl4rec tune-retrieval --dataset {dataset} --emb_model {model_name} --emb_type {emb_type}"
+    return f"rl4rec tune-retrieval --dataset_name {dataset} --emb_model_name {model_name} --emb_type {emb_type}"
 
 
 def train_counts(train_histories: Sequence[Sequence[int]], num_items: int) -> list[int]:
@@ -139,6 +142,42 @@ def load_tuned(dataset: str, emb_type: str, model_name: str, num_items: int | No
     if any(c < 0 for c in counts):
         raise DataError(f"{path} has negative prior counts; run `{cmd}` again")
     return TunedRetrieval(dataset, settings, counts, raw.get("validation", {}))
+
+
+def resolve_tuned(dataset: str, retrieval: RetrievalSettings, num_items: int | None = None,
+                  tuned: TunedRetrieval | None = None) -> TunedRetrieval | None:
+    """What scores ``dataset`` under ``retrieval``: the tuned file's weights (or ``tuned``, already loaded) with
+    the settings' ``beta``/``alpha``/``history_m`` on top; None for plain cosine.
+
+    ``scorer`` ``cosine``: None. ``hybrid``: the file is required. ``auto``: the file when it exists; without it
+    the given weights alone over the untuned ones (the prior's counts from the prepared dataset), else None.
+    """
+    if retrieval.scorer == "cosine":
+        return None
+    path = settings_path(dataset, retrieval.emb_type, retrieval.emb_model_name)
+    if tuned is None and (retrieval.scorer == "hybrid" or path.is_file()):
+        tuned = load_tuned(dataset, retrieval.emb_type, retrieval.emb_model_name, num_items=num_items)
+    overrides = retrieval.weight_overrides
+    if tuned is None and not overrides:
+        return None
+    if tuned is None:
+        tuned = TunedRetrieval(dataset, HybridWeights(), _prepared_counts(dataset, retrieval), {})
+    if overrides:
+        tuned = dataclasses.replace(tuned, settings=dataclasses.replace(tuned.settings, **overrides))
+    return tuned
+
+
+def _prepared_counts(dataset: str, retrieval: RetrievalSettings) -> list[int]:
+    """The prior's counts from the prepared dataset, for weights given without a tuned file."""
+    from rl4rec_core.data import load_dataset
+
+    try:
+        ds = load_dataset(dataset)
+    except MissingArtifactError:
+        cmd = tune_command(dataset, retrieval.emb_type, retrieval.emb_model_name)
+        raise MissingArtifactError(f"--beta/--alpha/--history_m for {dataset!r} need the prior's counts: tune it "
+                                   f"first (`{cmd}`), or prepare the dataset where the service runs") from None
+    return train_counts(ds.train_histories(), ds.num_items)
 
 
 def history_mean(item_emb: torch.Tensor, histories: Sequence[Sequence[int]], m: int) -> torch.Tensor:

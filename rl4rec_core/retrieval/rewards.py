@@ -5,7 +5,7 @@ A reward function is a plain callable, in the TRL style::
     fn(*, ranks, scores, targets, num_items, **kwargs) -> FloatTensor [B]
 
 * ``ranks``: long ``[B]``, 1-based rank of each user's target among the candidates (history masked,
-  pessimistic on ties — see :mod:`rl4rec_core.evaluation.metrics`).
+  pessimistic on ties — see :mod:`rl4rec_core.metrics`).
 * ``scores``: float ``[B, C]`` cosine scores of the candidates, history set to ``-inf`` (``C = N``
   for the full catalogue, ``1 + num_negatives`` with sampled negatives; column 0 is then the target).
   Rank-only functions set the attribute ``needs_scores = False``; the retrieval service then passes
@@ -35,7 +35,7 @@ from typing import Protocol
 import torch
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.evaluation import metrics
+from rl4rec_core import metrics
 
 
 class RewardFn(Protocol):

@@ -2,7 +2,7 @@
 
 All functions take unit-norm queries ``q [B, d]`` and unit-norm item embeddings ``items [N, d]``,
 so a dot product is the cosine similarity, and an optional per-item ``bias [N]`` added to every row
-(the hybrid scorer's ``beta * prior``, see :mod:`rl4rec_core.retrieval.hybrid`). History masking follows :mod:`rl4rec_core.evaluation.metrics`
+(the hybrid scorer's ``beta * prior``, see :mod:`rl4rec_core.retrieval.hybrid`). History masking follows :mod:`rl4rec_core.metrics`
 (the target is never masked; ties are pessimistic).
 """
 

@@ -17,17 +17,11 @@ from rl4rec_core.devices import resolve_device
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.retrieval import rewards as reward_registry
 from rl4rec_core.retrieval import scoring
-from rl4rec_core.retrieval.hybrid import HybridWeights, TunedRetrieval, fuse_query, load_tuned, settings_path
+from rl4rec_core.retrieval.hybrid import HybridWeights, TunedRetrieval, fuse_query, resolve_tuned
 from rl4rec_core.retrieval.negatives import sample_candidates
-from rl4rec_core.settings import DEFAULT_DATASET, DEFAULT_EMB_MODEL
-
-SCORER_MODES = ("auto", "hybrid", "cosine")
+from rl4rec_core.settings import DEFAULT_REWARD, SCORERS, RetrievalSettings
 
 log = logging.getLogger(__name__)
-
-# 65,536 items x B=16 queries = 4 MB of scores per chunk: large enough that matmul speed is bound by
-# reading the item matrix, small enough that a 1M-item catalogue never needs a [B, N] temporary.
-DEFAULT_CHUNK_SIZE = 65_536
 
 
 @dataclass
@@ -50,53 +44,46 @@ class RetrievalService:
     """Holds item embeddings of several datasets and one text encoder; answers scoring calls.
 
     Args:
-        emb_model_name: embedding model, the same one that produced the item embeddings.
-        emb_type: which item-embedding file to load (``{dataset}_{emb_type}_{model}.pt``).
+        retrieval: the ``RetrievalSettings``: embedding model and file type, encoder backend, scorer
+            (``auto``: each dataset's tuned settings file from ``rl4rec tune-retrieval`` when it exists, else
+            cosine; ``hybrid``: the file is required; ``cosine``: ignore it), the weight overrides ``beta``,
+            ``alpha``, ``history_m`` and ``chunk_size`` (items scored per matmul; bounds memory at
+            ``B x chunk_size`` floats).
         datasets: dataset names whose embeddings are loaded from ``emb_dir()``.
         device: ``auto``, ``cpu`` or ``cuda[:i]`` (:func:`rl4rec_core.devices.resolve_device`); the item
             matrices and the encoder live there, and every result comes back as a CPU tensor.
-        backend: encoder backend (``auto``, ``vllm``, ``sentence-transformers``).
-        chunk_size: items scored per matmul; bounds memory at ``B x chunk_size`` floats.
         encoder: an already-built encoder (``.encode``, ``.dim``, ``.model_name``); skips ``make_encoder``.
-        embeddings: already-built ``{dataset: FloatTensor [N, d]}``; replaces loading ``datasets``
-            from disk (tests, benchmarks). Rows are normalised in place.
-        scorer: ``auto`` uses each dataset's tuned settings file (``rl4rec tune-retrieval``) when it
-            exists and plain cosine otherwise; ``hybrid`` requires the file; ``cosine`` ignores it.
-        retrieval: already-tuned ``{dataset: TunedRetrieval}`` (tests); overrides the files.
+        embeddings: already-built ``{dataset: FloatTensor [N, d]}`` served beside ``datasets`` (tests,
+            benchmarks, a served model's catalogue). Rows are normalised in place.
+        tuned: already-tuned ``{dataset: TunedRetrieval}``; replaces those datasets' files.
     """
 
     def __init__(
         self,
-        emb_model_name: str = DEFAULT_EMB_MODEL,
-        emb_type: str = "item",
-        datasets: Sequence[str] = (DEFAULT_DATASET,),
+        retrieval: RetrievalSettings,
+        datasets: Sequence[str] = (),
+        *,
         device: str = "cpu",
-        backend: str = "auto",
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
         encoder=None,
         embeddings: Mapping[str, torch.Tensor] | None = None,
-        scorer: str = "auto",
-        retrieval: Mapping[str, TunedRetrieval] | None = None,
+        tuned: Mapping[str, TunedRetrieval] | None = None,
     ) -> None:
-        if scorer not in SCORER_MODES:
-            raise ConfigError(f"unknown scorer {scorer!r}; use one of {', '.join(SCORER_MODES)}")
-        if not isinstance(chunk_size, int) or chunk_size <= 0:
-            raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-        if isinstance(datasets, str):
-            datasets = [datasets]
-        if embeddings is None and not datasets:
+        if not isinstance(retrieval, RetrievalSettings):
+            raise ConfigError("RetrievalService takes RetrievalSettings first, e.g. RetrievalService("
+                              "RetrievalSettings(emb_model_name=...), ['ml-100k'])")
+        datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+        if not embeddings and not datasets:
             raise ConfigError("no datasets to serve; pass at least one name, e.g. datasets=['ml-100k']")
-        self.emb_model_name = emb_model_name
-        self.emb_type = emb_type
+        self.retrieval = retrieval
+        self.emb_model_name, self.emb_type, self.chunk_size = retrieval.emb_model_name, retrieval.emb_type, retrieval.chunk_size
         self.device = resolve_device(device)  # before any file or model is read: a bad device fails at once
-        self.chunk_size = chunk_size
         # read the item files before loading the encoder: a missing or stale file fails in
         # milliseconds instead of after a model load
-        loaded = {name: self._load(name) for name in datasets} if embeddings is None else {}
+        loaded = {name: self._load(name) for name in datasets}
         if encoder is None:
             from rl4rec_core.embeddings.encoders import make_encoder
 
-            encoder = make_encoder(emb_model_name, backend=backend, device=str(self.device))
+            encoder = make_encoder(self.emb_model_name, backend=retrieval.emb_backend, device=str(self.device))
         self.encoder = encoder
         self._items: dict[str, torch.Tensor] = {}
         for name, (matrix, sidecar) in loaded.items():
@@ -104,17 +91,15 @@ class RetrievalService:
             if matrix.shape[1] != self.encoder.dim:  # the file against the encoder actually loaded
                 from rl4rec_core.embeddings.files import dimension_error, embedding_path
 
-                path, model = embedding_path(name, emb_type, emb_model_name), emb_model_name
-                raise dimension_error(path, int(matrix.shape[1]), self.encoder.dim, name, emb_type, model)
+                path, model = embedding_path(name, self.emb_type, self.emb_model_name), self.emb_model_name
+                raise dimension_error(path, int(matrix.shape[1]), self.encoder.dim, name, self.emb_type, model)
             self._items[name] = self._prepare(name, matrix)
         for name, matrix in (embeddings or {}).items():
             self._items[name] = self._prepare(name, matrix)
         self._settings: dict[str, HybridWeights] = {}
         self._bias: dict[str, torch.Tensor] = {}  # beta * prior [N], only where beta > 0
         for name in self._items:
-            tuned = (retrieval or {}).get(name) or self._load_settings(name, scorer)
-            if tuned is not None:
-                self._set_retrieval(name, tuned)
+            self._set_retrieval(name, (tuned or {}).get(name))
         log.info("retrieval service ready: %s", self.datasets())
 
     # ------------------------------------------------------------------ loading
@@ -125,19 +110,15 @@ class RetrievalService:
 
         return load_item_embeddings(name, self.emb_type, self.emb_model_name, expect_items=_prepared_items(name))
 
-    def _load_settings(self, name: str, scorer: str) -> TunedRetrieval | None:
-        """The tuned settings file of ``name`` (``auto``: if present; ``hybrid``: required)."""
-        if scorer == "cosine":
-            return None
-        path = settings_path(name, self.emb_type, self.emb_model_name)
-        if scorer == "auto" and not path.is_file():
-            log.warning("no tuned retrieval settings for %r (%s): scoring by plain cosine; run "
-                        "`rl4rec tune-retrieval --dataset %s` for the hybrid scorer", name, path, name)
-            return None
-        return load_tuned(name, self.emb_type, self.emb_model_name, num_items=self._items[name].shape[0])
-
-    def _set_retrieval(self, name: str, tuned: TunedRetrieval) -> None:
+    def _set_retrieval(self, name: str, given: TunedRetrieval | None) -> None:
+        """The scorer of ``name`` (``resolve_tuned``: the tuned file or ``given``, the settings' weights on top)."""
         n = self._items[name].shape[0]
+        tuned = resolve_tuned(name, self.retrieval, n, tuned=given)
+        if tuned is None:
+            if self.retrieval.scorer == "auto":
+                log.warning("no tuned retrieval settings for %r: scoring by plain cosine; run "
+                            "`rl4rec tune-retrieval --dataset_name %s` for the hybrid scorer", name, name)
+            return
         if len(tuned.prior_counts) != n:
             raise DataError(f"retrieval settings of {name!r} have {len(tuned.prior_counts)} prior counts for {n} items")
         self._settings[name] = tuned.settings
@@ -194,7 +175,7 @@ class RetrievalService:
 
     def _settings_for(self, dataset_name: str, mode: str | None) -> HybridWeights:
         self._catalogue(dataset_name)
-        if mode not in (None, "auto", "hybrid", "cosine"):
+        if mode is not None and mode not in SCORERS:
             raise ValueError(f"unknown scorer {mode!r}; use hybrid, cosine or None (the dataset's tuned scorer)")
         if mode == "cosine":
             return HybridWeights()
@@ -234,7 +215,7 @@ class RetrievalService:
         dataset_name: str,
         targets: Sequence[int] | torch.Tensor,
         histories: Sequence[Sequence[int]] | None = None,
-        reward: str = "ndcg@10",
+        reward: str = DEFAULT_REWARD,
         num_negatives: int = 0,
         seed: int | None = None,
         scorer: str | None = None,

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from rl4rec_core.dataset_list import parse_names
 from rl4rec_core.errors import ConfigError, Rl4recError
-from rl4rec_core.settings import RetrievalSettings
+from rl4rec_core.settings import DEFAULT_REWARD, SERVICE_MODES, RetrievalSettings
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +23,11 @@ class RewardSource(Protocol):
         dataset_name: str,
         targets: list[int],
         histories: list[list[int]] | None = None,
-        reward: str = "log_rank",
+        reward: str = DEFAULT_REWARD,
         num_negatives: int = 0,
         seed: int | None = None,
     ) -> Any: ...
 
-
-
-SERVICE_MODES = ("auto", "local", "ray")
 
 
 def check_mode(mode: str) -> str:
@@ -67,10 +64,7 @@ def connect_reward_source(
         log.info("no %r actor at %s; building the retrieval service in-process", r.actor_name, address)
     from rl4rec_core.retrieval import RetrievalService
 
-    service = RetrievalService(
-        emb_model_name=r.emb_model_name, emb_type=r.emb_type, datasets=tuple(names),
-        device=device, backend=r.backend, scorer=r.scorer,
-    )
+    service = RetrievalService(r, names, device=device)
     return service, (
         f"Reward source: in-process RetrievalService ({r.emb_model_name}, emb_type {r.emb_type!r}, "
         + ", ".join(f"dataset {n!r}, scorer {service.scorer(n)}" for n in names) + ")"

@@ -20,15 +20,14 @@ from dataclasses import dataclass
 
 import torch
 
+from rl4rec_core import metrics
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.evaluation import metrics
 from rl4rec_core.retrieval.hybrid import HybridWeights, history_mean
+from rl4rec_core.settings import ALPHA_GRID, BETA_GRID, M_GRID, RetrievalSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BETAS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3)
-DEFAULT_MS = (1, 2, 3, 5, 8, 12, 20)
-DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+DEFAULT_BETAS, DEFAULT_MS, DEFAULT_ALPHAS = BETA_GRID, M_GRID, ALPHA_GRID
 SELECT_METRIC = "ndcg@10"
 
 
@@ -102,20 +101,22 @@ def tune_alpha(
 
 
 def tune_retrieval(
-    dataset_name: str, emb_model: str, emb_type: str = "item", checkpoint: str | None = None,
-    betas=DEFAULT_BETAS, ms=DEFAULT_MS, alphas=DEFAULT_ALPHAS, device: str = "cpu", backend: str = "auto",
-    progress: bool = False,
+    dataset_name: str, retrieval: RetrievalSettings, texts: Sequence[str] | None = None, text_source: str | None = None,
+    betas=DEFAULT_BETAS, ms=DEFAULT_MS, alphas=DEFAULT_ALPHAS, device: str = "cpu",
 ) -> dict:
     """Tune on ``dataset_name``'s validation split and write the settings file; returns what was written.
 
-    With ``checkpoint`` (a policy checkpoint) stage 2 fuses that policy's greedy validation texts.
+    ``retrieval`` names the embeddings (``emb_model_name``, ``emb_type``) and the encoder (``emb_backend``).
+    With ``texts`` (a policy's greedy text for every validation user, in split order:
+    ``policy_eval.generate_split_texts``) stage 2 fuses them; ``text_source`` (e.g. the checkpoint) is recorded.
     """
     from rl4rec_core.data import load_dataset
     from rl4rec_core.embeddings.files import load_item_embeddings
     from rl4rec_core.retrieval.hybrid import TunedRetrieval, save_tuned, settings_path, train_counts
 
+    model, emb_type = retrieval.emb_model_name, retrieval.emb_type
     dataset = load_dataset(dataset_name)
-    emb, _ = load_item_embeddings(dataset_name, emb_type, emb_model, expect_items=dataset.num_items)
+    emb, _ = load_item_embeddings(dataset_name, emb_type, model, expect_items=dataset.num_items)
     item_emb = torch.nn.functional.normalize(emb.float(), dim=1)
     counts = train_counts(dataset.train_histories(), dataset.num_items)
     prior = torch.log1p(torch.tensor(counts, dtype=torch.float32))
@@ -123,24 +124,21 @@ def tune_retrieval(
     best, grid = tune_prior(item_emb, prior, valid, betas, ms)
     validation = {"split": "valid", "users": len(valid), "metric": SELECT_METRIC,
                   "echo_prior": best.row(), "grid": [p.row() for p in grid]}
-    if checkpoint is not None:
-        text_emb = _policy_text_embeddings(dataset, checkpoint, emb_model, device, backend, progress)
+    if texts is not None:
+        text_emb = _text_embeddings(list(texts), retrieval, device)
         best, alpha_grid = tune_alpha(text_emb, item_emb, prior, valid, best.settings, alphas)
-        validation.update(policy=str(checkpoint), policy_fused=best.row(), alpha_grid=[p.row() for p in alpha_grid])
+        validation.update(policy=str(text_source), policy_fused=best.row(), alpha_grid=[p.row() for p in alpha_grid])
     tuned = TunedRetrieval(dataset_name, best.settings, counts, validation)
-    path = save_tuned(settings_path(dataset_name, emb_type, emb_model), tuned, emb_model, emb_type)
+    path = save_tuned(settings_path(dataset_name, emb_type, model), tuned, model, emb_type)
     return {"path": str(path), "settings": best.settings.to_dict(), "scorer": best.settings.describe(),
             "validation": validation}
 
 
-def _policy_text_embeddings(dataset, checkpoint, emb_model, device, backend, progress) -> torch.Tensor:
-    """Unit embeddings ``[U, d]`` of the policy's greedy text for every validation user."""
+def _text_embeddings(texts: list[str], retrieval: RetrievalSettings, device: str) -> torch.Tensor:
+    """Unit embeddings ``[U, d]`` of the texts, by the retrieval settings' encoder."""
     from rl4rec_core.embeddings.encoders import close_encoder, make_encoder
-    from rl4rec_core.evaluation.policy_eval import generate_split_texts, load_policy
 
-    policy = load_policy(checkpoint, device=device)
-    texts = generate_split_texts(dataset, policy, "valid", progress=progress)
-    encoder = make_encoder(emb_model, backend=backend, device=device)
+    encoder = make_encoder(retrieval.emb_model_name, backend=retrieval.emb_backend, device=device)
     try:
         # on the CPU, where the item matrix and prior are: the Encoder protocol does not promise CPU vectors
         vectors = torch.as_tensor(encoder.encode(texts)).to("cpu", torch.float32)

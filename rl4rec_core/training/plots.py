@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.training.checkpoint import TrainingLog
+from rl4rec_core.checkpoints import TrainingLog
 
 # the trainer's per-step timings, stacked in the order a step runs them
 PHASES = ("time_generate", "time_reward", "time_update")

@@ -172,10 +172,7 @@ def _shared_actor(settings: Settings) -> tuple[Any, str | None]:
 
     r = settings.retrieval
     before = find_retrieval_actor(r.actor_name, r.namespace)
-    actor = launch_retrieval_actor(
-        r.emb_model_name, emb_type=r.emb_type, datasets=settings.run.datasets, name=r.actor_name,
-        namespace=r.namespace, backend=r.backend, scorer=r.scorer, get_if_exists=True, num_cpus=0,
-    )
+    actor = launch_retrieval_actor(r, settings.run.datasets, get_if_exists=True)
     return actor, (actor_id(actor) if before is None else None)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
 from rl4rec_core.integrity import FIX
 from rl4rec_core.settings import Settings, flatten
-from rl4rec_core.training import checkpoint as ckpt
+from rl4rec_core import checkpoints as ckpt
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +26,20 @@ log = logging.getLogger(__name__)
 # - the switches of this very command (resume, overwrite, override_config) and where the run folder is
 #   (it may have been moved or copied);
 # - where the work runs: the device, and how the retrieval service is reached (actor name, namespace)
-#   and which library runs its encoder (backend): the same embedding model, embeddings and scorer;
+#   which library runs its encoder (emb_backend), how it is chunked and placed: the same embedding model,
+#   embeddings and scorer;
 #   and how many data-parallel workers share a step (the same batch and samples, see data_parallel.py).
 # Everything else (data, seed, policy, prompt, algorithm, reward, batch) defines the run.
 MAY_DIFFER = frozenset({
     "trainer.num_steps", "trainer.save_every", "trainer.log_every", "trainer.resume", "trainer.overwrite",
     "trainer.override_config", "trainer.checkpoint_dir", "run.device", "retrieval.actor_name",
-    "retrieval.namespace", "retrieval.backend", "trainer.num_workers", "trainer.cpus_per_worker",
+    "retrieval.namespace", "retrieval.emb_backend", "retrieval.chunk_size", "retrieval.actor_cpus",
+    "retrieval.max_restarts", "trainer.num_workers", "trainer.cpus_per_worker",
 })
 
 
 def saved_settings(path: Path, config: dict[str, Any]) -> Settings:
-    """The ``Settings`` of a checkpoint's ``config.json`` (a tree, or an older flat TrainConfig)."""
+    """The ``Settings`` of a checkpoint's ``config.json``."""
     try:
         return Settings.from_dict(config)
     except (ConfigError, TypeError) as e:

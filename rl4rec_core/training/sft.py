@@ -11,6 +11,7 @@ Shapes: ``B`` examples a step, ``n`` a micro-batch, ``C`` common prompt prefix, 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import shutil
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rl4rec_core import checkpoints as ckpt
 from rl4rec_core import paths
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError
@@ -31,66 +33,53 @@ from rl4rec_core.policy import prompts as prompt_lib
 from rl4rec_core.policy.rollout import Rollout, TokenBatch, completion_logprobs, pack
 from rl4rec_core.progress import bars_wanted
 from rl4rec_core.settings import (
-    DEFAULT_DATASET,
-    DEFAULT_POLICY_MODEL,
-    SFT_BATCH_SIZE,
-    SFT_LEARNING_RATE,
-    SFT_STEPS,
-    opt,
+    DEFAULT_PROMPT_TEMPLATE,
+    AlgorithmSettings,
+    PolicySettings,
+    RecipeSettings,
+    RunSettings,
+    Settings,
+    TrainerSettings,
 )
-from rl4rec_core.training import checkpoint as ckpt
 
 Example = tuple[list[int], int]  # (history item indices, oldest first; answer item index)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SFTConfig:
-    """One SFT run. ``batch_size`` counts examples (user positions) per optimizer step."""
+    """One SFT run, all from the settings groups (no defaults of its own): the dataset, seed and device
+    (``run``), the policy it trains and its prompt (``policy``; always LoRA), the ``sft_*`` fields of
+    ``recipe`` and, of ``trainer``, the output folder (``checkpoint_dir``, default
+    ``checkpoints/{dataset}_sft``), ``overwrite`` and ``log_every``."""
 
-    dataset_name: str = opt(DEFAULT_DATASET, "prepared dataset")
-    policy_model: str = opt(DEFAULT_POLICY_MODEL, "alias, HF name or local folder")
-    num_steps: int = opt(SFT_STEPS, "optimizer steps")
-    batch_size: int = opt(SFT_BATCH_SIZE, "examples (user positions) per step")
-    micro_batch_size: int = opt(SFT_BATCH_SIZE, "examples per forward/backward: bounds memory, same gradient")
-    # LoRA wants far more than full fine-tuning's 1e-5
-    learning_rate: float = opt(SFT_LEARNING_RATE, "LoRA learning rate")
-    lora_r: int = opt(16, "LoRA rank")
-    history_len: int | None = opt(None, "last N history items in the prompt (default: the template's)")
-    prompt_template: str = opt("next_item", "next_item, compelling, plain, or a format string with {history}; "
-                               "use the RL run's")
-    response_prefix: str = opt("", "start of the answer; use the RL run's (the answer is learnt as what follows it)")
-    # longer answers are cut, and lose their EOS (they did not end there)
-    max_answer_tokens: int = opt(48, "answer tokens learnt, EOS included")
-    positions_per_user: int | None = opt(None, "each user's K most recent training positions (default: all)")
-    seed: int = opt(0, "example order and LoRA initialisation")
-    checkpoint_dir: str | None = opt(None, "default: checkpoints/{dataset_name}_sft")
-    # a folder that holds a run is refused unless this deletes it
-    overwrite: bool = opt(False, "delete an existing run in --checkpoint_dir and start over")
-    log_every: int = opt(10, "console line every N steps")
-    progress: bool = opt(True, "progress bar")
-    device: str = opt("cpu", "cpu, cuda or auto")
+    run: RunSettings
+    policy: PolicySettings
+    recipe: RecipeSettings
+    trainer: TrainerSettings
+    progress: bool
 
     def __post_init__(self) -> None:
-        if not self.dataset_name:
-            raise ConfigError("dataset_name is empty; pass --dataset_name, e.g. ml-100k")
-        for name in ("num_steps", "batch_size", "micro_batch_size", "lora_r", "max_answer_tokens", "log_every"):
-            _positive(name, getattr(self, name))
-        for name in ("history_len", "positions_per_user"):
-            if getattr(self, name) is not None:
-                _positive(name, getattr(self, name), " (or leave it unset)")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}; e.g. --learning_rate 5e-4")
-        prompt_lib.get_template(self.prompt_template)  # raises ConfigError naming the known templates
+        for name, cls in (("run", RunSettings), ("policy", PolicySettings), ("recipe", RecipeSettings),
+                          ("trainer", TrainerSettings)):
+            if isinstance(getattr(self, name), dict):  # from a flow's task parameter (JSON)
+                object.__setattr__(self, name, cls(**getattr(self, name)))
+        if len(self.run.datasets) > 1:
+            raise ConfigError(f"SFT teaches one dataset's titles, got {self.run.dataset_name!r}; run it per dataset")
+        if self.policy.policy != "llm":
+            raise ConfigError("SFT trains an LLM policy; drop --policy dummy")
+        if self.policy.init_from:
+            raise ConfigError("SFT starts from --policy_model, not --init_from; drop --init_from")
+        if self.recipe.sft_steps < 1:
+            raise ConfigError("an SFT run needs --sft_steps >= 1, e.g. --sft_steps 250")
 
     @property
     def output_dir(self) -> Path:
-        default = paths.checkpoint_dir(self.dataset_name).with_name(f"{self.dataset_name}_sft")
-        return Path(self.checkpoint_dir) if self.checkpoint_dir else default
+        name = self.run.dataset_name
+        default = paths.checkpoint_dir(name).with_name(f"{name}_sft")
+        return Path(self.trainer.checkpoint_dir) if self.trainer.checkpoint_dir else default
 
-
-def _positive(name: str, value, hint: str = "") -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}; e.g. --{name} 8{hint}")
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def sft_examples(dataset, positions_per_user: int | None = None, max_history: int | None = None) -> list[Example]:
@@ -107,17 +96,15 @@ def sft_examples(dataset, positions_per_user: int | None = None, max_history: in
 
 
 def build_sft_policy(config: SFTConfig):
-    """A LoRA ``RecPolicy`` prompting as the RL trainer's, with SFT's learning rate and rank."""
+    """A LoRA ``RecPolicy`` prompting as the RL trainer's (``policy_config``), with SFT's learning rate."""
     from rl4rec_core.policy.rec_policy import RecPolicy
+    from rl4rec_core.policy.registry import policy_config
 
-    return RecPolicy(
-        model_name=config.policy_model, device=config.device, lora=True, lora_r=config.lora_r,
-        learning_rate=config.learning_rate, micro_batch_size=config.micro_batch_size,
-        prompt_template=config.prompt_template, history_len=config.history_len,
-        response_prefix=config.response_prefix, item_noun=prompt_lib.item_noun_for(config.dataset_name),
-        # log-probs of the plain model; evaluating this checkpoint generates whole answers
-        temperature=1.0, max_new_tokens=config.max_answer_tokens, seed=config.seed,
-    )
+    # log-probs of the plain model (temperature 1); evaluating this checkpoint generates whole answers
+    policy = dataclasses.replace(config.policy, lora=True, temperature=1.0,
+                                 max_new_tokens=config.recipe.sft_max_answer_tokens)
+    algorithm = AlgorithmSettings(learning_rate=config.recipe.sft_learning_rate)
+    return RecPolicy(policy_config(Settings(run=config.run, policy=policy, algorithm=algorithm)))
 
 
 def shared_prefix_logprobs(model, prefix: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
@@ -145,25 +132,26 @@ class SFTTrainer:
     def __init__(self, config: SFTConfig, policy, dataset, callbacks: Sequence[Any] = ()):
         self.config, self.policy, self.dataset, self.callbacks = config, policy, dataset, list(callbacks)
         self.log = ckpt.TrainingLog(config.output_dir / ckpt.LOG_NAME)
-        shown = config.history_len or prompt_lib.get_template(config.prompt_template).history_len
-        self.examples = sft_examples(dataset, config.positions_per_user, max_history=shown)
+        p = config.policy
+        shown = p.history_len or prompt_lib.get_template(p.prompt_template or DEFAULT_PROMPT_TEMPLATE).history_len
+        self.examples = sft_examples(dataset, config.recipe.sft_positions_per_user, max_history=shown)
         if not self.examples:
             raise DataError(f"{dataset.name!r} has no training position to learn from: a user needs >= 4 items "
                             "(history, answer, validation, test); prepare a dataset with longer sequences")
         tok = policy.tokenizer
         if tok.eos_token_id is None:
-            raise ConfigError(f"the tokenizer of {config.policy_model!r} has no EOS token to end answers with")
+            raise ConfigError(f"the tokenizer of {p.policy_model!r} has no EOS token to end answers with")
         self.titles, self.item_texts = dataset.item_titles, dataset.item_texts()
         # every answer is one of num_items texts: tokenise each once, not once per example
         ids = tok(self.item_texts, add_special_tokens=False)["input_ids"]
-        self.answers = [(list(a) + [tok.eos_token_id])[: config.max_answer_tokens] for a in ids]
+        self.answers = [(list(a) + [tok.eos_token_id])[: config.recipe.sft_max_answer_tokens] for a in ids]
         # logits_to_keep marks the HF models whose forward takes a cache; others run whole prompts
         self.share_prefix = "logits_to_keep" in inspect.signature(policy.model.get_base_model().forward).parameters
         self.step = 0
 
     def batches(self) -> Iterator[list[Example]]:
         """``batch_size`` examples at a time, endlessly; a fresh seeded shuffle each pass over the data."""
-        rng, bs, pending = np.random.default_rng(self.config.seed), self.config.batch_size, []
+        rng, bs, pending = np.random.default_rng(self.config.run.seed), self.config.recipe.sft_batch_size, []
         while True:
             pending += [self.examples[i] for i in rng.permutation(len(self.examples))]
             while len(pending) >= bs:
@@ -193,7 +181,7 @@ class SFTTrainer:
 
     def train_step(self, batch: list[Example]) -> dict[str, Any]:
         """One AdamW step on the token-mean NLL of the answers, grad norm clipped to 1."""
-        t0, policy, mb = time.perf_counter(), self.policy, self.config.micro_batch_size
+        t0, policy, mb = time.perf_counter(), self.policy, self.config.policy.micro_batch_size
         rollout = self.encode(batch)
         n_tokens, total = sum(rollout.gen_lengths), 0.0
         policy.optimizer.zero_grad(set_to_none=True)
@@ -202,7 +190,8 @@ class SFTTrainer:
             nll = -(logp * mask).sum()
             (nll / n_tokens).backward()  # the whole batch's token count: micro-batching keeps the gradient
             total += float(nll.detach())
-        grad_norm = torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), 1.0)
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(),
+                                                   self.config.policy.max_grad_norm or float("inf"))
         policy.optimizer.step()
         policy.num_updates += 1
         self.step += 1
@@ -212,15 +201,16 @@ class SFTTrainer:
     def train(self) -> dict[str, Any]:
         """Run ``num_steps`` steps, then write ``checkpoint_final``; returns a summary."""
         cfg, t0 = self.config, time.perf_counter()
+        steps = cfg.recipe.sft_steps
         prepare_output(cfg)
         self._emit("on_train_start", self)
-        with tqdm(total=cfg.num_steps, desc="sft", unit="step", disable=not bars_wanted(cfg.progress)) as bar:
+        with tqdm(total=steps, desc="sft", unit="step", disable=not bars_wanted(cfg.progress)) as bar:
             for batch in self.batches():
-                if self.step >= cfg.num_steps:
+                if self.step >= steps:
                     break
                 stats = self.train_step(batch)
                 self.log.append(stats)
-                if stats["step"] % cfg.log_every == 0 or self.step == cfg.num_steps:
+                if stats["step"] % cfg.trainer.log_every == 0 or self.step == steps:
                     tqdm.write(f"SFT step {stats['step']} | loss {stats['loss']:.4f}")  # above the bar
                 bar.set_postfix(loss=f"{stats['loss']:.4f}")
                 bar.update(1)
@@ -234,8 +224,8 @@ class SFTTrainer:
 
     def save(self, path: Path) -> Path:
         state = {"step": self.step, "kind": "sft", "rng": ckpt.capture_rng()}
-        # use_dummy / stage tell load_policy (and readers of config.json) what this checkpoint holds
-        ckpt.save_checkpoint(path, self.policy, state, {**asdict(self.config), "use_dummy": False, "stage": "sft"})
+        # policy.policy / stage tell load_policy (and readers of config.json) what this checkpoint holds
+        ckpt.save_checkpoint(path, self.policy, state, {**self.config.to_dict(), "stage": "sft"})
         self._emit("on_checkpoint", self.step, path)
         return path
 
@@ -249,7 +239,7 @@ def prepare_output(config: SFTConfig) -> None:
     """Refuse a folder that holds a run (nothing written is lost silently), or clear it with ``overwrite``."""
     out = config.output_dir
     old = [p for p in out.glob("checkpoint_*") if p.is_dir()] + [p for p in [out / ckpt.LOG_NAME] if p.exists()]
-    if old and not config.overwrite:
+    if old and not config.trainer.overwrite:
         raise ConfigError(f"{out} already holds a training run; pass --overwrite to delete it and start over, "
                           "or another --checkpoint_dir")
     for p in old:
@@ -259,5 +249,5 @@ def prepare_output(config: SFTConfig) -> None:
 def run_sft(config: SFTConfig, dataset=None, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Load the dataset (unless given) and the policy, train, save; returns :meth:`SFTTrainer.train`'s summary."""
     prepare_output(config)  # refuse (or clear) before the model is loaded
-    dataset = load_dataset(config.dataset_name) if dataset is None else dataset
+    dataset = load_dataset(config.run.dataset_name) if dataset is None else dataset
     return SFTTrainer(config, build_sft_policy(config), dataset, callbacks).train()

@@ -18,12 +18,12 @@ import torch
 from accelerate.utils import set_seed  # python, numpy, torch and any accelerator's generators
 from tqdm.auto import tqdm
 
+from rl4rec_core import checkpoints as ckpt
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
 from rl4rec_core.integrity import FIX
 from rl4rec_core.progress import bars_wanted
 from rl4rec_core.retrieval.source import RewardSource
 from rl4rec_core.settings import Settings
-from rl4rec_core.training import checkpoint as ckpt
 from rl4rec_core.training.resume import resume_latest
 from rl4rec_core.training.user_pool import UserPool
 
@@ -362,11 +362,14 @@ def build_trainer(
     settings: Settings, reward_source: RewardSource, dataset=None, callbacks: Sequence[TrainerCallback] = (),
     progress: bool = True, trainer_cls: type[RLTrainer] | None = None,
 ) -> RLTrainer:
-    """The one way from settings to a trainer: the dataset (loaded unless given), the policy the settings
-    name (``policy/registry.py``) on the run's device, and the trainer around them (``trainer_cls``, e.g.
-    the data-parallel one, or ``RLTrainer``)."""
+    """The one way from settings to a trainer: the reward (an import path is imported here, before any model
+    loads), the dataset (loaded unless given), the policy the settings name (``policy/registry.py``) on the
+    run's device, and the trainer around them (``trainer_cls``, e.g. the data-parallel one, or ``RLTrainer``)."""
     from rl4rec_core.data import load_datasets
     from rl4rec_core.policy.registry import build_policy
+    from rl4rec_core.retrieval.rewards import resolve_reward
+
+    resolve_reward(settings.algorithm.reward)  # raises ConfigError naming the known rewards
 
     if dataset is None:  # every dataset of the run; one is passed on as itself, several as a list
         loaded = load_datasets(settings.run.datasets)

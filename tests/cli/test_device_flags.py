@@ -25,7 +25,7 @@ def test_the_flags_parse_with_their_defaults():
     parse = build_parser().parse_args
     assert parse(["embed", "--dataset", "d"]).device == "cpu"
     assert parse(["embed", "--dataset", "d", "--device", "auto"]).device == "auto"
-    assert parse(["serve"]).device == "auto"
+    assert parse(["serve"]).device == "cpu"  # the run's device; --num_gpus > 0 puts the actor on cuda
     assert parse(["serve", "--device", "cuda:1", "--num_gpus", "1"]).device == "cuda:1"
     assert parse(["evaluate", "--dataset", "d", "--device", "auto"]).device == "auto"
 
@@ -57,7 +57,7 @@ def test_embed_refuses_cuda_without_a_gpu_and_runs_with_auto(rl4rec_dirs, no_gpu
 
 def test_evaluate_refuses_cuda_without_a_gpu(rl4rec_dirs, no_gpu, capsys):
     name = write_tiny_dataset(rl4rec_dirs["data"])
-    assert main(["evaluate", "--dataset", name, "--policy", "some-model", "--device", "cuda"]) == 2
+    assert main(["evaluate", "--dataset", name, "--policy", "llm", "--device", "cuda"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
 
 

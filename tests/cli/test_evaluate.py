@@ -1,4 +1,4 @@
-"""``rl4rec evaluate --checkpoint ... --with_untrained`` as a user runs it, on a real dummy-policy checkpoint."""
+"""``rl4rec evaluate --checkpoint ...`` as a user runs it, on a real dummy-policy checkpoint."""
 
 from __future__ import annotations
 
@@ -41,10 +41,13 @@ def test_checkpoint_beside_untrained_and_popularity(rl4rec_dirs, tmp_path, capsy
     assert boot["metric"] == "ndcg@10" and boot["users"] == users and lo <= boot["trained_minus_untrained"] <= hi
 
 
-def test_with_untrained_needs_a_checkpoint(rl4rec_dirs, capsys):
+def test_policy_names_the_kind_and_nothing_to_evaluate_says_what_to_pass(rl4rec_dirs, capsys):
     name = write_tiny_dataset(rl4rec_dirs["data"])
-    assert main(["evaluate", "--dataset", name, "--policy", "x", "--with_untrained"]) == 2
-    assert "pass --checkpoint DIR" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --policy is the kind (llm or dummy); the model is --policy_model
+        main(["evaluate", "--dataset_name", name, "--policy", "some-model"])
+    assert "argument --policy: invalid choice: 'some-model'" in capsys.readouterr().err
+    assert main(["evaluate", "--dataset_name", name, "--baselines"]) == 2
+    assert "nothing to evaluate: pass --baselines" in capsys.readouterr().err
 
 
 def test_several_rows_on_the_same_users_with_paired_intervals(rl4rec_dirs, tmp_path, capsys):

@@ -1,7 +1,9 @@
 """``rl4rec --help`` imports no sub-command (so none of torch, pandas, Prefect, Ray, MLflow, transformers), and
-``rl4rec <cmd> --help`` imports that command's module alone and still shows all its flags.
+``rl4rec <cmd> --help`` imports that command's module alone, builds its flags from the settings alone (no heavy
+module) and still shows all its flags.
 
-Times are printed by ``python -X importtime -m flows.cli --help`` or ``time rl4rec --help``, not asserted here."""
+Times are printed by ``benchmarks/bench_help.py`` (or ``python -X importtime -m flows.cli CMD --help``), not
+asserted here."""
 
 from __future__ import annotations
 
@@ -41,13 +43,22 @@ def test_top_level_help_lists_every_command_and_imports_nothing_heavy():
 
 
 @pytest.mark.parametrize("command, flag", [("train", "--num_steps"), ("run", "--quick"), ("ab", "--n_bootstrap"),
-                                           ("assets", "fetch")])
-def test_a_command_help_imports_its_module_alone_with_all_its_flags(command, flag):
+                                           ("assets", "fetch"), ("data", "prepare"), ("embed", "--embed_batch_size"),
+                                           ("tune-retrieval", "--betas"), ("evaluate", "--checkpoint"),
+                                           ("serve", "--status"), ("sft", "--sft_steps")])
+def test_a_command_help_imports_its_module_alone_with_all_its_flags_and_nothing_heavy(command, flag):
     text, modules = _loaded(command, "--help")
     assert flag in text
     module = {**COMMANDS, **EXTRA_COMMANDS}[command][0]
     others = {m for m, _ in {**COMMANDS, **EXTRA_COMMANDS}.values()} - {module}
     assert module in modules and not (modules & others)
+    assert {m.split(".")[0] for m in modules} & set(HEAVY) == set(), f"rl4rec {command} --help imports a heavy module"
+
+
+@pytest.mark.parametrize("action", ["prepare", "info"])
+def test_a_data_action_help_imports_nothing_heavy(action):
+    text, modules = _loaded("data", action, "--help")
+    assert "--dataset_name" in text and {m.split(".")[0] for m in modules} & set(HEAVY) == set()
 
 
 def test_the_table_says_what_each_module_registers():

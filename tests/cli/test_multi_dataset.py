@@ -34,7 +34,7 @@ def test_train_and_evaluate_a_list(rl4rec_dirs, tmp_path, capsys):
     for name in names:  # a table per dataset, and a file per dataset beside the named one
         assert f"{name} · valid split" in out
         saved = json.loads((tmp_path / f"metrics.{name}.json").read_text())
-        assert set(saved["results"]) == {"popularity", "policy:checkpoint_final"}
+        assert set(saved["results"]) == {"popularity", "policy:checkpoint_final", "untrained"}
         assert saved["results"]["popularity"]["users"] == load_dataset(name).num_users
 
 

@@ -104,7 +104,7 @@ def test_llm_flags_reach_the_saved_policy(rl4rec_dirs, tmp_path, capsys):
     flags = ["--history_len", "2", "--prompt_template", "plain", "--top_p", "0.9", "--lora_r", "4",
              "--micro_batch_size", "2", "--temperature", "0.7", "--reward", "log_rank", "--response_prefix", 'Next: "']
     assert main([*args, *flags]) == 0
-    saved = json.loads((tmp_path / "run" / "checkpoint_final" / "policy" / "policy.json").read_text())["config"]
+    saved = json.loads((tmp_path / "run" / "checkpoint_final" / "policy" / "policy.json").read_text())["config"]["policy"]
     assert {k: saved[k] for k in ("history_len", "prompt_template", "top_p", "lora_r", "micro_batch_size",
                                   "temperature", "max_new_tokens", "response_prefix")} == {
         "history_len": 2, "prompt_template": "plain", "top_p": 0.9, "lora_r": 4, "micro_batch_size": 2,
@@ -141,7 +141,7 @@ def _one_line_error(err: str) -> str:
 def test_resume_never_runs_a_hostile_checkpoint(rl4rec_dirs, tmp_path, capsys, llm):
     """A pickle that would run code, planted as the policy's state file of every checkpoint (with a
     manifest that agrees, as a crafted checkpoint has): refused before it runs, one line, exit 2."""
-    from rl4rec_core.training.checkpoint import list_checkpoints
+    from rl4rec_core.checkpoints import list_checkpoints
     from tests.helpers.hostile import plant_pickle
 
     args = _tiny_run_args(rl4rec_dirs, tmp_path, llm)

@@ -13,6 +13,7 @@ from rl4rec_core.embeddings.files import load_item_embeddings
 from rl4rec_core.errors import DataError
 from rl4rec_core.evaluation.baselines import make_baseline
 from rl4rec_core.retrieval import RetrievalService
+from rl4rec_core.settings import RetrievalSettings
 from tests.helpers.embeddings import random_items, write_embeddings
 from tests.helpers.tiny_recdata import WordVectorEncoder
 
@@ -59,7 +60,8 @@ def test_the_echo_baseline_and_tuning_refuse_another_models_file(tiny, use):
 
     _foreign_file(tiny)
     with pytest.raises(DataError, match=r"has dimension 64 but 384 was expected"):  # before: scored silently
-        make_baseline("echo", tiny) if use == "echo baseline" else tune_retrieval(tiny.name, "all-MiniLM-L6-v2")
+        make_baseline("echo", tiny, RetrievalSettings()) if use == "echo baseline" else tune_retrieval(
+            tiny.name, RetrievalSettings())
 
 
 def test_evaluate_refuses_it_in_one_line(tiny, capsys):
@@ -76,6 +78,6 @@ def test_the_service_checks_the_file_against_its_encoder(rl4rec_dirs):
     path = write_embeddings("small", random_items(10, dim=16), model="lookup")
     with pytest.raises(DataError, match=rf"{path.name} has dimension 16 but 32 was expected: lookup gives "
                                         r"32-dimensional vectors.*" + FIX.format("small")):
-        RetrievalService("lookup", datasets=["small"], encoder=encoder)
+        RetrievalService(RetrievalSettings(emb_model_name="lookup"), ["small"], encoder=encoder)
     write_embeddings("small", random_items(10, dim=32), model="lookup")
-    assert RetrievalService("lookup", datasets=["small"], encoder=encoder).datasets() == {"small": (10, 32)}
+    assert RetrievalService(RetrievalSettings(emb_model_name="lookup"), ["small"], encoder=encoder).datasets() == {"small": (10, 32)}

@@ -18,6 +18,7 @@ from rl4rec_core.evaluation.baselines import (
     popularity_scores,
 )
 from rl4rec_core.evaluation.ranking import evaluate_scores, format_table, split_ranks, write_metrics
+from rl4rec_core.settings import RetrievalSettings
 
 # 5 items, 3 users (item indices, oldest first)
 SEQS = [
@@ -117,7 +118,7 @@ def test_batching_does_not_change_results(hand):
 def test_bad_inputs(hand):
     split = hand.split("test")
     with pytest.raises(ConfigError, match="unknown baseline 'bpr'"):
-        make_baseline("bpr", hand)
+        make_baseline("bpr", hand, RetrievalSettings())
     with pytest.raises(DataError, match="NaN"):
         evaluate_scores(torch.full((3, 5), float("nan")), split)
     with pytest.raises(DataError, match=r"scores must be \[users=3, items\]"):
@@ -154,7 +155,7 @@ def test_cli_evaluate(hand, tmp_path, capsys):
     # echo needs the embedding file: a clear error naming the command, exit code 2
     assert cli_main(["evaluate", "--dataset", "hand", "--baseline", "echo"]) == 2
     assert "rl4rec embed --dataset hand" in capsys.readouterr().err
-    assert cli_main(["evaluate", "--dataset", "hand"]) == 2
+    assert cli_main(["evaluate", "--dataset", "hand", "--baselines"]) == 2
     assert "nothing to evaluate" in capsys.readouterr().err
     assert cli_main(["evaluate", "--dataset", "hand", "--checkpoint", str(tmp_path / "missing")]) == 2
     assert "no checkpoint at" in capsys.readouterr().err

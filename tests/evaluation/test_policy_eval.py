@@ -5,17 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rl4rec_core import metrics
 from rl4rec_core.errors import ConfigError, MissingArtifactError
-from rl4rec_core.evaluation import metrics
 from rl4rec_core.evaluation.policy_eval import evaluate_policy, load_policy, paired_bootstrap, select_users
+from rl4rec_core.policy.config import PolicyConfig
 from rl4rec_core.policy.dummy import DummyRecPolicy
 from rl4rec_core.policy.registry import build_policy
 from rl4rec_core.settings import Settings
 from rl4rec_core.training.trainer import RLTrainer
 
 
+DUMMY = PolicyConfig.from_fields(policy="dummy")
+
+
 def test_ranks_are_the_services_ranks_of_greedy_texts(tiny, service):
-    policy = DummyRecPolicy.from_dataset(tiny, seed=0)
+    policy = DummyRecPolicy.from_dataset(tiny, DUMMY)
     summary, ranks = evaluate_policy(tiny, policy, split="valid", service=service, batch_size=5)
     sp = tiny.split("valid")
     assert ranks.shape == (len(sp),) and ranks.dtype == torch.long
@@ -29,16 +33,17 @@ def test_ranks_are_the_services_ranks_of_greedy_texts(tiny, service):
     assert set(summary) == {"hit@5", "ndcg@5", "hit@10", "ndcg@10", "hit@20", "ndcg@20", "mrr"}
 
 
-def test_max_users_is_a_seeded_subset(tiny, service):
-    policy = DummyRecPolicy.from_dataset(tiny)
+def test_chosen_users_are_ranked_as_in_the_whole_split(tiny, service):
+    policy = DummyRecPolicy.from_dataset(tiny, DUMMY)
     _, all_ranks = evaluate_policy(tiny, policy, service=service, split="test")
     rows = select_users(len(all_ranks), 7, seed=5)
-    _, some = evaluate_policy(tiny, policy, service=service, split="test", max_users=7, seed=5)
+    assert (select_users(len(all_ranks), 7, seed=5) == rows).all() and len(rows) == 7  # seeded
+    _, some = evaluate_policy(tiny, policy, service=service, split="test", users=rows)
     assert torch.equal(some, all_ranks[torch.as_tensor(rows)])
 
 
 def test_trained_checkpoint_beats_untrained_on_train_users(tiny, service, tmp_path):
-    cfg = Settings.of(dataset_name=tiny.name, num_steps=60, batch_size=16, group_size=4, use_dummy=True,
+    cfg = Settings.of(dataset_name=tiny.name, num_steps=60, batch_size=16, group_size=4, policy="dummy",
                       learning_rate=0.1, save_every=30, checkpoint_dir=str(tmp_path / "run"), reward="ndcg@10",
                       kl_coef=0.0)
     RLTrainer(cfg, build_policy(cfg, tiny), service, tiny, progress=False).train()
@@ -65,7 +70,7 @@ def test_paired_bootstrap_hand_values():
 
 
 def test_errors(tiny, service, tmp_path):
-    policy = DummyRecPolicy.from_dataset(tiny)
+    policy = DummyRecPolicy.from_dataset(tiny, DUMMY)
     with pytest.raises(ConfigError, match="unknown split"):
         evaluate_policy(tiny, policy, split="validation", service=service)
     with pytest.raises(ConfigError, match="retrieval service"):

@@ -23,7 +23,7 @@ def test_prefect_yaml_declares_pipeline_schedule_and_process_pool():
     deps = {d["name"]: d for d in spec["deployments"]}
     assert {"pipeline", "pipeline-quick", "weekly-retraining"} <= set(deps)
     assert deps["pipeline"]["parameters"]["run"] == {"dataset_name": "ml-100k"}
-    assert deps["pipeline-quick"]["parameters"]["policy"] == {"policy": "dummy"}
+    assert deps["pipeline-quick"]["parameters"]["profile"] == "quick"  # settings.PROFILES: the dummy policy
     [schedule] = deps["weekly-retraining"]["schedules"]
     assert schedule["cron"] == "0 3 * * 1" and schedule["timezone"] == "Europe/Berlin" and schedule["active"] is True
     assert deps["weekly-retraining"]["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
@@ -47,7 +47,7 @@ def test_deploy_and_run_through_a_process_worker(rl4rec_dirs, tmp_path, monkeypa
         prefect_cli("work-pool", "create", "rl4rec-process", "--type", "process", env=env)
         out = prefect_cli("deploy", "--all", env=env)  # no --prefect-file: found in the repository root
         assert "rl4rec-retraining/weekly-retraining" in out
-        # settings groups, as the Prefect UI's form sends them; the deployment's policy group (dummy) stays
+        # settings groups, as the Prefect UI's form sends them; the deployment's profile (the dummy policy) stays
         params = {"run": {"dataset_name": "tiny-ml"}, "trainer": {"num_steps": 3, "batch_size": 8},
                   "evaluation": {"eval_users": None, "baselines": ["popularity"], "evaluate_untrained": False}}
         # as the README shows it: `prefect deployment run ... --watch` waits for the worker to finish the run

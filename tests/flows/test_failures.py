@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from prefect.exceptions import ParameterTypeError
 
-from rl4rec_core.errors import ConfigError
+from rl4rec_core.errors import ConfigError, MissingArtifactError
 from tasks import tracking as mt
 from tests.helpers.flows import QUICK, actor_exists, groups, task_runs
 from tests.helpers.tiny_recdata import write_tiny_dataset
@@ -21,8 +21,8 @@ from tests.helpers.tiny_recdata import write_tiny_dataset
         ({"num_steps": -3}, "num_steps must be a positive integer, got -3"),
         ({"reward": "ndcg_at_ten"}, "unknown reward 'ndcg_at_ten'; known rewards"),
         ({"sft_steps": -1}, "sft_steps must be an integer >= 0"),
-        ({"sft_steps": 5, "init_from": "x", "use_dummy": False}, "set sft_steps=0 or drop init_from"),
-        ({"use_dummy": False, "history_len": 0}, "history_len must be"),
+        ({"sft_steps": 5, "init_from": "x", "policy": "llm"}, "--init_from x: no such folder"),
+        ({"policy": "llm", "history_len": 0}, "history_len must be"),
         ({"baselines": ["popularity", "bpr"]}, "unknown baselines"),
     ],
 )
@@ -33,7 +33,7 @@ def test_bad_parameters_fail_before_any_task(rl4rec_dirs, prefect_api, override,
     state = pipeline_flow(**groups(**{**QUICK, "experiment": "bad-params", **override}), return_state=True)
     assert state.is_failed()
     # a bad value within a group fails Prefect's parameter validation, one across groups the flow's check
-    with pytest.raises((ConfigError, ParameterTypeError), match=message):
+    with pytest.raises((ConfigError, MissingArtifactError, ParameterTypeError), match=message):
         state.result()
     assert task_runs(state.state_details.flow_run_id) == []
     exp = mt.client().get_experiment_by_name("bad-params")

@@ -25,7 +25,7 @@ def test_training_and_evaluation_flows_on_two_datasets(flow_env):
 
     names = ["tiny-ml", prepare_tiny_amazon(flow_env["tmp"])]
     listed = ",".join(names)
-    train_params = {**{k: QUICK[k] for k in ("use_dummy", "num_steps", "batch_size", "group_size")},
+    train_params = {**{k: QUICK[k] for k in ("policy", "num_steps", "batch_size", "group_size")},
                     "dataset_name": listed}
     trained = training_flow(**groups(training_flow, **train_params, model_name="multi-{dataset}",
                                      experiment="multi", actor_name=flow_env["actor"]))

@@ -20,7 +20,7 @@ def test_embedding_training_and_evaluation_flows(flow_env):
     sidecar = json.loads(Path(path).with_suffix(".json").read_text())
     assert sidecar["num_items"] == 24 and Path(path).is_file()
 
-    train_params = {k: QUICK[k] for k in ("dataset_name", "use_dummy", "num_steps", "batch_size", "group_size")}
+    train_params = {k: QUICK[k] for k in ("dataset_name", "policy", "num_steps", "batch_size", "group_size")}
     trained = training_flow(**groups(training_flow, **train_params, model_name="parts-{dataset}", experiment="parts",
                                      actor_name=flow_env["actor"]))
     assert trained["registered"]["version"] == 1

@@ -112,7 +112,7 @@ def test_pipeline_runs_the_recipe_with_an_llm(flow_env, tiny_lm):
     assert names.count("evaluate_policy") == 3  # trained, its start (SFT), and the base LLM
     assert {"policy", "untrained", "base", "echo+prior"} <= set(out["evaluation"])
     policy_json = json.loads((Path(out["checkpoint"]) / "policy" / "policy.json").read_text())
-    assert policy_json["config"]["init_from"] == str((Path(out["start"]) / "policy").resolve())  # GRPO started from SFT
+    assert policy_json["config"]["policy"]["init_from"] == str((Path(out["start"]) / "policy").resolve())  # from SFT
     assert (Path(out["checkpoint"]) / "retrieval_settings.json").is_file()
     run = mt.client().get_run(out["mlflow_run_id"])
     assert "sft/loss" in run.data.metrics and "retrieval_alpha/valid/ndcg_at_10" in run.data.metrics

@@ -53,11 +53,11 @@ def test_two_training_steps_and_evaluation_on_cuda(tiny, tiny_lm, tmp_path):
     for r in records:
         assert all(math.isfinite(r[k]) for k in ("avg_reward", "min_reward", "max_reward", "loss", "mean_rank"))
 
-    metrics, user_ranks = evaluate_policy(tiny, trainer.policy, service=service, max_users=5)
+    metrics, user_ranks = evaluate_policy(tiny, trainer.policy, service=service, users=range(5))
     assert len(user_ranks) == 5 and user_ranks.device.type == "cpu" and 0 <= metrics["ndcg@10"] <= 1
     # the saved run, rebuilt on the GPU from its folder (equality with the in-memory policy is checked on the
     # CPU in tests/training; bfloat16 greedy decoding on a GPU may break a near-tie differently)
-    again, again_ranks = evaluate_policy(tiny, tmp_path / "run", service=service, max_users=5, device=DEVICE)
+    again, again_ranks = evaluate_policy(tiny, tmp_path / "run", service=service, users=range(5), device=DEVICE)
     assert len(again_ranks) == 5 and again_ranks.device.type == "cpu" and 0 <= again["ndcg@10"] <= 1
 
 
@@ -65,7 +65,7 @@ def test_two_training_steps_and_evaluation_on_cuda(tiny, tiny_lm, tmp_path):
                                 {"reward": "mrr", "num_negatives": 5, "seed": 1}], ids=["ranks", "scores", "negatives"])
 def test_cuda_rewards_equal_the_cpu(tiny, kw):
     tuned = TunedRetrieval(tiny.name, HybridWeights(beta=0.05, alpha=0.5, history_m=2), [3] * tiny.num_items)
-    cpu, gpu = (make_service(tiny, WordVectorEncoder(), device=d, retrieval={tiny.name: tuned}) for d in ("cpu", DEVICE))
+    cpu, gpu = (make_service(tiny, WordVectorEncoder(), device=d, tuned={tiny.name: tuned}) for d in ("cpu", DEVICE))
     split = tiny.split("valid")
     texts = ["a dark thriller", "a comedy for children", "romance", "heat"]
     args = (texts, tiny.name, [int(t) for t in split.targets[:4]], [list(map(int, h)) for h in split.histories[:4]])

@@ -4,7 +4,7 @@ a flow's parameters from flat setting names, and reading task runs, artifacts an
 from __future__ import annotations
 
 # flat setting names, as `rl4rec run`'s flags; `groups(...)` turns them into a flow's parameters
-QUICK = dict(dataset_name="tiny-ml", use_dummy=True, num_steps=4, batch_size=8, group_size=4, save_every=2,
+QUICK = dict(dataset_name="tiny-ml", policy="dummy", num_steps=4, batch_size=8, group_size=4, save_every=2,
              eval_users=None)
 
 
@@ -12,11 +12,11 @@ def groups(flow=None, **flat) -> dict:
     """A flow's settings groups as plain dicts, as a deployment sends them (Prefect validates them)."""
     import inspect
 
-    from flows.params import FLOW_GROUPS, split_by_group
+    from rl4rec_core.settings import ALL_GROUPS, split_fields
 
-    names = tuple(FLOW_GROUPS) if flow is None else tuple(
-        n for n in inspect.signature(flow.fn).parameters if n in FLOW_GROUPS)
-    return split_by_group(flat, names)
+    names = tuple(ALL_GROUPS) if flow is None else tuple(
+        n for n in inspect.signature(flow.fn).parameters if n in ALL_GROUPS)
+    return split_fields(flat, {n: ALL_GROUPS[n] for n in names})
 
 
 def task_runs(flow_run_id) -> list:

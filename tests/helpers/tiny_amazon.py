@@ -51,9 +51,12 @@ def prepare_tiny_amazon(tmp_path, name: str = "tiny-beauty") -> str:
     return name
 
 
-def make_multi_service(datasets, encoder, **kwargs):
-    """A real ``RetrievalService`` holding every dataset's item texts, embedded by ``encoder``."""
+def make_multi_service(datasets, encoder, **fields):
+    """A real ``RetrievalService`` holding every dataset's item texts, embedded by ``encoder``; ``fields`` are
+    retrieval settings."""
     from rl4rec_core.retrieval import RetrievalService
+    from rl4rec_core.settings import RetrievalSettings
 
     emb = {ds.name: encoder.encode(ds.item_texts()) for ds in datasets}
-    return RetrievalService(emb_model_name=encoder.model_name, encoder=encoder, embeddings=emb, **kwargs)
+    return RetrievalService(RetrievalSettings(emb_model_name=encoder.model_name, **fields), encoder=encoder,
+                            embeddings=emb)

@@ -1,7 +1,7 @@
 """A tiny random causal LM and a word-level tokenizer, built locally (no hub), for policy tests.
 
 ``make_tiny_lm(folder)`` saves both into ``folder`` so it can be passed anywhere a model name goes
-(``RecPolicy(model_name=str(folder))``). The model is a 2-layer Llama with hidden size 32 (~20 k
+(``RecPolicy(PolicyConfig.from_fields(policy_model=str(folder)))``). The model is a 2-layer Llama with hidden size 32 (~20 k
 parameters): random, so its text is word salad, but every code path of a real LM is exercised.
 """
 

@@ -62,14 +62,16 @@ def write_tiny_dataset(data_dir, name: str = "tiny-ml", users_per_genre: int = 1
     return name
 
 
-def make_service(dataset, encoder, device="cpu", **kwargs):
-    """A real ``RetrievalService`` over ``dataset``'s item texts, embedded by ``encoder``, its items on ``device``."""
+def make_service(dataset, encoder, device="cpu", tuned=None, **fields):
+    """A real ``RetrievalService`` over ``dataset``'s item texts, embedded by ``encoder``, its items on ``device``;
+    ``tuned`` the hybrid scorer's ``{dataset: TunedRetrieval}``, ``fields`` retrieval settings."""
     from rl4rec_core.retrieval import RetrievalService
+    from rl4rec_core.settings import RetrievalSettings
 
     texts = [f"{r.title} ({r.year}). Genres: {r.genres}" for r in dataset.items.itertuples()]
     emb = encoder.encode(texts)
-    return RetrievalService(emb_model_name=encoder.model_name, encoder=encoder, embeddings={dataset.name: emb},
-                            device=device, **kwargs)
+    return RetrievalService(RetrievalSettings(emb_model_name=encoder.model_name, **fields), encoder=encoder,
+                            embeddings={dataset.name: emb}, device=device, tuned=tuned)
 
 
 class WordVectorEncoder:

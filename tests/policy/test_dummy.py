@@ -8,9 +8,9 @@ import torch
 
 from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError
+from rl4rec_core.policy.config import PolicyConfig
 from rl4rec_core.policy.dummy import DummyRecPolicy, build_vocab
 from rl4rec_core.settings import Settings
-from rl4rec_core.training.algorithms import AlgoConfig
 from rl4rec_core.training.trainer import RLTrainer
 from tests.helpers.tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 
@@ -28,7 +28,7 @@ def minilm():
 
 
 def test_vocab_comes_from_item_texts(tiny):
-    policy = DummyRecPolicy.from_dataset(tiny)
+    policy = DummyRecPolicy.from_dataset(tiny, PolicyConfig.from_fields(policy="dummy", kl_coef=0.0))
     # genres and title words, lower-cased, stop words and years dropped
     assert {"horror", "western", "sci", "unforgiven", "tombstone"} <= set(policy.vocab)
     assert "the" not in policy.vocab and not any(w.isdigit() for w in policy.vocab)
@@ -36,7 +36,8 @@ def test_vocab_comes_from_item_texts(tiny):
 
 
 def test_generate_is_grouped_and_seeded(tiny):
-    a, b = DummyRecPolicy.from_dataset(tiny, seed=3), DummyRecPolicy.from_dataset(tiny, seed=3)
+    config = PolicyConfig.from_fields(policy="dummy", seed=3, kl_coef=0.0)
+    a, b = DummyRecPolicy.from_dataset(tiny, config), DummyRecPolicy.from_dataset(tiny, config)
     prompts = a.build_prompts([["Carrie", "Fog, The"], ["Tombstone"], ["Brazil"]])
     texts = a.generate(prompts, num_samples=4)
     assert len(texts) == 12 and all(len(t.split()) == a.num_words for t in texts)
@@ -46,7 +47,8 @@ def test_generate_is_grouped_and_seeded(tiny):
 
 
 def test_update_moves_probability_to_rewarded_words(tiny):
-    policy = DummyRecPolicy.from_dataset(tiny, seed=0, learning_rate=0.1)
+    policy = DummyRecPolicy.from_dataset(tiny, PolicyConfig.from_fields(policy="dummy", seed=0, learning_rate=0.1,
+        kl_coef=0.0))
     prompts = policy.build_prompts([["Carrie"], ["Tombstone"]])
     reps = [p for p in prompts for _ in range(4)]
     h = policy.index["horror"]
@@ -61,20 +63,21 @@ def test_update_moves_probability_to_rewarded_words(tiny):
 
 
 def test_update_rejects_mismatched_lengths(tiny):
-    policy = DummyRecPolicy.from_dataset(tiny)
+    policy = DummyRecPolicy.from_dataset(tiny, PolicyConfig.from_fields(policy="dummy", kl_coef=0.0))
     with pytest.raises(ValueError, match="one each"):
         policy.update(["p"], ["a b", "c d"], torch.zeros(2))
 
 
 def test_bad_settings_are_config_errors():
     with pytest.raises(ConfigError, match="vocabulary"):
-        DummyRecPolicy(["only"])
+        DummyRecPolicy(["only"], PolicyConfig.from_fields(policy="dummy", kl_coef=0.0))
     with pytest.raises(ConfigError, match="learning_rate"):
-        DummyRecPolicy(["a", "b"], learning_rate=0)
+        DummyRecPolicy(["a", "b"], PolicyConfig.from_fields(policy="dummy", learning_rate=0, kl_coef=0.0))
 
 
 def test_save_load_round_trip_resumes_sampling(tiny, tmp_path):
-    policy = DummyRecPolicy.from_dataset(tiny, seed=1, algo=AlgoConfig(algorithm="reinforce", group_size=2))
+    policy = DummyRecPolicy.from_dataset(tiny, PolicyConfig.from_fields(policy="dummy", seed=1,
+        algorithm="reinforce", group_size=2, kl_coef=0.0))
     prompts = policy.build_prompts([["Carrie"], ["Brazil"]])
     reps = [p for p in prompts for _ in range(2)]
     for _ in range(3):
@@ -91,9 +94,10 @@ def test_save_load_round_trip_resumes_sampling(tiny, tmp_path):
 
 
 def _assert_learns(tiny, service):
-    cfg = Settings.of(dataset_name=tiny.name, num_steps=50, batch_size=16, group_size=4, use_dummy=True,
+    cfg = Settings.of(dataset_name=tiny.name, num_steps=50, batch_size=16, group_size=4, policy="dummy",
                       save_every=50, seed=0, reward="ndcg@10")
-    policy = DummyRecPolicy.from_dataset(tiny, seed=0, learning_rate=0.1, algo=AlgoConfig(group_size=4))
+    policy = DummyRecPolicy.from_dataset(tiny, PolicyConfig.from_fields(policy="dummy", seed=0, learning_rate=0.1,
+        group_size=4, kl_coef=0.0))
     trainer = RLTrainer(cfg, policy, service, tiny, progress=False)
     trainer.train()
     rewards = np.array([r["avg_reward"] for r in trainer.log.read()])

@@ -7,17 +7,18 @@ import pytest
 import torch
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.policy.engines import cut_completion, merged_lora
+from rl4rec_core.policy.engines import merged_lora
+from rl4rec_core.policy.rollout import cut_completion
+from rl4rec_core.policy.config import PolicyConfig
 from rl4rec_core.policy.rec_policy import RecPolicy
-from rl4rec_core.training.algorithms import AlgoConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 HISTORIES = [["Toy Story (1995)"], ["Heat (1995)", "Casino (1995)"]]
 
 
 def _policy(path, merge: bool) -> RecPolicy:
-    policy = RecPolicy(model_name=path, max_new_tokens=6, learning_rate=0.05, lora_r=8, seed=0,
-                       algo=AlgoConfig(group_size=3), merge_for_sampling=merge)
+    policy = RecPolicy(PolicyConfig.from_fields(policy_model=path, max_new_tokens=6, learning_rate=0.05, lora_r=8,
+        seed=0, group_size=3, merge_for_sampling=merge, kl_coef=0.0))
     with torch.no_grad():  # LoRA starts as a no-op (B = 0); make the adapters matter
         for name, p in policy.model.named_parameters():
             if "lora_B" in name:
@@ -62,8 +63,8 @@ def test_cut_completion_keeps_the_first_end_token():
 
 
 def test_unknown_engine_is_refused_with_the_choices(tiny_lm):
-    with pytest.raises(ConfigError, match="rollout_engine must be one of hf, vllm"):
-        RecPolicy(model_name=tiny_lm, rollout_engine="nope")
+    with pytest.raises(ConfigError, match="unknown rollout_engine .nope.; choose one of hf, vllm"):
+        RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, rollout_engine="nope", kl_coef=0.0))
 
 
 def test_cpu_bf16_autocast_only_where_the_cpu_has_it(tiny_lm, monkeypatch, caplog):
@@ -71,14 +72,15 @@ def test_cpu_bf16_autocast_only_where_the_cpu_has_it(tiny_lm, monkeypatch, caplo
 
     monkeypatch.setattr(rec_policy, "cpu_has_fast_bf16", lambda: False)
     with caplog.at_level("WARNING"):
-        policy = RecPolicy(model_name=tiny_lm, max_new_tokens=4, lora_r=8, cpu_bf16=True, algo=AlgoConfig(group_size=2))
+        policy = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, max_new_tokens=4, lora_r=8, cpu_bf16=True,
+            group_size=2, kl_coef=0.0))
     assert "cpu_bf16 ignored" in caplog.text
     with policy.autocast():
         assert not torch.is_autocast_enabled("cpu")
 
     monkeypatch.setattr(rec_policy, "cpu_has_fast_bf16", lambda: True)  # as on an AVX512-BF16 / AMX machine
-    policy = RecPolicy(model_name=tiny_lm, max_new_tokens=4, lora_r=8, cpu_bf16=True, learning_rate=0.05,
-                       algo=AlgoConfig(group_size=2))
+    policy = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, max_new_tokens=4, lora_r=8, cpu_bf16=True,
+        learning_rate=0.05, group_size=2, kl_coef=0.0))
     with policy.autocast():
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     prompts = policy.build_prompts(HISTORIES)

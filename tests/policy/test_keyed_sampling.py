@@ -9,8 +9,8 @@ import torch
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy.dummy import DummyRecPolicy
 from rl4rec_core.policy.keyed_sampling import KeyedGumbel, sample_key
+from rl4rec_core.policy.config import PolicyConfig
 from rl4rec_core.policy.rec_policy import RecPolicy
-from rl4rec_core.training.algorithms import AlgoConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 HISTORIES = [["Toy Story (1995)"], ["Heat (1995)", "Casino (1995)"], ["Fargo (1996)"], ["Babe (1995)"]]
@@ -35,8 +35,8 @@ def test_gumbel_max_samples_the_softmax():
 
 
 def test_llm_samples_depend_on_the_seed_not_the_batch(tiny_lm):
-    policy = RecPolicy(model_name=tiny_lm, max_new_tokens=6, learning_rate=0.05, lora_r=8, seed=0,
-                       algo=AlgoConfig(group_size=3))
+    policy = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, max_new_tokens=6, learning_rate=0.05,
+        lora_r=8, seed=0, group_size=3, kl_coef=0.0))
     prompts = policy.build_prompts(HISTORIES)
     seeds = [11, 22, 33, 44]
     whole = policy.generate(prompts, num_samples=3, seeds=seeds)
@@ -52,7 +52,8 @@ def test_llm_samples_depend_on_the_seed_not_the_batch(tiny_lm):
 
 
 def test_dummy_samples_depend_on_the_seed_not_the_batch():
-    policy = DummyRecPolicy([f"w{i}" for i in range(50)], num_words=5)
+    policy = DummyRecPolicy([f"w{i}" for i in range(50)], PolicyConfig.from_fields(policy="dummy", dummy_words=5,
+        kl_coef=0.0))
     prompts = ["Recently watched: a", "Recently watched: b", "Recently watched: c"]
     whole = policy.generate(prompts, num_samples=4, seeds=[5, 6, 7])
     assert policy.generate(prompts[1:], num_samples=4, seeds=[6, 7]) == whole[4:]

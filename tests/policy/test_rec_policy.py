@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
-from rl4rec_core.policy.rec_policy import PolicyConfig, RecPolicy
+from rl4rec_core.policy.config import PolicyConfig
+from rl4rec_core.policy.rec_policy import RecPolicy
 from rl4rec_core.policy.rollout import pack
-from rl4rec_core.training.algorithms import AlgoConfig
 
 HISTORIES = [["Toy Story (1995). Genres: Comedy"], ["Heat (1995). Genres: Action", "Casino (1995). Genres: Drama"]]
 # an easy reward to learn: the share of generated tokens that are genre-ish words (~7% at random)
@@ -19,10 +19,11 @@ GOOD_WORDS = "comedy drama action thriller romance animation children great good
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def make_policy(path, **kwargs) -> RecPolicy:
-    defaults = dict(model_name=path, max_new_tokens=6, learning_rate=0.05, lora_r=8, micro_batch_size=3,
-                    algo=AlgoConfig(group_size=4))
-    return RecPolicy(**{**defaults, **kwargs})
+def make_policy(path, **fields) -> RecPolicy:
+    """Settings fields of the policy and algorithm groups over a small default."""
+    defaults = dict(policy_model=path, max_new_tokens=6, learning_rate=0.05, lora_r=8, micro_batch_size=3,
+                    group_size=4, kl_coef=0.0)
+    return RecPolicy(PolicyConfig.from_fields(**{**defaults, **fields}))
 
 
 def genre_reward(policy: RecPolicy, completion_ids: list[list[int]]) -> torch.Tensor:
@@ -95,7 +96,7 @@ def test_grpo_steps_change_only_the_adapters_and_raise_the_reward(tiny_lm):
 
 def test_kl_is_zero_at_start_with_lora_then_grows(tiny_lm):
     torch.manual_seed(1)
-    policy = make_policy(tiny_lm, algo=AlgoConfig(group_size=4, kl_coef=0.1))
+    policy = make_policy(tiny_lm, group_size=4, kl_coef=0.1)
     prompts = policy.build_prompts(HISTORIES)
     ro = policy.rollout(prompts, 4)
     first = policy.update(prompts, ro.texts, genre_reward(policy, ro.completion_ids))
@@ -108,14 +109,14 @@ def test_kl_is_zero_at_start_with_lora_then_grows(tiny_lm):
 
 def test_ppo_epochs_and_reinforce_full_finetuning(tiny_lm):
     torch.manual_seed(2)
-    ppo = make_policy(tiny_lm, algo=AlgoConfig(group_size=4, clip_eps=0.2, ppo_epochs=3))
+    ppo = make_policy(tiny_lm, group_size=4, clip_eps=0.2, ppo_epochs=3)
     prompts = ppo.build_prompts(HISTORIES)
     ro = ppo.rollout(prompts, 4)
     stats = ppo.update(prompts, ro.texts, genre_reward(ppo, ro.completion_ids) + torch.arange(8) * 0.01)
     # after the first inner epoch the policy has moved, so later epochs see ratios != 1
     assert 0.0 <= stats["clip_frac"] <= 1.0 and stats["ratio_mean"] != 1.0
 
-    full = make_policy(tiny_lm, lora=False, learning_rate=1e-2, algo=AlgoConfig(algorithm="reinforce", group_size=1, kl_coef=0.1))
+    full = make_policy(tiny_lm, lora=False, learning_rate=1e-2, algorithm="reinforce", group_size=1, kl_coef=0.1)
     before = trainable(full)
     texts = full.generate(prompts, num_samples=2)
     stats = full.update(prompts, texts, torch.tensor([0.1, 0.9, 0.5, 0.2]))
@@ -126,7 +127,7 @@ def test_ppo_epochs_and_reinforce_full_finetuning(tiny_lm):
 
 def test_save_load_round_trip_resumes_exactly(tiny_lm, tmp_path):
     torch.manual_seed(3)
-    policy = make_policy(tiny_lm, algo=AlgoConfig(group_size=2))
+    policy = make_policy(tiny_lm, group_size=2)
     prompts = policy.build_prompts(HISTORIES)
     for _ in range(2):
         ro = policy.rollout(prompts, 2)
@@ -180,8 +181,8 @@ def test_bad_inputs_are_explained(tiny_lm, tmp_path):
     with pytest.raises(MissingArtifactError, match="no adapter_model.safetensors"):
         policy.load(tmp_path)
     with pytest.raises(ConfigError, match="temperature"):
-        PolicyConfig(model_name=tiny_lm, temperature=0)
-    with pytest.raises(ConfigError, match="unknown prompt template"):
-        PolicyConfig(model_name=tiny_lm, prompt_template="fancy")
+        PolicyConfig.from_fields(policy_model=tiny_lm, temperature=0)
+    with pytest.raises(ConfigError, match="unknown prompt template"):  # before the model loads
+        RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, prompt_template="fancy"))
     with pytest.raises(MissingArtifactError, match="cannot load policy model"):
-        RecPolicy(model_name=str(tmp_path / "no-such-model"))
+        RecPolicy(PolicyConfig.from_fields(policy_model=str(tmp_path / "no-such-model"), kl_coef=0.0))

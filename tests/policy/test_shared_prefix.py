@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rl4rec_core.policy.config import PolicyConfig
+
 from rl4rec_core.policy.rec_policy import RecPolicy
 from rl4rec_core.policy.rollout import pack
 from rl4rec_core.policy.shared_prefix import GroupedTokenBatch, pack_groups
-from rl4rec_core.training.algorithms import AlgoConfig
 
 # different lengths, so the prompts are left-padded and the completions right-padded
 HISTORIES = [["Toy Story (1995). Genres: Comedy"], ["Heat (1995). Genres: Action", "Casino (1995). Genres: Drama"],
@@ -21,8 +22,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def policy_for(path, share: bool, kl_coef: float = 0.0, **kw) -> RecPolicy:
-    return RecPolicy(model_name=path, max_new_tokens=7, learning_rate=0.05, lora_r=8, micro_batch_size=4,
-                     algo=AlgoConfig(group_size=3, kl_coef=kl_coef), share_prompt=share, seed=0, **kw)
+    return RecPolicy(PolicyConfig.from_fields(policy_model=path, max_new_tokens=7, learning_rate=0.05, lora_r=8,
+        micro_batch_size=4, group_size=3, kl_coef=kl_coef, share_prompt=share, seed=0, **kw))
 
 
 def test_grouped_logprobs_and_gradients_match_per_sequence(tiny_lm):
@@ -96,6 +97,6 @@ def test_shared_prefill_generation_equals_plain_generate(tiny_lm):
     attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in ids_list])
     # greedy decoding makes the two paths comparable token for token
     shared = policy.engine._generate(ids, attn, 2, do_sample=False, sampling={})
-    policy.config.share_prompt = False  # generate's own expansion: each prompt repeated, run in full
+    policy.config = policy.config.replace(share_prompt=False)  # generate's own expansion: each prompt repeated, run in full
     plain = policy.engine._generate(ids.repeat_interleave(2, 0), attn.repeat_interleave(2, 0), 1, do_sample=False, sampling={})
     assert shared.shape == plain.shape and torch.equal(shared, plain)

@@ -26,6 +26,7 @@ import torch
 
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.policy.engines import make_engine
+from rl4rec_core.policy.config import PolicyConfig
 from rl4rec_core.policy.rec_policy import RecPolicy
 from rl4rec_core.policy.vllm_engine import completion_ids, import_vllm, lora_rank_slot, save_base_model
 
@@ -40,10 +41,10 @@ SCRIPT = textwrap.dedent(
     import torch
 
     from rl4rec_core.errors import ConfigError
+    from rl4rec_core.policy.config import PolicyConfig
     from rl4rec_core.policy.engines import HFEngine
     from rl4rec_core.policy.rec_policy import RecPolicy
     from rl4rec_core.policy.rollout import Rollout
-    from rl4rec_core.training.algorithms import AlgoConfig
     from tests.helpers.tiny_lm import make_tiny_tokenizer
 
     HISTORIES = [["Toy Story (1995). Genres: Comedy"], ["Heat (1995). Genres: Action", "Casino (1995). Genres: Drama"]]
@@ -75,10 +76,9 @@ SCRIPT = textwrap.dedent(
 
 
     def checks(folder):
-        policy = RecPolicy(
-            model_name=tiny_lm(folder), rollout_engine="vllm", lora=sys.argv[2] == "lora",
-            lora_r=4, lora_alpha=8, max_new_tokens=6, learning_rate=float(sys.argv[4]), algo=AlgoConfig(group_size=2, kl_coef=0.0),
-        )
+        policy = RecPolicy(PolicyConfig.from_fields(
+            policy_model=tiny_lm(folder), rollout_engine="vllm", lora=sys.argv[2] == "lora", lora_r=4, lora_alpha=8,
+            max_new_tokens=6, learning_rate=float(sys.argv[4]), group_size=2, kl_coef=0.0))
         prompts = policy.build_prompts(HISTORIES)
         ids = policy._encode_prompts(prompts)
         hf = HFEngine(policy)
@@ -96,14 +96,14 @@ SCRIPT = textwrap.dedent(
             out["keyed_alone"] = policy.rollout(prompts[1:], num_samples=4, seeds=[22]).completion_ids
             # vLLM's coldest sampling: the first tokens' top-2 logit gaps are 0.07 and 0.4 here, so each group
             # starts with its own prompt's greedy token (the seeds are fixed: no flakiness)
-            policy.config.temperature = 0.01
+            policy.config = policy.config.replace(temperature=0.01)
             out["cold"] = policy.rollout(prompts, num_samples=3).completion_ids
-            policy.config.temperature = 0.005  # vLLM would silently sample at 0.01: refused instead
+            policy.config = policy.config.replace(temperature=0.005)  # vLLM would silently sample at 0.01: refused instead
             try:
                 policy.rollout(prompts, num_samples=2)
             except ConfigError as e:
                 out["too_cold"] = str(e)
-            policy.config.temperature = 1.0
+            policy.config = policy.config.replace(temperature=1.0)
         eos = policy.tokenizer.eos_token_id
         targets = [policy.tokenizer.convert_tokens_to_ids(w) + [eos] for w in (["comedy", "drama"], ["action"])]
         teach(policy, prompts, targets, out["hf_before"], steps=int(sys.argv[3]))
@@ -176,8 +176,8 @@ def test_vllm_engine_follows_full_finetuning(tmp_path):
 
 
 def test_unknown_engine_is_refused(tiny_lm):
-    with pytest.raises(ConfigError, match="rollout_engine must be one of hf, vllm"):
-        RecPolicy(model_name=tiny_lm, rollout_engine="nope")
+    with pytest.raises(ConfigError, match="unknown rollout_engine .nope.; choose one of hf, vllm"):
+        RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, rollout_engine="nope", kl_coef=0.0))
     with pytest.raises(ConfigError, match="unknown rollout engine 'nope'"):
         make_engine("nope", None)
 
@@ -208,7 +208,7 @@ def test_saved_base_is_the_policy_without_its_adapters(tiny_lm, tmp_path, one_th
     """With ``init_from``, vLLM serves this folder: the merged start, without the trainable adapters."""
     from transformers import AutoModelForCausalLM
 
-    policy = RecPolicy(model_name=tiny_lm)
+    policy = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, kl_coef=0.0))
     with torch.no_grad():
         for name, p in policy.model.named_parameters():
             if "lora_B" in name:

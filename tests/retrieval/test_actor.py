@@ -9,8 +9,9 @@ import ray
 import torch
 
 from rl4rec_core.errors import ConfigError, MissingArtifactError, Rl4recError
-from rl4rec_core.evaluation import metrics
+from rl4rec_core import metrics
 from rl4rec_core.retrieval import RetrievalClient, get_retrieval_actor, launch_retrieval_actor, remove_retrieval_actor
+from rl4rec_core.settings import RetrievalSettings
 from rl4rec_core.retrieval.actor import RetrievalServiceNotFound
 from tests.helpers.embeddings import data_dirs, random_items, write_embeddings
 
@@ -34,7 +35,7 @@ def served(ray_local, tmp_path_factory):
         write_embeddings("toy-b", random_items(50, seed=2))
         name = f"TestRetrieval-{uuid.uuid4().hex[:6]}"
         actor = launch_retrieval_actor(
-            "all-MiniLM-L6-v2", "item", ["toy-a", "toy-b"], name=name, backend="sentence-transformers", chunk_size=64
+            RetrievalSettings(actor_name=name, emb_backend="sentence-transformers", chunk_size=64), ["toy-a", "toy-b"]
         )
         yield name, actor, mp
         remove_retrieval_actor(name)
@@ -99,11 +100,11 @@ def test_bad_calls_leave_the_actor_serving(served, method, args, kwargs, error, 
 def test_name_clashes_and_get_if_exists(served):
     name, actor, _ = served
     with pytest.raises(ConfigError, match="already runs"):
-        launch_retrieval_actor(datasets=["toy-a"], name=name)
-    same = launch_retrieval_actor(datasets=["toy-b"], name=name, get_if_exists=True)
+        launch_retrieval_actor(RetrievalSettings(actor_name=name), ["toy-a"])
+    same = launch_retrieval_actor(RetrievalSettings(actor_name=name), ["toy-b"], get_if_exists=True)
     assert same._actor_id == actor._actor_id
     with pytest.raises(ConfigError, match="toy-c"):
-        launch_retrieval_actor(datasets=["toy-c"], name=name, get_if_exists=True)
+        launch_retrieval_actor(RetrievalSettings(actor_name=name), ["toy-c"], get_if_exists=True)
 
 
 def test_missing_actor_says_how_to_start_it(ray_local):
@@ -117,7 +118,7 @@ def test_missing_actor_says_how_to_start_it(ray_local):
 def test_failed_start_reports_the_cause(served):
     # no embedding file for this dataset: the constructor's error reaches the launcher
     with pytest.raises(MissingArtifactError, match="rl4rec embed --dataset missing-ds"):
-        launch_retrieval_actor(datasets=["missing-ds"], name=f"Broken-{uuid.uuid4().hex[:6]}")
+        launch_retrieval_actor(RetrievalSettings(actor_name=f"Broken-{uuid.uuid4().hex[:6]}"), ["missing-ds"])
 
 
 def test_restart_after_crash_then_clean_removal(served):

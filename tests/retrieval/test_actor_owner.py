@@ -10,6 +10,7 @@ import pytest
 import ray
 
 from rl4rec_core.retrieval import RetrievalClient, launch_retrieval_actor, remove_retrieval_actor
+from rl4rec_core.settings import RetrievalSettings
 from rl4rec_core.retrieval.actor import ActorNameTaken
 from rl4rec_core.retrieval.owner import actor_id, actor_record
 from tests.helpers.embeddings import data_dirs, random_items, write_embeddings
@@ -22,7 +23,8 @@ def owned(ray_local, tmp_path_factory):
         write_embeddings("toy-a", random_items(30, seed=1))
         write_embeddings("toy-b", random_items(20, seed=2))
         name = f"Owned-{uuid.uuid4().hex[:6]}"
-        actor = launch_retrieval_actor(datasets=["toy-a", "toy-b"], name=name, backend="sentence-transformers")
+        actor = launch_retrieval_actor(RetrievalSettings(actor_name=name, emb_backend="sentence-transformers"),
+                                       ["toy-a", "toy-b"])
         yield name, actor
         ray.kill(actor, no_restart=True)
 
@@ -31,7 +33,7 @@ def test_a_taken_name_is_refused_naming_the_running_actor(owned):
     # before: "already runs ... use it, stop it first" without its datasets, its starter or how to stop it
     name, actor = owned
     with pytest.raises(ActorNameTaken) as e:
-        launch_retrieval_actor(datasets=["toy-a"], name=name)
+        launch_retrieval_actor(RetrievalSettings(actor_name=name), ["toy-a"])
     msg = str(e.value)
     assert f"named {name!r} already runs in namespace 'rl4rec' (actor id {actor_id(actor)}, ALIVE" in msg
     assert "datasets: toy-a (30 items), toy-b (20 items)" in msg

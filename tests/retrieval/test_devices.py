@@ -13,8 +13,10 @@ import pytest
 import torch
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.evaluation import metrics, ranking
+from rl4rec_core import metrics
+from rl4rec_core.evaluation import ranking
 from rl4rec_core.retrieval import RetrievalService, scoring
+from rl4rec_core.settings import RetrievalSettings
 from rl4rec_core.retrieval.hybrid import HybridWeights, TunedRetrieval
 from tests.helpers.embeddings import random_items
 from tests.helpers.pretend_device import PRETEND, DeviceMix, PretendDevice, on_device
@@ -29,9 +31,9 @@ HYBRID = TunedRetrieval("toy", HybridWeights(beta=0.05, alpha=0.5, history_m=2),
 
 def make_service(device: str | torch.device, hybrid: bool = False) -> RetrievalService:
     # chunk_size 7: many chunks and a ragged last one, so every chunked path runs
-    return RetrievalService(emb_model_name=WordVectorEncoder.model_name, encoder=WordVectorEncoder(DIM),
-                            embeddings={"toy": random_items(N, DIM)}, device=device, chunk_size=7,
-                            scorer="auto" if hybrid else "cosine", retrieval={"toy": HYBRID} if hybrid else None)
+    return RetrievalService(RetrievalSettings(emb_model_name=WordVectorEncoder.model_name, chunk_size=7, scorer="auto" if hybrid else "cosine"),
+        encoder=WordVectorEncoder(DIM), embeddings={"toy": random_items(N, DIM)}, device=device,
+        tuned={"toy": HYBRID} if hybrid else None)
 
 
 def both(call, hybrid: bool = False):
@@ -120,19 +122,20 @@ def test_evaluation_ranks_device_scores_and_returns_cpu_ranks():
 
 def test_policy_evaluation_and_a_training_step_with_a_device_service(tiny):
     """``evaluate_policy`` and the trainer's reward step against a service on the device (dummy policy)."""
-    from rl4rec_core.evaluation.policy_eval import evaluate_policy
+    from rl4rec_core.evaluation.policy_eval import evaluate_policy, select_users
     from rl4rec_core.policy.registry import build_policy
     from rl4rec_core.settings import Settings
     from rl4rec_core.training.trainer import RLTrainer
     from tests.helpers.tiny_recdata import make_service as tiny_service
 
-    cfg = Settings.of(dataset_name=tiny.name, use_dummy=True, batch_size=8, group_size=4, reward="ndcg@10")
+    cfg = Settings.of(dataset_name=tiny.name, policy="dummy", batch_size=8, group_size=4, reward="ndcg@10")
     cpu = tiny_service(tiny, WordVectorEncoder())
-    expected, expected_ranks = evaluate_policy(tiny, build_policy(cfg, tiny), service=cpu, max_users=10)
+    users = select_users(len(tiny.split("valid")), 10)
+    expected, expected_ranks = evaluate_policy(tiny, build_policy(cfg, tiny), service=cpu, users=users)
     with PretendDevice():
-        service = RetrievalService(emb_model_name=cpu.emb_model_name, encoder=cpu.encoder,
+        service = RetrievalService(RetrievalSettings(emb_model_name=cpu.emb_model_name), encoder=cpu.encoder,
                                    embeddings={tiny.name: cpu._items[tiny.name].cpu().clone()}, device=PRETEND)
-        got, ranks = evaluate_policy(tiny, build_policy(cfg, tiny), service=service, max_users=10)
+        got, ranks = evaluate_policy(tiny, build_policy(cfg, tiny), service=service, users=users)
         trainer = RLTrainer(cfg, build_policy(cfg, tiny), service, tiny, progress=False)
         stats = trainer.train_step()
     assert got == expected and not on_device(ranks)
@@ -144,4 +147,4 @@ def test_the_service_device_is_checked_before_loading(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a GPU machine
     assert make_service("auto").device == torch.device("cpu")
     with pytest.raises(ConfigError, match="CUDA is not available.*--device cpu"):
-        RetrievalService(datasets=["no-such-dataset"], device="cuda")  # before any file is looked for
+        RetrievalService(RetrievalSettings(), ["no-such-dataset"], device="cuda")  # before any file is looked for

@@ -14,6 +14,7 @@ from rl4rec_core.errors import ConfigError, MissingArtifactError
 from rl4rec_core.evaluation.baselines import EchoPriorBaseline
 from rl4rec_core.evaluation.ranking import evaluate_scores
 from rl4rec_core.retrieval import RetrievalService
+from rl4rec_core.settings import RetrievalSettings
 from rl4rec_core.retrieval.hybrid import (
     HybridWeights,
     TunedRetrieval,
@@ -46,8 +47,8 @@ class LookupEncoder:
 
 def make(beta=BETA, alpha=0.0, m=1, scorer="auto"):
     tuned = TunedRetrieval("hand", HybridWeights(beta=beta, alpha=alpha, history_m=m), COUNTS)
-    return RetrievalService(emb_model_name="lookup", encoder=LookupEncoder(), embeddings={"hand": ITEMS.clone()},
-                            retrieval={"hand": tuned}, scorer=scorer)
+    return RetrievalService(RetrievalSettings(emb_model_name="lookup", scorer=scorer), encoder=LookupEncoder(),
+        embeddings={"hand": ITEMS.clone()}, tuned={"hand": tuned})
 
 
 def test_hybrid_scores_are_cosine_plus_beta_log1p_count():
@@ -95,15 +96,15 @@ def test_query_fusion_adds_alpha_times_the_recent_items():
 
 def test_service_loads_the_settings_file_and_hybrid_requires_it(rl4rec_dirs):
     write_embeddings("hand", ITEMS.clone(), model="lookup")
-    with pytest.raises(MissingArtifactError, match="tune-retrieval --dataset hand"):
-        RetrievalService(emb_model_name="lookup", encoder=LookupEncoder(), datasets=["hand"], scorer="hybrid")
-    plain = RetrievalService(emb_model_name="lookup", encoder=LookupEncoder(), datasets=["hand"])
+    with pytest.raises(MissingArtifactError, match="tune-retrieval --dataset_name hand"):
+        RetrievalService(RetrievalSettings(emb_model_name="lookup", scorer="hybrid"), ["hand"], encoder=LookupEncoder())
+    plain = RetrievalService(RetrievalSettings(emb_model_name="lookup"), ["hand"], encoder=LookupEncoder())
     assert plain.scorer("hand") == "cosine"
     with pytest.raises(ValueError, match="tune-retrieval"):
         plain.compute_rewards(["east"], "hand", targets=[0], scorer="hybrid")
     tuned = TunedRetrieval("hand", HybridWeights(beta=BETA, history_m=2), COUNTS, {"note": "hand"})
     save_tuned(settings_path("hand", "item", "lookup"), tuned, "lookup", "item")
-    svc = RetrievalService(emb_model_name="lookup", encoder=LookupEncoder(), datasets=["hand"])
+    svc = RetrievalService(RetrievalSettings(emb_model_name="lookup"), ["hand"], encoder=LookupEncoder())
     assert svc.scorer("hand") == "hybrid(beta=0.1, alpha=0, m=2)"
     assert svc.info()["scorers"] == {"hand": "hybrid(beta=0.1, alpha=0, m=2)"}
     assert load_tuned("hand", "item", "lookup").validation == {"note": "hand"}
@@ -116,7 +117,7 @@ def test_bad_settings_give_clear_errors(rl4rec_dirs):
         HybridWeights(history_m=0)
     with pytest.raises(ConfigError, match="alpha"):
         HybridWeights(alpha=float("nan"))
-    with pytest.raises(MissingArtifactError, match="rl4rec tune-retrieval --dataset nowhere"):
+    with pytest.raises(MissingArtifactError, match="rl4rec tune-retrieval --dataset_name nowhere"):
         load_tuned("nowhere", "item", "lookup")
     path = settings_path("hand", "item", "lookup")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,8 +125,8 @@ def test_bad_settings_give_clear_errors(rl4rec_dirs):
     with pytest.raises(Exception, match="invalid settings.*beta must be"):
         load_tuned("hand", "item", "lookup")
     with pytest.raises(ConfigError, match="unknown scorer"):
-        RetrievalService(emb_model_name="lookup", encoder=LookupEncoder(), embeddings={"hand": ITEMS.clone()},
-                         scorer="bm25")
+        RetrievalService(RetrievalSettings(emb_model_name="lookup", scorer="bm25"), encoder=LookupEncoder(),
+            embeddings={"hand": ITEMS.clone()})
 
 
 def test_the_prior_counts_training_histories_only(rl4rec_dirs):

@@ -8,8 +8,9 @@ import torch
 
 from rl4rec_core.embeddings.encoders import make_encoder
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
-from rl4rec_core.evaluation import metrics
+from rl4rec_core import metrics
 from rl4rec_core.retrieval import RetrievalService, RewardBatch
+from rl4rec_core.settings import RetrievalSettings
 from tests.helpers.embeddings import random_items, write_embeddings
 
 ITEM_TEXTS = [
@@ -60,7 +61,7 @@ def catalogue(encoder):
 @pytest.fixture(scope="module")
 def service(encoder, catalogue):
     # chunk_size 7 forces many chunks, including a ragged last one
-    return RetrievalService(encoder=encoder, embeddings={"movies": catalogue.clone()}, chunk_size=7)
+    return RetrievalService(RetrievalSettings(chunk_size=7), encoder=encoder, embeddings={"movies": catalogue.clone()})
 
 
 def test_calculate_reward_is_cosine_over_all_items(service, encoder, catalogue):
@@ -90,7 +91,8 @@ def test_top_k_matches_full_sort(service):
 @pytest.mark.parametrize("reward", ["ndcg@10", "hit@3", "mrr", "mixed", "top5_diversity"])
 @pytest.mark.parametrize("chunk", [1, 7, 1000])
 def test_in_service_ranks_equal_full_matrix_ranks(encoder, catalogue, reward, chunk):
-    svc = RetrievalService(encoder=encoder, embeddings={"movies": catalogue.clone()}, chunk_size=chunk)
+    svc = RetrievalService(RetrievalSettings(chunk_size=chunk), encoder=encoder,
+        embeddings={"movies": catalogue.clone()})
     expected = metrics.target_ranks(svc.calculate_reward(QUERIES, "movies"), torch.tensor(TARGETS), HISTORIES)
     out = svc.compute_rewards(QUERIES, "movies", TARGETS, HISTORIES, reward=reward)
     assert isinstance(out, RewardBatch)
@@ -164,37 +166,38 @@ def test_bad_calls_raise_and_leave_the_service_usable(service, call, error, matc
 def test_loads_validated_files_from_emb_dir(rl4rec_dirs, encoder, catalogue):
     write_embeddings("movies", catalogue)
     write_embeddings("other", random_items(30, seed=1))
-    svc = RetrievalService("all-MiniLM-L6-v2", datasets=["movies", "other"], encoder=encoder)
+    svc = RetrievalService(RetrievalSettings(emb_model_name="all-MiniLM-L6-v2"), ["movies", "other"], encoder=encoder)
     assert svc.datasets() == {"movies": (208, 384), "other": (30, 384)}
     assert svc.top_k(QUERIES[:1], "movies", k=1)[0].item() == 1
     # the row count must match the prepared dataset when it is present
     (rl4rec_dirs["data"] / "other").mkdir(parents=True)
     pd.DataFrame({"item_idx": range(31), "title": ["t"] * 31}).to_parquet(rl4rec_dirs["data"] / "other" / "items.parquet")
     with pytest.raises(DataError, match="31 items"):
-        RetrievalService(datasets=["other"], encoder=encoder)
+        RetrievalService(RetrievalSettings(), ["other"], encoder=encoder)
 
 
 def test_refuses_mismatched_embeddings(rl4rec_dirs, encoder):
     with pytest.raises(MissingArtifactError, match="rl4rec embed --dataset nothing"):
-        RetrievalService(datasets=["nothing"], encoder=encoder)
+        RetrievalService(RetrievalSettings(), ["nothing"], encoder=encoder)
     write_embeddings("small", random_items(10, dim=64))
     with pytest.raises(DataError, match=r"small_item_all-MiniLM-L6-v2.pt has dimension 64 but 384 was expected.*--force"):
-        RetrievalService(datasets=["small"], encoder=encoder)
+        RetrievalService(RetrievalSettings(), ["small"], encoder=encoder)
     bad = random_items(10)
     bad[3, 5] = float("nan")
     with pytest.raises(DataError, match="NaN"):
-        RetrievalService(encoder=encoder, embeddings={"bad": bad})
+        RetrievalService(RetrievalSettings(), encoder=encoder, embeddings={"bad": bad})
     with pytest.raises(DataError, match="float32"):
-        RetrievalService(encoder=encoder, embeddings={"f64": random_items(10).double()})
+        RetrievalService(RetrievalSettings(), encoder=encoder, embeddings={"f64": random_items(10).double()})
     with pytest.raises(ConfigError, match="chunk_size"):
-        RetrievalService(encoder=encoder, embeddings={"x": random_items(10)}, chunk_size=0)
+        RetrievalService(RetrievalSettings(chunk_size=0), encoder=encoder, embeddings={"x": random_items(10)})
 
 
 def test_refuses_embeddings_of_another_model(rl4rec_dirs, encoder):
     # a file made by another model under the name the service asks for: the encoder check catches it
     write_embeddings("movies", random_items(10), model="mixedbread-ai/mxbai-embed-large-v1")
     with pytest.raises(DataError, match="mxbai"):
-        RetrievalService("mixedbread-ai/mxbai-embed-large-v1", datasets=["movies"], encoder=encoder)
+        RetrievalService(RetrievalSettings(emb_model_name="mixedbread-ai/mxbai-embed-large-v1"), ["movies"],
+            encoder=encoder)
 
 
 @pytest.mark.parametrize("chunk", [97, 4096, 50_000])

@@ -16,12 +16,13 @@ from tasks.training_callback import MLflowCallback
 @pytest.fixture
 def trained(tiny, tmp_path):
     """A dummy-policy checkpoint of the tiny dataset, as the training task leaves it."""
+    from rl4rec_core.checkpoints import save_checkpoint
+    from rl4rec_core.policy.config import PolicyConfig
     from rl4rec_core.policy.dummy import DummyRecPolicy
-    from rl4rec_core.training.checkpoint import save_checkpoint
 
-    policy = DummyRecPolicy.from_item_texts(list(tiny.item_titles), seed=0)
+    policy = DummyRecPolicy.from_item_texts(list(tiny.item_titles), PolicyConfig.from_fields(policy="dummy", kl_coef=0.0))
     return save_checkpoint(tmp_path / "out" / "checkpoint_final", policy, {"step": 2},
-                           {"use_dummy": True, "run": {"dataset_name": tiny.name}})
+                           {"policy": {"policy": "dummy"}, "run": {"dataset_name": tiny.name}})
 
 
 def test_splits_are_datasets_with_a_digest_of_their_rows_and_their_folder_as_source(tiny):

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from rl4rec_core.checkpoints import save_checkpoint
 from rl4rec_core.errors import MissingArtifactError
+from rl4rec_core.policy.config import PolicyConfig
 from rl4rec_core.policy.dummy import DummyRecPolicy
-from rl4rec_core.training.checkpoint import save_checkpoint
+from rl4rec_core.settings import TrackingSettings
 from tasks import registry
 from tasks import tracking as mt
 
@@ -16,7 +18,7 @@ TITLES = ["Alien (1979) Horror Sci-Fi", "Unforgiven (1992) Western", "Shining, T
 
 
 def _checkpoint(tmp_path, seed=0):
-    policy = DummyRecPolicy.from_item_texts(TITLES, seed=seed)
+    policy = DummyRecPolicy.from_item_texts(TITLES, PolicyConfig.from_fields(policy="dummy", seed=seed, kl_coef=0.0))
     prompts = policy.build_prompts([["Alien"], ["Unforgiven"]])
     texts = policy.generate(prompts, num_samples=4)
     import torch
@@ -25,12 +27,12 @@ def _checkpoint(tmp_path, seed=0):
     rewards = torch.tensor([float("western" in t) for t in texts])
     policy.update([p for p in prompts for _ in range(4)], texts, rewards)
     return save_checkpoint(tmp_path / "ckpt" / "checkpoint_final", policy, {"step": 1},
-                           {"use_dummy": True, "dataset_name": "tiny"}), policy
+                           {"policy": {"policy": "dummy"}, "run": {"dataset_name": "tiny"}}), policy
 
 
 def test_register_alias_promote_and_load_back(store):
     ckpt, trained = _checkpoint(store)
-    name = registry.registered_name("tiny")
+    name = TrackingSettings().registered_name("tiny")
     assert name == "rl4rec-tiny"
     with mt.tracked_run(run_name="reg", experiment="rl4rec-test") as run_id:
         uri = registry.log_policy_model(run_id, ckpt)
@@ -56,12 +58,12 @@ def test_register_alias_promote_and_load_back(store):
 def test_policy_kind_from_the_saved_policy_else_the_config(tmp_path):
     import json
 
-    from rl4rec_core.training.checkpoint import policy_kind
+    from rl4rec_core.checkpoints import policy_kind
 
     ckpt, _ = _checkpoint(tmp_path)
     assert policy_kind(ckpt) == "dummy"
-    (tmp_path / "old" / "policy").mkdir(parents=True)  # a checkpoint from before policy.json named its kind
-    (tmp_path / "old" / "config.json").write_text(json.dumps({"use_dummy": False}))
+    (tmp_path / "old" / "policy").mkdir(parents=True)  # no policy.json: the run's settings name the kind
+    (tmp_path / "old" / "config.json").write_text(json.dumps({"policy": {"policy": "llm"}}))
     assert policy_kind(tmp_path / "old") == "llm"
     with pytest.raises(MissingArtifactError, match="not a training checkpoint"):
         policy_kind(tmp_path)
@@ -84,24 +86,26 @@ def test_registration_and_decision_are_recorded_in_the_run(store):
 
 
 def test_registered_name_template_is_checked():
-    assert registry.registered_name("ml-100k", "recs-{dataset}-v2") == "recs-ml-100k-v2"
+    assert TrackingSettings(model_name="recs-{dataset}-v2").registered_name("ml-100k") == "recs-ml-100k-v2"
     from rl4rec_core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="dataset"):
-        registry.registered_name("ml-100k", "recs-{data}")
+        TrackingSettings(model_name="recs-{data}")
 
 
 @pytest.mark.slow
 def test_llm_policy_registers_as_pyfunc_and_transformers(store):
     import mlflow
 
+    from rl4rec_core.policy.config import PolicyConfig
+
     from rl4rec_core.policy.rec_policy import RecPolicy
     from tests.helpers.tiny_lm import make_tiny_lm
 
     lm = make_tiny_lm(store / "tiny_lm")
-    policy = RecPolicy(model_name=lm, max_new_tokens=6)
+    policy = RecPolicy(PolicyConfig.from_fields(policy_model=lm, max_new_tokens=6, kl_coef=0.0))
     ckpt = save_checkpoint(store / "llm_ckpt" / "checkpoint_final", policy, {"step": 0},
-                           {"use_dummy": False, "policy_model": lm})
+                           {"policy": {"policy": "llm", "policy_model": lm}})
     with mt.tracked_run(run_name="llm", experiment="rl4rec-test") as run_id:
         uri = registry.log_policy_model(run_id, ckpt, log_transformers=True)
         version = registry.register_policy(uri, "rl4rec-tiny-llm", alias=registry.CHAMPION)

@@ -23,9 +23,10 @@ def served(store, tmp_path_factory):
     """``(model_uri, dataset titles, register_model's answer)`` of a registered champion with a catalogue."""
     from rl4rec_core.data import load_dataset
     from rl4rec_core.embeddings.encoders import make_encoder
+    from rl4rec_core.policy.config import PolicyConfig
     from rl4rec_core.policy.dummy import DummyRecPolicy
     from rl4rec_core.retrieval.hybrid import HybridWeights, TunedRetrieval, save_tuned
-    from rl4rec_core.training.checkpoint import save_checkpoint
+    from rl4rec_core.checkpoints import save_checkpoint
     from tests.helpers.embeddings import MODEL, data_dirs, write_embeddings
     from tests.helpers.tiny_recdata import write_tiny_dataset
 
@@ -34,9 +35,10 @@ def served(store, tmp_path_factory):
         ds = load_dataset(write_tiny_dataset(root / "data"))
         texts = [f"{r.title} ({r.year}). Genres: {r.genres}" for r in ds.items.itertuples()]
         write_embeddings(ds.name, make_encoder(MODEL).encode(texts))
-        policy = DummyRecPolicy.from_item_texts(list(ds.item_titles), seed=0)
+        config = PolicyConfig.from_fields(policy="dummy", seed=0, kl_coef=0.0)
+        policy = DummyRecPolicy.from_item_texts(list(ds.item_titles), config)
         ckpt = save_checkpoint(root / "ckpt" / "checkpoint_final", policy, {"step": 0},
-                               {"use_dummy": True, "run": {"dataset_name": ds.name},
+                               {"policy": {"policy": "dummy"}, "run": {"dataset_name": ds.name},
                                 "retrieval": {"emb_model_name": MODEL, "emb_type": "item"}})
         tuned = TunedRetrieval(ds.name, HybridWeights(beta=0.05), [1] * len(ds.item_titles), {"ndcg@10": 0.1})
         settings = save_tuned(root / "retrieval.json", tuned, MODEL, "item")

@@ -117,7 +117,7 @@ def test_flow_run_logs_the_learning_rate_that_applies(store, monkeypatch):
     monkeypatch.setattr(artifacts, "link_mlflow_run", lambda *a: None)  # a Prefect artifact: no API here
     tracking = TrackingSettings(experiment="rl4rec-test")
     for algorithm, expected in ((AlgorithmSettings(), "0.05"), (AlgorithmSettings(learning_rate=0.01), "0.01")):
-        p = FlowParams(policy=PolicySettings(policy="dummy"), algorithm=algorithm, tracking=tracking)
+        p = FlowParams.of(policy=PolicySettings(policy="dummy"), algorithm=algorithm, tracking=tracking)
         with stages.mlflow_run(p, "lr-test") as run_id:
             pass
         assert mt.client().get_run(run_id).data.params["algorithm.learning_rate"] == expected  # never "None"

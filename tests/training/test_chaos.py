@@ -69,12 +69,14 @@ def test_actor_and_trainer_kills_leave_the_log_of_an_undisturbed_run(rl4rec_dirs
     from rl4rec_core.data import load_dataset
     from rl4rec_core.embeddings.files import generate_item_embeddings
     from rl4rec_core.retrieval import launch_retrieval_actor, remove_retrieval_actor
+    from rl4rec_core.settings import RetrievalSettings
 
     write_tiny_dataset(rl4rec_dirs["data"])
     generate_item_embeddings(load_dataset("tiny-ml"), backend="sentence-transformers")
     actor = f"RetrievalService-{uuid.uuid4().hex[:8]}"
-    launch_retrieval_actor(datasets=["tiny-ml"], name=actor, namespace="rl4rec", backend="sentence-transformers",
-                           max_restarts=len([e for e in EVENTS if e[0] == "actor"]), detached=True)
+    retrieval = RetrievalSettings(actor_name=actor, emb_backend="sentence-transformers",
+                                  max_restarts=len([e for e in EVENTS if e[0] == "actor"]))
+    launch_retrieval_actor(retrieval, ["tiny-ml"], detached=True)
     address = ray_local.get_runtime_context().gcs_address
     try:
         calm = _train(tmp_path / "calm", actor, address)

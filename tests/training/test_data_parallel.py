@@ -17,9 +17,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from rl4rec_core.checkpoints import list_checkpoints
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.settings import Settings
-from rl4rec_core.training.checkpoint import list_checkpoints
+from rl4rec_core.settings import RetrievalSettings, Settings
 from tests.helpers.tiny_recdata import write_tiny_dataset
 
 TIMES = ("time_generate", "time_reward", "time_update", "time_step", "update_s")
@@ -37,8 +37,8 @@ def actor_data(rl4rec_dirs, ray_local):
     generate_item_embeddings(load_dataset("tiny-ml"), backend="sentence-transformers")
     name = f"RetrievalService-{uuid.uuid4().hex[:8]}"
     # the handle is kept: Ray collects an actor that is not detached once no handle is left
-    actor = launch_retrieval_actor(datasets=["tiny-ml"], name=name, namespace="rl4rec",
-                                   backend="sentence-transformers")
+    actor = launch_retrieval_actor(RetrievalSettings(actor_name=name, emb_backend="sentence-transformers"),
+                                   ["tiny-ml"])
     yield name
     del actor
     remove_retrieval_actor(name, "rl4rec")
@@ -47,7 +47,7 @@ def actor_data(rl4rec_dirs, ray_local):
 def _settings(folder: Path, actor: str, workers: int, **kw) -> Settings:
     flat = {"dataset_name": "tiny-ml", "num_steps": 2, "batch_size": 8, "group_size": 4, "save_every": 1,
             "max_new_tokens": 6, "lora_r": 4, "num_workers": workers, "checkpoint_dir": str(folder),
-            "actor_name": actor, "backend": "sentence-transformers", **kw}
+            "actor_name": actor, "emb_backend": "sentence-transformers", **kw}
     return Settings.of(**flat)
 
 
@@ -62,9 +62,10 @@ def _adapter(folder: Path) -> dict[str, torch.Tensor]:
 
 def _start(tiny_lm: str, folder: Path) -> dict[str, torch.Tensor]:
     """The LoRA weights both runs start from (seed 0), saved by a one-process policy."""
+    from rl4rec_core.policy.config import PolicyConfig
     from rl4rec_core.policy.rec_policy import RecPolicy
 
-    policy = RecPolicy(model_name=tiny_lm, lora_r=4, seed=0, max_new_tokens=6)
+    policy = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, lora_r=4, seed=0, max_new_tokens=6, kl_coef=0.0))
     policy.model.save_pretrained(folder)
     return load_file(folder / "adapter_model.safetensors")
 
@@ -110,14 +111,14 @@ def test_dummy_on_two_workers_prints_rank_0_once_and_keeps_a_finished_run(actor_
     from rl4rec_core.training.ray_train import train_data_parallel
 
     folder = tmp_path / "dummy"
-    summary = train_data_parallel(_settings(folder, actor_data, 2, use_dummy=True, num_steps=3, save_every=2),
+    summary = train_data_parallel(_settings(folder, actor_data, 2, policy="dummy", num_steps=3, save_every=2),
                                   progress=False)
     out = capsys.readouterr().out
     assert "Step      0 | Loss:" in out and out.count("Step      0 |") == 1  # rank 0's lines, once
     assert summary["steps"] == 3 and [r["step"] for r in _records(folder)] == [0, 1, 2]
     # the folder now holds a run: rank 0 refuses a fresh one, and its error reaches the caller as it is
     with pytest.raises(ConfigError, match="already holds a training run"):
-        train_data_parallel(_settings(folder, actor_data, 2, use_dummy=True), progress=False)
+        train_data_parallel(_settings(folder, actor_data, 2, policy="dummy"), progress=False)
     assert [r["step"] for r in _records(folder)] == [0, 1, 2]
 
 
@@ -126,10 +127,10 @@ def test_worker_counts_the_cluster_cannot_take_are_refused_before_launch(ray_loc
 
     # users of a step must split evenly over the workers
     with pytest.raises(ConfigError, match="do not split over 2 workers"):
-        train_data_parallel(_settings(tmp_path / "odd", "none", 2, use_dummy=True, batch_size=12), progress=False)
+        train_data_parallel(_settings(tmp_path / "odd", "none", 2, policy="dummy", batch_size=12), progress=False)
     # more workers than the session Ray's 2 CPUs
     with pytest.raises(ConfigError, match="needs 3 CPUs, but the Ray cluster has 2"):
-        train_data_parallel(_settings(tmp_path / "big", "none", 3, use_dummy=True, batch_size=12), progress=False)
+        train_data_parallel(_settings(tmp_path / "big", "none", 3, policy="dummy", batch_size=12), progress=False)
     with pytest.raises(ConfigError, match="needs a GPU per worker"):
         check_capacity(1, 1, use_gpu=True)
     assert not (tmp_path / "odd").exists() and not (tmp_path / "big").exists()
@@ -138,7 +139,7 @@ def test_worker_counts_the_cluster_cannot_take_are_refused_before_launch(ray_loc
 @pytest.mark.parametrize("bad, message", [
     ({"num_workers": 0}, "num_workers must be a positive integer"),
     ({"num_workers": -2}, "num_workers must be a positive integer"),
-    ({"cpus_per_worker": 0}, "cpus_per_worker must be > 0"),
+    ({"cpus_per_worker": 0}, "cpus_per_worker must be a number > 0"),
 ])
 def test_worker_settings_are_checked(bad, message):
     with pytest.raises(ConfigError, match=message):

@@ -30,7 +30,7 @@ def both(tiny, beauty):
 
 def settings(names, **kw):
     return Settings.of(**{"dataset_name": names, "num_steps": 8, "batch_size": 16, "group_size": 4,
-                          "use_dummy": True, "save_every": 3, "log_every": 4, "reward": "ndcg@10",
+                          "policy": "dummy", "save_every": 3, "log_every": 4, "reward": "ndcg@10",
                           "kl_coef": 0.0, **kw})
 
 

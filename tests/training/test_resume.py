@@ -13,14 +13,14 @@ from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.integrity import MANIFEST
 from rl4rec_core.policy.registry import build_policy
 from rl4rec_core.settings import Settings, flatten
-from rl4rec_core.training.checkpoint import list_checkpoints, read_checkpoint
+from rl4rec_core.checkpoints import list_checkpoints, read_checkpoint
 from rl4rec_core.training.trainer import RLTrainer
 from tests.helpers.hostile import plant_pickle, refresh, truncate
 
 
 def make(tiny, service, run, **kw):
     cfg = Settings.of(**{"dataset_name": tiny.name, "num_steps": 12, "batch_size": 8, "group_size": 4,
-                         "use_dummy": True, "save_every": 5, "log_every": 5, "reward": "ndcg@10", "kl_coef": 0.0,
+                         "policy": "dummy", "save_every": 5, "log_every": 5, "reward": "ndcg@10", "kl_coef": 0.0,
                          "checkpoint_dir": str(run), **kw})
     return RLTrainer(cfg, build_policy(cfg, tiny), service, tiny, progress=False)
 
@@ -117,7 +117,8 @@ def test_resume_accepts_the_settings_that_may_differ(tiny, service, finished, tm
     moved = tmp_path / "moved"
     shutil.copytree(finished, moved)
     resumed = make(tiny, service, moved, resume=True, num_steps=14, save_every=7, log_every=1, device="cpu",
-                   actor_name="Other", namespace="elsewhere", backend="sentence-transformers")
+                   actor_name="Other", namespace="elsewhere", emb_backend="sentence-transformers", chunk_size=128,
+                   actor_cpus=0.5, max_restarts=1)
     assert resumed.train()["resumed_from"] == 12
 
 
@@ -140,14 +141,15 @@ def test_override_config_needs_resume():
         Settings.of(override_config=True)
 
 
-def test_an_old_flat_config_resumes(tiny, service, finished):
-    """Checkpoints written before the settings tree hold a flat TrainConfig and no manifest."""
+def test_a_flat_config_from_before_the_settings_tree_is_a_one_line_error(tiny, service, finished):
+    """rl4rec 0.1 reads the settings tree only: an old flat config.json is refused, naming the file."""
     for _, path in list_checkpoints(finished):
         tree = json.loads((path / "config.json").read_text())
-        flat = {k.split(".")[1]: v for k, v in flatten(tree).items() if k != "policy.policy"}
-        (path / "config.json").write_text(json.dumps({**flat, "use_dummy": True}))
+        flat = {k.split(".")[1]: v for k, v in flatten(tree).items()}
+        (path / "config.json").write_text(json.dumps(flat))
         (path / MANIFEST).unlink()
-    assert make(tiny, service, finished, num_steps=13, resume=True).train()["resumed_from"] == 12
+    with pytest.raises(DataError, match="config.json holds no valid settings"):
+        make(tiny, service, finished, num_steps=13, resume=True).train()
 
 
 @pytest.mark.parametrize("holds", ["nothing", "missing folder", "only a log"])

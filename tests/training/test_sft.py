@@ -12,15 +12,21 @@ from rl4rec_core.cli import main
 from rl4rec_core.data.dataset import Dataset
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.evaluation.policy_eval import load_policy
+from rl4rec_core.settings import groups_of
 from rl4rec_core.training.sft import SFTConfig, SFTTrainer, build_sft_policy, run_sft, sft_examples
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _config(tiny, tiny_lm, tmp_path, **kw) -> SFTConfig:
-    base = dict(dataset_name=tiny.name, policy_model=tiny_lm, num_steps=30, learning_rate=3e-3,
-                checkpoint_dir=str(tmp_path / "sft"), progress=False)
-    return SFTConfig(**{**base, **kw})
+def sft_config(progress: bool = False, **fields) -> SFTConfig:
+    """An ``SFTConfig`` of flat settings names (the run, policy, recipe and trainer groups' fields)."""
+    return SFTConfig(**groups_of(fields, ("run", "policy", "recipe", "trainer")), progress=progress)
+
+
+def _config(tiny, tiny_lm, tmp_path, **fields) -> SFTConfig:
+    base = dict(dataset_name=tiny.name, policy_model=tiny_lm, sft_steps=30, sft_learning_rate=3e-3,
+                checkpoint_dir=str(tmp_path / "sft"))
+    return sft_config(**{**base, **fields})
 
 
 def _dataset(seqs: list[list[int]], num_items: int) -> Dataset:
@@ -76,7 +82,10 @@ def test_sft_lowers_the_loss_and_round_trips(tiny, tiny_lm, tmp_path, capsys):
     assert str(final) == summary["final_checkpoint"]
     assert json.loads((final / "trainer_state.json").read_text())["kind"] == "sft"
     assert json.loads((final / "config.json").read_text())["stage"] == "sft"
-    assert json.loads((final / "policy" / "policy.json").read_text())["config"]["lora"] is True
+    saved = json.loads((final / "policy" / "policy.json").read_text())["config"]
+    # the SFT policy generates whole answers, with the dataset's noun, at temperature 1
+    assert saved["policy"]["lora"] is True and saved["policy"]["max_new_tokens"] == 48
+    assert saved["algorithm"]["learning_rate"] == 3e-3
     loaded = load_policy(final)
     want, got = get_peft_model_state_dict(trainer.policy.model), get_peft_model_state_dict(loaded.model)
     assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
@@ -107,31 +116,38 @@ def test_shared_prefix_matches_whole_prompts(tiny, tiny_lm, tmp_path):
 
 
 @pytest.mark.parametrize("bad", [
-    {"num_steps": 0}, {"batch_size": -1}, {"learning_rate": 0.0}, {"history_len": 0}, {"lora_r": 0},
-    {"positions_per_user": 0}, {"max_answer_tokens": 0}, {"prompt_template": "nope"}, {"dataset_name": ""},
+    {"sft_steps": 0}, {"sft_batch_size": -1}, {"sft_learning_rate": 0.0}, {"history_len": 0}, {"lora_r": 0},
+    {"sft_positions_per_user": 0}, {"sft_max_answer_tokens": 0}, {"dataset_name": ""}, {"policy": "dummy"},
+    {"init_from": "x"}, {"dataset_name": "a,b"},
 ])
 def test_bad_config_values_are_refused(bad):
     with pytest.raises(ConfigError):
-        SFTConfig(**bad)
+        sft_config(**bad)
+
+
+def test_an_unknown_prompt_template_is_refused_before_the_model_loads(tiny, tmp_path):
+    with pytest.raises(ConfigError, match="unknown prompt template 'nope'"):
+        build_sft_policy(sft_config(dataset_name=tiny.name, policy_model=str(tmp_path / "no-model"),
+                                    prompt_template="nope"))
 
 
 def test_an_existing_run_is_refused_unless_overwrite(tiny, tiny_lm, tmp_path):
-    cfg = _config(tiny, tiny_lm, tmp_path, num_steps=2)
+    cfg = _config(tiny, tiny_lm, tmp_path, sft_steps=2)
     run_sft(cfg, dataset=tiny)
     with pytest.raises(ConfigError, match="--overwrite"):
         run_sft(cfg, dataset=tiny)
-    run_sft(_config(tiny, tiny_lm, tmp_path, num_steps=3, overwrite=True), dataset=tiny)
+    run_sft(_config(tiny, tiny_lm, tmp_path, sft_steps=3, overwrite=True), dataset=tiny)
     assert len((tmp_path / "sft" / "training_log.jsonl").read_text().splitlines()) == 3
 
 
 def test_cli_end_to_end_and_bad_flag(tiny, tiny_lm, tmp_path, capsys):
     out_dir = tmp_path / "cli_sft"
-    args = ["sft", "--dataset_name", tiny.name, "--policy_model", tiny_lm, "--num_steps", "3", "--batch_size", "4",
+    args = ["sft", "--dataset_name", tiny.name, "--policy_model", tiny_lm, "--sft_steps", "3", "--sft_batch_size", "4",
             "--history_len", "3", "--checkpoint_dir", str(out_dir), "--no_progress"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "SFT step 0 | loss" in out
     assert f"rl4rec train --init_from {out_dir / 'checkpoint_final'}\n" in out
     assert (out_dir / "checkpoint_final" / "policy" / "adapter_model.safetensors").is_file()
-    assert main(["sft", "--num_steps", "0"]) == 2
-    assert "num_steps must be a positive integer" in capsys.readouterr().err
+    assert main(["sft", "--sft_steps", "0"]) == 2
+    assert "an SFT run needs --sft_steps >= 1" in capsys.readouterr().err

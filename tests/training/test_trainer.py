@@ -11,7 +11,7 @@ from rl4rec_core.data import load_dataset
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
 from rl4rec_core.policy.registry import build_policy
 from rl4rec_core.settings import Settings
-from rl4rec_core.training.checkpoint import list_checkpoints, read_checkpoint
+from rl4rec_core.checkpoints import list_checkpoints, read_checkpoint
 from rl4rec_core.training.trainer import RLTrainer, TrainerCallback, format_step
 from tests.helpers.tiny_recdata import WordVectorEncoder, make_service, write_tiny_dataset
 
@@ -21,7 +21,7 @@ LINE = re.compile(r"^Step +\d+ \| Loss: -?\d+\.\d{4} \| Reward: \d+\.\d{4} \(max
 def make(tiny, service, callbacks=(), **kw):
     # reward and KL as these tests were written for (the recipe's defaults are log_rank and 0.05)
     cfg = Settings.of(**{"dataset_name": tiny.name, "num_steps": 12, "batch_size": 8, "group_size": 4,
-                         "use_dummy": True, "save_every": 5, "log_every": 5, "reward": "ndcg@10", "kl_coef": 0.0,
+                         "policy": "dummy", "save_every": 5, "log_every": 5, "reward": "ndcg@10", "kl_coef": 0.0,
                          **kw})
     return RLTrainer(cfg, build_policy(cfg, tiny), service, tiny, callbacks=callbacks, progress=False)
 
@@ -126,7 +126,6 @@ def test_overwrite_replaces_an_old_run(tiny, service, tmp_path):
         ({"batch_size": 10, "group_size": 4}, "not divisible by group_size"),
         ({"group_size": 1, "batch_size": 4}, "GRPO needs group_size >= 2"),
         ({"reward": "ndcg_at_ten"}, "ndcg"),
-        ({"reward": "no_such_module:fn"}, "no_such_module"),
         ({"num_steps": 0}, "num_steps must be a positive integer"),
         ({"algorithm": "ppo"}, "unknown algorithm"),
         ({"save_every": 0}, "save_every"),
@@ -138,6 +137,14 @@ def test_overwrite_replaces_an_old_run(tiny, service, tmp_path):
 def test_config_errors(kw, match):
     with pytest.raises(ConfigError, match=match):
         Settings.of(**kw)
+
+
+def test_an_import_path_reward_is_imported_when_the_trainer_starts_not_when_settings_are_built(tiny, service):
+    from rl4rec_core.training.trainer import build_trainer
+
+    settings = Settings.of(dataset_name=tiny.name, policy="dummy", reward="no_such_module:fn")  # its form: accepted
+    with pytest.raises(ConfigError, match="cannot import module 'no_such_module'"):
+        build_trainer(settings, service, tiny, progress=False)
 
 
 def test_reinforce_accepts_group_size_one():
@@ -206,7 +213,7 @@ def test_tiny_llm_grpo_steps_end_to_end(tiny, service, tmp_path):
     reloaded = load_policy(tmp_path / "run")
     prompts = policy.build_prompts([["Carrie", "Fog, The"]])
     assert reloaded.generate(prompts, greedy=True) == policy.generate(prompts, greedy=True)
-    m, ranks = evaluate_policy(tiny, tmp_path / "run", split="valid", service=service, max_users=5)
+    m, ranks = evaluate_policy(tiny, tmp_path / "run", split="valid", service=service, users=range(5))
     assert len(ranks) == 5 and 0 <= m["ndcg@10"] <= 1
 
     more = cfg.replace(trainer={"resume": True, "num_steps": 4})

@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.training.algorithms import (
-    AlgoConfig,
+from rl4rec_core.policy.algorithms import (
     RunningBaseline,
     compute_advantages,
     group_advantages,
     kl_penalty,
     policy_gradient_loss,
 )
+from rl4rec_core.settings import AlgorithmSettings
 
 
 def test_group_advantages_normalised_within_each_group():
@@ -47,7 +47,7 @@ def test_running_baseline_uses_previous_value_then_updates():
     assert torch.allclose(b.advantages(torch.tensor([4.0, 6.0])), torch.tensor([2.0, 4.0]))
     assert b.value == pytest.approx(3.5)
     # state round trip: a fresh baseline continues exactly
-    c = RunningBaseline()
+    c = RunningBaseline(0.9)
     c.load_state_dict(b.state_dict())
     assert torch.allclose(c.advantages(torch.tensor([3.5])), torch.tensor([0.0]))
     assert c.count == 3 and c.momentum == 0.5
@@ -55,13 +55,13 @@ def test_running_baseline_uses_previous_value_then_updates():
 
 def test_compute_advantages_dispatches_on_algorithm():
     r = torch.tensor([0.0, 1.0, 2.0, 2.0])
-    grpo = compute_advantages(r, AlgoConfig(algorithm="grpo", group_size=2))
+    grpo = compute_advantages(r, AlgorithmSettings(algorithm="grpo", group_size=2))
     assert torch.allclose(grpo, torch.tensor([-0.70711, 0.70711, 0.0, 0.0]), atol=1e-4)
     # REINFORCE, first batch: r - mean(r) = r - 1.25
-    rf = compute_advantages(r, AlgoConfig(algorithm="reinforce", group_size=1), RunningBaseline(0.9))
+    rf = compute_advantages(r, AlgorithmSettings(algorithm="reinforce", group_size=1), RunningBaseline(0.9))
     assert torch.allclose(rf, r - 1.25)
     with pytest.raises(ConfigError, match="RunningBaseline"):
-        compute_advantages(r, AlgoConfig(algorithm="reinforce", group_size=1))
+        compute_advantages(r, AlgorithmSettings(algorithm="reinforce", group_size=1))
 
 
 def test_reinforce_loss_and_gradient():
@@ -118,21 +118,21 @@ def test_kl_penalty_k3():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"algorithm": "ppo"}, "unknown RL algorithm"),
-        ({"group_size": 1}, "group_size must be ≥ 2"),
-        ({"group_size": 0, "algorithm": "reinforce"}, "group_size must be ≥ 1"),
+        ({"algorithm": "ppo"}, "unknown algorithm 'ppo'"),
+        ({"group_size": 1}, "GRPO needs group_size >= 2"),
+        ({"group_size": 0, "algorithm": "reinforce"}, "group_size must be a positive integer"),
         ({"kl_coef": -0.1}, "kl_coef"),
         ({"clip_eps": 1.5}, "clip_eps"),
-        ({"ppo_epochs": 2}, "set clip_eps"),
-        ({"ppo_epochs": 0}, "ppo_epochs must be ≥ 1"),
+        ({"ppo_epochs": 2}, "set --clip_eps"),
+        ({"ppo_epochs": 0}, "ppo_epochs must be a positive integer"),
         ({"baseline_momentum": 1.0}, "baseline_momentum"),
     ],
 )
-def test_algo_config_rejects_unworkable_settings(kwargs, match):
+def test_algorithm_settings_reject_unworkable_settings(kwargs, match):
     with pytest.raises(ConfigError, match=match):
-        AlgoConfig(**kwargs)
+        AlgorithmSettings(**kwargs)
 
 
-def test_algo_config_accepts_ppo_with_clip():
-    cfg = AlgoConfig(ppo_epochs=3, clip_eps=0.2, kl_coef=0.05)
+def test_algorithm_settings_accept_ppo_with_clip():
+    cfg = AlgorithmSettings(ppo_epochs=3, clip_eps=0.2, kl_coef=0.05)
     assert cfg.algorithm == "grpo" and cfg.group_size == 4

@@ -12,72 +12,16 @@ is harmless here because recommendation texts are short and capped by ``max_new_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from rl4rec_core.errors import ConfigError
+from rl4rec_core.settings import AlgorithmSettings
 
-ALGORITHMS = ("grpo", "reinforce")
-
-
-@dataclass
-class AlgoConfig:
-    """Which policy-gradient variant ``RecPolicy.update`` (and the dummy policy) runs.
-
-    algorithm: ``grpo`` (advantage = reward normalised within each prompt's group of ``group_size``
-        samples) or ``reinforce`` (advantage = reward minus an exponential moving-average baseline).
-    group_size: samples per prompt; the trainer generates this many per user. GRPO needs ≥ 2.
-    kl_coef: weight of the k3 KL penalty against the starting policy (0 = off, no reference pass).
-    clip_eps: PPO clip range for the probability ratio; ``None`` = plain REINFORCE-style gradient.
-    ppo_epochs: optimisation passes over each batch of samples; > 1 needs ``clip_eps`` because later
-        passes are off-policy and only the clipped ratio keeps them safe.
-    normalize_std: GRPO divides by the group's standard deviation (True) or only centres (False).
-    baseline_momentum: REINFORCE baseline EMA factor: ``b ← m·b + (1-m)·mean(rewards)``.
-    eps: added to the group std so a group of equal rewards gives zero advantages, not NaN.
-    """
-
-    algorithm: str = "grpo"
-    group_size: int = 4
-    kl_coef: float = 0.0
-    clip_eps: float | None = None
-    ppo_epochs: int = 1
-    normalize_std: bool = True
-    baseline_momentum: float = 0.9
-    eps: float = 1e-6
-
-    def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ConfigError(
-                f"unknown RL algorithm {self.algorithm!r}; use one of {', '.join(ALGORITHMS)}"
-            )
-        if self.group_size < 1:
-            raise ConfigError(f"group_size must be ≥ 1, got {self.group_size}; use e.g. --group_size 4")
-        if self.algorithm == "grpo" and self.group_size < 2:
-            raise ConfigError(
-                f"GRPO compares samples within a group, so group_size must be ≥ 2 (got {self.group_size}); "
-                "raise --group_size or use --algorithm reinforce"
-            )
-        if self.kl_coef < 0:
-            raise ConfigError(f"kl_coef must be ≥ 0, got {self.kl_coef}; use 0 to switch the KL penalty off")
-        if self.clip_eps is not None and not 0 < self.clip_eps < 1:
-            raise ConfigError(f"clip_eps must be in (0, 1), got {self.clip_eps}; 0.2 is the usual value")
-        if self.ppo_epochs < 1:
-            raise ConfigError(f"ppo_epochs must be ≥ 1, got {self.ppo_epochs}")
-        if self.ppo_epochs > 1 and self.clip_eps is None:
-            raise ConfigError(
-                f"ppo_epochs={self.ppo_epochs} reuses samples off-policy and needs the clipped ratio; "
-                "set clip_eps (e.g. 0.2) or use ppo_epochs=1"
-            )
-        if not 0 <= self.baseline_momentum < 1:
-            raise ConfigError(f"baseline_momentum must be in [0, 1), got {self.baseline_momentum}")
-        if self.eps <= 0:
-            raise ConfigError(f"eps must be > 0, got {self.eps}")
+# added to a GRPO group's reward std, so a group of equal rewards gives zero advantages, not NaN
+EPS = 1e-6
 
 
-def group_advantages(
-    rewards: torch.Tensor, group_size: int, normalize_std: bool = True, eps: float = 1e-6
-) -> torch.Tensor:
+def group_advantages(rewards: torch.Tensor, group_size: int, normalize_std: bool = True, eps: float = EPS) -> torch.Tensor:
     """GRPO advantages: each reward minus its group's mean, divided by the group's std (+ eps).
 
     rewards: float ``[B*G]``, grouped: prompt i's samples at ``i*G : (i+1)*G``.
@@ -107,7 +51,7 @@ class RunningBaseline:
     starts the baseline at its own mean, so its advantages are centred rather than all positive.
     """
 
-    def __init__(self, momentum: float = 0.9):
+    def __init__(self, momentum: float):
         if not 0 <= momentum < 1:
             raise ConfigError(f"baseline momentum must be in [0, 1), got {momentum}")
         self.momentum = momentum
@@ -134,13 +78,13 @@ class RunningBaseline:
 
 
 def compute_advantages(
-    rewards: torch.Tensor, config: AlgoConfig, baseline: RunningBaseline | None = None
+    rewards: torch.Tensor, algorithm: AlgorithmSettings, baseline: RunningBaseline | None = None
 ) -> torch.Tensor:
-    """Advantages ``[N]`` for rewards ``[N]`` under ``config`` (REINFORCE needs ``baseline``)."""
-    if config.algorithm == "grpo":
-        return group_advantages(rewards, config.group_size, config.normalize_std, config.eps)
+    """Advantages ``[N]`` for rewards ``[N]`` under the ``algorithm`` settings (REINFORCE needs ``baseline``)."""
+    if algorithm.algorithm == "grpo":
+        return group_advantages(rewards, algorithm.group_size, algorithm.normalize_std)
     if baseline is None:
-        raise ConfigError("REINFORCE needs a RunningBaseline; pass baseline=RunningBaseline(config.baseline_momentum)")
+        raise ConfigError("REINFORCE needs a RunningBaseline; pass baseline=RunningBaseline(algorithm.baseline_momentum)")
     return baseline.advantages(rewards)
 
 

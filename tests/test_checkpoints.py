@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rl4rec_core.errors import DataError
-from rl4rec_core.training.checkpoint import TrainingLog
+from rl4rec_core.checkpoints import TrainingLog
 from rl4rec_core.training.plots import moving_average, plot_training_log
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -161,7 +161,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def policy_kind(checkpoint: str | Path) -> str:
     """``dummy`` or ``llm``: the saved policy's own ``policy/policy.json`` says; else the run's
-    ``config.json`` (``policy.policy`` of the Settings tree, ``use_dummy`` of older flat configs)."""
+    ``config.json`` (``policy.policy`` of its settings tree)."""
     ckpt = Path(checkpoint)
     meta = ckpt / "policy" / "policy.json"
     kind = read_json_object(meta).get("kind") if meta.is_file() else None
@@ -169,9 +169,8 @@ def policy_kind(checkpoint: str | Path) -> str:
         return kind
     config = ckpt / "config.json"
     if config.is_file():
-        saved = read_json_object(config)  # the Settings tree, or an older flat config with use_dummy
-        policy = saved.get("policy")
-        return "dummy" if saved.get("use_dummy") or (isinstance(policy, dict) and policy.get("policy") == "dummy") else "llm"
+        policy = read_json_object(config).get("policy")  # the settings tree (RL: Settings, SFT: SFTConfig)
+        return "dummy" if isinstance(policy, dict) and policy.get("policy") == "dummy" else "llm"
     if meta.is_file():
         return "llm"
     raise MissingArtifactError(

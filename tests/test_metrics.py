@@ -1,11 +1,11 @@
-"""rl4rec_core.evaluation.metrics against values worked out by hand (the working is in the comments)."""
+"""rl4rec_core.metrics against values worked out by hand (the working is in the comments)."""
 
 import math
 
 import pytest
 import torch
 
-from rl4rec_core.evaluation import metrics
+from rl4rec_core import metrics
 
 
 def test_rank_counts_strictly_higher_and_ties_pessimistically():

@@ -1,0 +1,149 @@
+"""The settings of the steps around training: ``recipe`` (scorer tuning, SFT), ``evaluation``, ``tracking``
+(MLflow, model registry) and ``resources`` (Ray placement); every group by name, and the profiles."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from rl4rec_core.errors import ConfigError
+from rl4rec_core.settings import names as n
+from rl4rec_core.settings.fields import choice, default_of, field_names, integer, number, opt, split_fields
+from rl4rec_core.settings.training import GROUPS, RunSettings
+
+
+@dataclass(frozen=True)
+class RecipeSettings:
+    """The pipeline's steps before RL (docs/recipe.md): tune the hybrid scorer, warm-start by SFT (`rl4rec sft`)."""
+
+    tune_retrieval: bool = opt(True, "tune the hybrid scorer on validation before training")
+    sft_steps: int = opt(250, "SFT warm-start steps before RL (0 = none; LLM policies only; a given --init_from "
+                         "replaces it)")
+    sft_batch_size: int = opt(8, "SFT examples (user positions) per step")
+    sft_learning_rate: float = opt(5e-4, "SFT LoRA learning rate")
+    # longer answers are cut, and lose their EOS (they did not end there)
+    sft_max_answer_tokens: int = opt(48, "SFT answer tokens learnt, EOS included (also the SFT policy's "
+                                     "generation length)")
+    sft_positions_per_user: int | None = opt(None, "SFT on each user's K most recent training positions "
+                                             "(default: all)")
+
+    def __post_init__(self) -> None:
+        integer("sft_steps", self.sft_steps, minimum=0)
+        integer("sft_batch_size", self.sft_batch_size)
+        integer("sft_max_answer_tokens", self.sft_max_answer_tokens)
+        if self.sft_positions_per_user is not None:
+            integer("sft_positions_per_user", self.sft_positions_per_user, hint=" (or leave it unset)")
+        number("sft_learning_rate", self.sft_learning_rate, strict=True, example="5e-4")
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How a policy is judged: which split, how many users, beside which baselines, with what intervals."""
+
+    eval_split: str = opt("test", "held-out split evaluated", choices=n.EVAL_SPLITS, aliases=("--split",))
+    eval_users: int | None = opt(None, "a seeded subset of N users of the split (default, or 0: every user)",
+                                 aliases=("--max_users",))
+    baselines: list[str] = opt(n.DEFAULT_BASELINES, f"baselines evaluated beside the policy ({', '.join(n.BASELINES)}, "
+                               "or all; none: the flag alone)", aliases=("--baseline",))
+    evaluate_untrained: bool = opt(True, "also evaluate a checkpoint's starting policy on the same users",
+                                   aliases=("--with_untrained",))
+    confidence: float = opt(0.95, "level of the paired bootstrap intervals")
+    n_bootstrap: int = opt(1000, "bootstrap resamples of the paired intervals")
+
+    def __post_init__(self) -> None:
+        choice("eval_split", self.eval_split, n.EVAL_SPLITS)
+        if self.eval_users == 0:  # what a command line can say for "every user"
+            object.__setattr__(self, "eval_users", None)
+        if self.eval_users is not None:
+            integer("eval_users", self.eval_users, hint=" (or 0 for every user)")
+        if "all" in self.baselines:
+            object.__setattr__(self, "baselines", list(n.BASELINES))
+        unknown = [b for b in self.baselines if b not in n.BASELINES]
+        if unknown:
+            raise ConfigError(f"unknown baselines {unknown}; choose from {', '.join(n.BASELINES)} (or all)")
+        if not 0 < self.confidence < 1:
+            raise ConfigError(f"confidence must be in (0, 1), got {self.confidence}; e.g. --confidence 0.95")
+        integer("n_bootstrap", self.n_bootstrap)
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """Where results are recorded: the MLflow experiment and the registered model."""
+
+    experiment: str = opt(n.DEFAULT_EXPERIMENT, "MLflow experiment")
+    model_name: str = opt(n.MODEL_NAME_TEMPLATE, "registered model name; {dataset} is filled in")
+    promote: str = opt("first", "make the new version 'champion': only if there is none (first), always, never",
+                       choices=n.PROMOTE_MODES)
+    log_transformers: bool = opt(False, "also register an LLM policy as an mlflow.transformers model (merged weights)")
+
+    def __post_init__(self) -> None:
+        choice("promote", self.promote, n.PROMOTE_MODES)
+        if self.model_name.replace("{dataset}", "").count("{") or "}" in self.model_name.replace("{dataset}", ""):
+            raise ConfigError(f"model_name {self.model_name!r} may only use the {{dataset}} placeholder")
+
+    def registered_name(self, dataset: str) -> str:
+        """``rl4rec-ml-100k``: ``model_name`` for ``dataset`` (a run's label, ``ml-100k+beauty`` for several)."""
+        return self.model_name.replace("{dataset}", dataset)
+
+
+@dataclass(frozen=True)
+class ResourceSettings:
+    """What Ray gives the work: GPUs (> 0 runs it on cuda) and the CPUs of the training tasks."""
+
+    num_gpus: float = opt(0.0, "GPUs of the training, evaluation and retrieval tasks, or of the `rl4rec serve` "
+                          "actor (> 0 runs them on cuda)")
+    train_cpus: float | None = opt(None, "CPUs (= torch threads) of the SFT and RL tasks (default: a whole node)")
+
+    def __post_init__(self) -> None:
+        if self.train_cpus is not None and not self.train_cpus >= 1:
+            raise ConfigError(f"train_cpus must be >= 1, got {self.train_cpus}; e.g. 2 on a 2-core machine")
+        number("num_gpus", self.num_gpus, example="1")
+
+
+# every group by name: a training run's (GROUPS) and the steps' around it; a flow takes them as parameters
+ALL_GROUPS: dict[str, type] = {**GROUPS, "recipe": RecipeSettings, "evaluation": EvaluationSettings,
+                               "tracking": TrackingSettings, "resources": ResourceSettings}
+# what `rl4rec run --quick` and the pipeline-quick deployment change: the dummy policy, 20 steps, no SFT
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {"policy": "dummy", "num_steps": 20, "save_every": 10, "kl_coef": 0.0, "sft_steps": 0,
+              "eval_users": 100},
+}
+
+
+def group_of(field_name: str) -> str:
+    """The group that has ``field_name`` (every field name is unique across the groups)."""
+    for name, cls in ALL_GROUPS.items():
+        if field_name in field_names(cls):
+            return name
+    raise ConfigError(f"unknown setting {field_name!r}; the settings are the fields of rl4rec_core/settings/")
+
+
+def groups_of(flat: dict[str, Any], names: tuple[str, ...] = tuple(ALL_GROUPS)) -> dict[str, Any]:
+    """Flat field names (as the flags have them) -> ``{group: group object}`` for the groups ``names``."""
+    fields = split_fields(flat, {g: ALL_GROUPS[g] for g in names})
+    return {g: ALL_GROUPS[g](**values) for g, values in fields.items()}
+
+
+def apply_profile(groups: dict[str, Any], profile: str | None, given: set[str] | None = None) -> dict[str, Any]:
+    """``groups`` with ``PROFILES[profile]``'s values. With ``given`` (the fields a command line named), those
+    keep their value; without (a deployment's parameters), only fields still at their default take the profile's.
+    """
+    if not profile:
+        return groups
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    out = dict(groups)
+    for key, value in PROFILES[profile].items():
+        name = group_of(key)
+        group = out.get(name) or ALL_GROUPS[name]()
+        default = default_of(next(f for f in dataclasses.fields(group) if f.name == key))
+        keep = key in given if given is not None else getattr(group, key) != default
+        if name in out and not keep:
+            out[name] = dataclasses.replace(group, **{key: value})
+    return out
+
+
+def placed_device(run: RunSettings, resources: ResourceSettings) -> str:
+    """Where the work runs: cuda when Ray gives it GPUs (what a task sees then), else the run's device."""
+    return "cuda" if resources.num_gpus and not run.device.startswith("cuda") else run.device
