@@ -153,7 +153,7 @@ def test_trls_bias_corrected_kl_adds_k3_times_ratio_minus_one(policy, trl_defaul
     theirs, theirs_grad = _trl(trl_default, batch, batch["old"])
     assert float(total.detach()) == pytest.approx(float(theirs), abs=TOL)
     assert _max_diff(corrected, theirs_grad) <= TOL
-    assert abs(float(extra)) > 1e-4  # a real difference, not rounding
+    assert abs(float(extra.detach())) > 1e-4  # a real difference, not rounding
 
 
 def test_one_epoch_has_trls_gradient_and_a_different_value(policy, trl_same_kl, batch):
