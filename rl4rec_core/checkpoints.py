@@ -27,6 +27,7 @@ import torch
 from rl4rec_core.errors import DataError, MissingArtifactError
 from rl4rec_core.integrity import read_json_object, verify_manifest, write_manifest
 from rl4rec_core.io import atomic_dir, atomic_path, write_json
+from rl4rec_core.write_errors import saving_into
 
 LOG_NAME = "training_log.jsonl"
 FINAL_NAME = "checkpoint_final"
@@ -186,41 +187,50 @@ class TrainingLog:
         self.path = Path(path)
 
     def append(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+        with saving_into(self.path.parent, f"append to {self.path.name}"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
         """Every record, oldest first. A torn last line is skipped: a writer killed mid-line leaves one
         behind. A bad line before the last cannot come from a kill, so it is an error, not silently lost."""
+        return [record for _, record in self._records()]
+
+    def _records(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(line, record)`` of every line that holds a record; see :meth:`read` for bad lines."""
         if not self.path.is_file():
             return []
-        lines = [(n, line) for n, line in enumerate(self.path.read_text().splitlines(), 1) if line.strip()]
+        lines = [(n, line) for n, line in enumerate(self.path.read_text(errors="replace").splitlines(), 1)
+                 if line.strip()]
         records = []
         for i, (n, line) in enumerate(lines):
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError(f"a JSON {type(record).__name__}, not an object")
+            except (ValueError, RecursionError) as e:
                 if i == len(lines) - 1:
                     break
+                why = e.msg if isinstance(e, json.JSONDecodeError) else str(e)[:80]
                 raise DataError(
-                    f"{self.path} line {n} is not a JSON record ({e.msg}); only a torn last line is expected "
+                    f"{self.path} line {n} is not a JSON record ({why}); only a torn last line is expected "
                     f"after a kill, so the log was edited or damaged: fix or delete that line"
                 ) from None
+            records.append((line, record))
         return records
 
     def truncate(self, step: int) -> int:
-        """Keep only records of steps ``< step`` (those a resumed run will not redo); returns how many."""
+        """Keep only records of steps ``< step`` (those a resumed run will not redo); returns how many.
+        A bad line before the last is the error :meth:`read` gives, and the log is left as it is."""
         if not self.path.is_file():
             return 0
-        kept = []
-        for line in self.path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill
-            if rec.get("step", step) < step:
-                kept.append(line)
+        kept = [line for line, rec in self._records() if _step_of(rec, step) < step]
         with atomic_path(self.path) as tmp:
             tmp.write_text("".join(line + "\n" for line in kept))
         return len(kept)
+
+
+def _step_of(record: dict[str, Any], default: int) -> int | float:
+    step = record.get("step", default)
+    return step if isinstance(step, (int, float)) and not isinstance(step, bool) else default

@@ -17,8 +17,10 @@ from rl4rec_core.errors import DataError, MissingArtifactError
 from rl4rec_core.integrity import FIX, load_torch, read_json_object
 from rl4rec_core.io import atomic_path, write_json
 from rl4rec_core.policy.config import PolicyConfig
+from rl4rec_core.state_checks import check_baseline_state, check_count, check_optimizer_state, owned, state_bound
 
 POLICY_FILE = "policy.json"
+_FLOAT_DTYPES = frozenset({"F32", "BF16", "F16", "F64"})
 STATE_FILE = "training_state.pt"
 
 
@@ -65,19 +67,64 @@ class PolicyCheckpoints:
         return directory
 
     def load(self, directory: str | Path) -> None:
-        """Restore weights (and the training state when the folder has one) saved by :meth:`save`."""
+        """Restore weights (and the training state when the folder has one) saved by :meth:`save`; every file
+        is checked against this model before anything changes (a ``DataError`` otherwise)."""
         directory = Path(directory)
-        self._load_weights(directory)
+        state = None
         if (directory / STATE_FILE).is_file():
-            state = load_torch(directory / STATE_FILE, map_location=self.device)
-            if not isinstance(state, dict) or not {"optimizer", "baseline", "num_updates"} <= state.keys():
-                raise DataError(f"{directory / STATE_FILE} is not a policy's training state. {FIX}")
+            state = self._read_training_state(directory / STATE_FILE)
+        self._load_weights(directory)
+        if state is not None:
             self.load_state_dict(state)
         self.last_rollout = None
         self.weights_changed()
 
+    def _read_training_state(self, file: Path) -> dict:
+        """``training_state.pt``, bounded by the trainable weights and checked against the optimizer."""
+        params = self.trainable_parameters()
+        state = load_torch(file, map_location=self.device, max_bytes=state_bound(params, copies=3))
+        if not isinstance(state, dict) or not {"optimizer", "baseline", "num_updates"} <= state.keys():
+            raise DataError(f"{file} is not a policy's training state. {FIX}")
+        check_optimizer_state(file, state["optimizer"], self.optimizer)
+        check_baseline_state(file, state["baseline"])
+        check_count(file, "num_updates", state["num_updates"])
+        return {**state, "optimizer": owned(state["optimizer"])}
+
+    def _expected_weights(self) -> dict[str, torch.Tensor]:
+        if self.config.policy.lora:
+            from peft import get_peft_model_state_dict
+
+            return get_peft_model_state_dict(self.model)
+        return self.model.state_dict()
+
+    def _check_weights_file(self, weights: Path, expected: dict[str, torch.Tensor]) -> None:
+        """The file's size and header (names, shapes, dtypes: read without loading a tensor) fit this model."""
+        from safetensors import SafetensorError, safe_open
+
+        limit = state_bound(expected.values(), copies=2)  # a float32 copy of bf16 weights is twice as big
+        if weights.stat().st_size > limit:
+            raise DataError(f"{weights} is {weights.stat().st_size:,} bytes, more than this model's weights "
+                            f"take ({limit:,}). {FIX}")
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise DataError(f"{weights} is damaged ({str(e).splitlines()[0][:200]}). {FIX}") from None
+        # tied models save no lm_head: it is the embedding matrix
+        tied = {"lm_head.weight"} if getattr(self.model.config, "tie_word_embeddings", False) else set()
+        missing = sorted(set(expected) - set(header) - tied)
+        unexpected = sorted(set(header) - set(expected))
+        if missing or unexpected:
+            raise DataError(f"{weights} does not match this model (missing {missing[:3]}, unexpected "
+                            f"{unexpected[:3]}). {FIX}")
+        for name, (shape, dtype) in header.items():
+            if shape != tuple(expected[name].shape) or dtype not in _FLOAT_DTYPES:
+                raise DataError(f"{weights} does not match this model: {name} is {dtype} {shape}, the model "
+                                f"needs {tuple(expected[name].shape)}. {FIX}")
+
     def _load_weights(self, directory: Path) -> None:
         """The adapter (LoRA) or the full weights from ``directory``, refusing ones for another model."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         lora = self.config.policy.lora
@@ -88,8 +135,7 @@ class PolicyCheckpoints:
                 f"{directory} has no {weights.name} ({kind} expected). Fix: point at a folder written by "
                 "RecPolicy.save (a checkpoint_step_N or checkpoint_final folder) made with the same --lora setting"
             )
-        from safetensors import SafetensorError
-
+        self._check_weights_file(weights, self._expected_weights())
         try:
             state = load_file(str(weights), device=str(self.device))
         except (SafetensorError, OSError) as e:
@@ -97,16 +143,9 @@ class PolicyCheckpoints:
         if lora:
             from peft import set_peft_model_state_dict
 
-            result = set_peft_model_state_dict(self.model, state)
-            unexpected = getattr(result, "unexpected_keys", [])
-            if unexpected:
-                raise DataError(f"{weights} does not match this model's adapters (unexpected {unexpected[:3]})")
+            set_peft_model_state_dict(self.model, state)
         else:
-            missing, unexpected = self.model.load_state_dict(state, strict=False)
-            # tied models save no lm_head: it is the embedding matrix
-            tied = {"lm_head.weight"} if getattr(self.model.config, "tie_word_embeddings", False) else set()
-            if unexpected or set(missing) - tied:
-                raise DataError(f"{weights} does not match this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+            self.model.load_state_dict(state, strict=False)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, trained: bool = True, device: str | None = None):

@@ -33,6 +33,10 @@ class PolicyConfig:
                     object.__setattr__(self, name, cls(**value))
                 except TypeError as e:
                     raise ConfigError(f"saved policy settings do not match this rl4rec ({e}); train it again") from None
+            elif not isinstance(value, cls):
+                raise ConfigError(f"the {name} settings must be a {cls.__name__}, got {type(value).__name__}")
+        if not isinstance(self.device, str) or not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ConfigError(f"a policy's device is a name and its seed an integer, got {self.device!r}, {self.seed!r}")
 
     @classmethod
     def of(cls, settings: Settings, device: str | None = None) -> PolicyConfig:

@@ -27,6 +27,8 @@ from rl4rec_core.io import atomic_path, write_json
 from rl4rec_core.policy.algorithms import RunningBaseline, compute_advantages, policy_gradient_loss
 from rl4rec_core.policy.config import PolicyConfig
 from rl4rec_core.policy.keyed_sampling import sample_key
+from rl4rec_core.state_checks import (check_baseline_state, check_optimizer_state, check_tensor, owned,
+                                      state_bound)
 
 # recent items a prompt shows when the policy settings give no history_len (the original's example shows 5)
 HISTORY_ITEMS = 5
@@ -222,38 +224,82 @@ class DummyRecPolicy:
             torch.save(state, tmp)
 
     def load(self, path: str | Path) -> None:
+        """Restore a saved state; it is checked against this policy before anything changes, so a damaged
+        or crafted file is a ``DataError`` (``--resume`` then falls back to an older checkpoint)."""
         path = Path(path)
         cfg = _read_config(path)
         if cfg["vocab"] != self.vocab:
-            raise ConfigError(f"{path} was saved with another vocabulary; load it with DummyRecPolicy.from_dir")
-        state = load_torch(path / "state.pt")  # weights_only: a hostile file cannot run code
-        if not isinstance(state, dict) or not _STATE_KEYS <= state.keys():
-            raise DataError(f"{path / 'state.pt'} is not a dummy policy's state. {FIX}")
+            raise DataError(f"{path} was saved with another vocabulary (another dataset?); load it with "
+                            f"DummyRecPolicy.from_dir, or resume from a checkpoint of this run")
+        # weights_only: a hostile file cannot run code; the bound: nothing bigger than weights + Adam's moments
+        file = path / "state.pt"
+        state = load_torch(file, max_bytes=state_bound(self.trainable_parameters(), copies=3))
+        self._check_state(file, state)
         with torch.no_grad():
             self.bias.copy_(state["bias"])
             self.weight.copy_(state["weight"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(owned(state["optimizer"]))
         self.baseline.load_state_dict(state["baseline"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].clone())
+
+    def _check_state(self, file: Path, state) -> None:
+        if not isinstance(state, dict) or not _STATE_KEYS <= state.keys():
+            raise DataError(f"{file} is not a dummy policy's state. {FIX}")
+        check_tensor(file, "bias", state["bias"], self.bias.detach())
+        check_tensor(file, "weight", state["weight"], self.weight.detach())
+        check_optimizer_state(file, state["optimizer"], self.optimizer)
+        check_baseline_state(file, state["baseline"])
+        check_tensor(file, "generator", state["generator"], self.generator.get_state())
+        try:  # on a scratch generator: this one stays as it is unless every check passes
+            torch.Generator().set_state(state["generator"].clone())
+        except (RuntimeError, ValueError) as e:
+            raise DataError(f"{file} (generator) is damaged ({str(e)[:120]}). {FIX}") from None
 
     @classmethod
     def from_dir(cls, path: str | Path, trained: bool = True) -> "DummyRecPolicy":
         """Rebuild a saved policy; ``trained=False`` gives the same policy before any update."""
-        cfg = _read_config(Path(path))
-        if not isinstance(cfg.get("config"), dict):
-            raise DataError(f"{path} holds a dummy policy saved by another rl4rec (no settings in policy.json); "
-                            "train it again")
-        policy = cls(cfg["vocab"], PolicyConfig.from_dict(cfg["config"]))
+        vocab, config = _saved(Path(path))
+        try:
+            policy = cls(vocab, config)
+        except ConfigError as e:
+            raise DataError(f"{Path(path) / 'policy.json'} is damaged ({str(e)[:160]}). {FIX}") from None
         if trained:
             policy.load(path)
         return policy
 
 
+# the vocabulary sizes the weight matrix ([V, V]) and the words per text size every sample ([N, words]): a
+# crafted policy.json must not make them terabytes
+MAX_VOCAB = 4096
+MAX_WORDS = 1024
+
+
 def _read_config(path: Path) -> dict:
+    """``policy.json``: its kind, a vocabulary of strings within ``MAX_VOCAB`` and a ``config`` object."""
     f = path / "policy.json"
     if not f.is_file():
         raise MissingArtifactError(f"{path} holds no saved dummy policy (policy.json missing)")
     cfg = read_json_object(f)
     if cfg.get("kind") != DummyRecPolicy.kind:
-        raise ConfigError(f"{path} holds a {cfg.get('kind')!r} policy, not a dummy one")
+        raise ConfigError(f"{path} holds a {str(cfg.get('kind'))[:40]!r} policy, not a dummy one")
+    vocab = cfg.get("vocab") if isinstance(cfg.get("vocab"), list) else []
+    if not 2 <= len(vocab) <= MAX_VOCAB or not all(isinstance(w, str) for w in vocab):
+        raise DataError(f"{f} is damaged: a vocabulary of {len(vocab)} words (2 to {MAX_VOCAB}). {FIX}")
+    if not isinstance(cfg.get("config"), dict):
+        raise DataError(f"{path} holds a dummy policy saved by another rl4rec (no settings in policy.json); "
+                        "train it again")
     return cfg
+
+
+def _saved(path: Path) -> tuple[list[str], PolicyConfig]:
+    """The vocabulary and the ``PolicyConfig`` saved in ``policy.json``, checked as settings are (a
+    ``DataError`` otherwise)."""
+    f = path / "policy.json"
+    cfg = _read_config(path)
+    try:
+        config = PolicyConfig.from_dict(cfg["config"])
+    except ConfigError as e:
+        raise DataError(f"{f} is damaged: its settings are not this rl4rec's ({str(e)[:160]}). {FIX}") from None
+    if not 1 <= config.policy.dummy_words <= MAX_WORDS:
+        raise DataError(f"{f} is damaged: {config.policy.dummy_words} words a text (1 to {MAX_WORDS}). {FIX}")
+    return cfg["vocab"], config
