@@ -17,6 +17,7 @@ applies the retrieval settings ``beta``, ``alpha`` and ``history_m`` when given 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 import dataclasses
@@ -80,6 +81,7 @@ class TunedRetrieval:
     settings: HybridWeights
     prior_counts: list[int]
     validation: dict[str, Any] = field(default_factory=dict)
+    digest: str | None = None  # sha256 of the settings file it was read from
 
     def prior(self) -> torch.Tensor:
         """``log(1 + count)`` per item: float32 ``[N]``."""
@@ -128,7 +130,8 @@ def load_tuned(dataset: str, emb_type: str, model_name: str, num_items: int | No
     if not path.is_file():
         raise MissingArtifactError(f"no retrieval settings for {dataset!r} at {path}; choose them with `{cmd}`")
     try:
-        raw = json.loads(path.read_text())
+        data = path.read_bytes()
+        raw = json.loads(data)
         settings = HybridWeights(**raw["settings"])
         counts = [int(c) for c in raw["prior_counts"]]
     except ConfigError as e:
@@ -141,7 +144,16 @@ def load_tuned(dataset: str, emb_type: str, model_name: str, num_items: int | No
         raise DataError(f"{path} has prior counts for {len(counts)} items but {dataset!r} has {num_items}; run `{cmd}`")
     if any(c < 0 for c in counts):
         raise DataError(f"{path} has negative prior counts; run `{cmd}` again")
-    return TunedRetrieval(dataset, settings, counts, raw.get("validation", {}))
+    return TunedRetrieval(dataset, settings, counts, raw.get("validation", {}), hashlib.sha256(data).hexdigest())
+
+
+def scorer_record(tuned: TunedRetrieval | None) -> dict[str, Any]:
+    """What decides a dataset's scores, as a flat record: the scorer, each of its weights and the sha256 of
+    the settings file they came from, from what :func:`resolve_tuned` returned (None: plain cosine). A
+    checkpoint's ``config.json`` keeps it and ``--resume`` compares it, so the reward cannot change under a
+    resumed run; a new weight of the scorer is one more key here."""
+    weights = tuned.settings if tuned is not None else HybridWeights()
+    return {"scorer": weights.scorer, **weights.to_dict(), "settings_sha256": tuned.digest if tuned else None}
 
 
 def resolve_tuned(dataset: str, retrieval: RetrievalSettings, num_items: int | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -17,7 +18,7 @@ from rl4rec_core.devices import resolve_device
 from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.retrieval import rewards as reward_registry
 from rl4rec_core.retrieval import scoring
-from rl4rec_core.retrieval.hybrid import HybridWeights, TunedRetrieval, fuse_query, resolve_tuned
+from rl4rec_core.retrieval.hybrid import HybridWeights, TunedRetrieval, fuse_query, resolve_tuned, scorer_record
 from rl4rec_core.retrieval.negatives import sample_candidates
 from rl4rec_core.settings import DEFAULT_REWARD, SCORERS, RetrievalSettings
 
@@ -97,6 +98,7 @@ class RetrievalService:
         for name, matrix in (embeddings or {}).items():
             self._items[name] = self._prepare(name, matrix)
         self._settings: dict[str, HybridWeights] = {}
+        self._records: dict[str, dict[str, Any]] = {}  # hybrid.scorer_record of each dataset
         self._bias: dict[str, torch.Tensor] = {}  # beta * prior [N], only where beta > 0
         for name in self._items:
             self._set_retrieval(name, (tuned or {}).get(name))
@@ -114,6 +116,7 @@ class RetrievalService:
         """The scorer of ``name`` (``resolve_tuned``: the tuned file or ``given``, the settings' weights on top)."""
         n = self._items[name].shape[0]
         tuned = resolve_tuned(name, self.retrieval, n, tuned=given)
+        self._records[name] = scorer_record(tuned)
         if tuned is None:
             if self.retrieval.scorer == "auto":
                 log.warning("no tuned retrieval settings for %r: scoring by plain cosine; run "
@@ -167,7 +170,8 @@ class RetrievalService:
     def info(self) -> dict:
         """Device, model, datasets and their scorers, for the server banner and health checks."""
         return {"device": str(self.device), "emb_model_name": self.emb_model_name, "datasets": self.datasets(),
-                "scorers": {name: self.scorer(name) for name in self._items}}
+                "scorers": {name: self.scorer(name) for name in self._items},
+                "scoring": dict(self._records)}
 
     def scorer(self, dataset_name: str, mode: str | None = None) -> str:
         """What scores ``dataset_name`` under ``mode`` (None: its tuned settings), e.g. ``hybrid(beta=0.05, ...)``."""

@@ -20,6 +20,7 @@ from rl4rec_core.settings import Settings, flatten
 from rl4rec_core import checkpoints as ckpt
 
 log = logging.getLogger(__name__)
+SCORING = "scoring"  # config.json's key of the scorer records, beside the settings groups
 
 # Settings a resumed run may change without --override_config. None changes what the run learns:
 # - how long it goes on and how often it reports and saves (extending a finished run is the normal use);
@@ -39,13 +40,38 @@ MAY_DIFFER = frozenset({
 
 
 def saved_settings(path: Path, config: dict[str, Any]) -> Settings:
-    """The ``Settings`` of a checkpoint's ``config.json``."""
+    """The ``Settings`` of a checkpoint's ``config.json`` (its scorer records aside). Building them imports
+    nothing the checkpoint names: a ``pkg.module:fn`` reward is checked by its form only."""
     try:
-        return Settings.from_dict(config)
-    except (ConfigError, TypeError) as e:
+        return Settings.from_dict({k: v for k, v in config.items() if k != SCORING})
+    except (ValueError, TypeError, AttributeError, OverflowError, RecursionError) as e:
         raise DataError(
             f"{Path(path) / 'config.json'} holds no valid settings ({str(e).splitlines()[0][:200]}). {FIX}"
         ) from None
+
+
+def scoring_of(source: Any, datasets: list[str]) -> dict[str, dict[str, Any]]:
+    """``{dataset: scorer record}`` (``retrieval.hybrid.scorer_record``) of the reward source, as the service
+    reports it; ``{}`` for a source that does not say (a test double)."""
+    info = getattr(source, "info", None)
+    scoring = info().get("scoring", {}) if callable(info) else {}
+    return {name: scoring[name] for name in datasets if name in scoring}
+
+
+def run_config(settings: Settings, scoring: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A checkpoint's ``config.json``: the settings tree and, under ``scoring``, what scored the rewards."""
+    return {**settings.to_dict(), **({SCORING: scoring} if scoring else {})}
+
+
+def scoring_changes(config: dict[str, Any], scoring: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Differences between the saved and the current scorer records (none when either is unknown: a
+    checkpoint written before they were saved, or a source that does not report them)."""
+    saved = config.get(SCORING)
+    if not isinstance(saved, dict) or not scoring:
+        return {}
+    old, new = flatten({SCORING: saved}), flatten({SCORING: scoring})
+    return {k: {"saved": old.get(k), "given": new.get(k)} for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)}
 
 
 def config_changes(saved: Settings, given: Settings) -> dict[str, dict[str, Any]]:
@@ -56,9 +82,11 @@ def config_changes(saved: Settings, given: Settings) -> dict[str, dict[str, Any]
             if key not in MAY_DIFFER and old.get(key) != value}
 
 
-def check_settings(path: Path, saved: Settings, given: Settings) -> dict[str, dict[str, Any]]:
-    """The accepted changes (``{}`` when none); a ``ConfigError`` listing them without ``override_config``."""
-    changes = config_changes(saved, given)
+def check_settings(path: Path, saved: Settings, given: Settings,
+                   more: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The accepted changes (``{}`` when none); a ``ConfigError`` listing them without ``override_config``.
+    ``more``: other differences found (the scorer records)."""
+    changes = {**config_changes(saved, given), **(more or {})}
     if not changes:
         return {}
     listed = ", ".join(f"{k} (saved {v['saved']!r}, given {v['given']!r})" for k, v in changes.items())
@@ -99,8 +127,8 @@ def resume_latest(trainer) -> tuple[Path, dict[str, dict[str, Any]]]:
         try:
             state, config = ckpt.read_checkpoint(path)
             saved = saved_settings(path, config)
-            changes = check_settings(path, saved, trainer.settings)
-            trainer.restore_state(path, state)
+            changes = check_settings(path, saved, trainer.settings, scoring_changes(config, trainer.scoring))
+            trainer.restore_state(path, state, saved.trainer.num_steps)
         except (DataError, MissingArtifactError) as e:  # damaged: an older checkpoint may be whole
             log.warning("--resume: skipping %s: %s", path, e)
             skipped.append(f"{path.name}: {str(e).split(' Fix: ')[0]}")

@@ -20,12 +20,14 @@ from tqdm.auto import tqdm
 
 from rl4rec_core import checkpoints as ckpt
 from rl4rec_core.errors import ConfigError, DataError, Rl4recError
-from rl4rec_core.integrity import FIX
 from rl4rec_core.progress import bars_wanted
 from rl4rec_core.retrieval.source import RewardSource
 from rl4rec_core.settings import Settings
-from rl4rec_core.training.resume import resume_latest
+from rl4rec_core.training.resume import resume_latest, run_config, scoring_of
+from rl4rec_core.training.run_lock import RunLock
+from rl4rec_core.training.trainer_state import check_trainer_state
 from rl4rec_core.training.user_pool import UserPool
+from rl4rec_core.write_errors import saving_into
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ class RLTrainer:
         # whether this process writes the run's files and console lines (data-parallel: rank 0 only)
         self.writer = True
         self.config_changes: list[dict[str, Any]] = []  # settings changes accepted by --override_config
+        self.scoring: dict[str, dict[str, Any]] = {}  # the reward source's scorer records (resume.scoring_of)
         self.titles = self.dataset.item_titles
         # every usable train user of every dataset; sample_users() indexes into it
         self.pool = UserPool(settings.run.datasets, self.datasets, settings.run.weights)
@@ -218,10 +221,19 @@ class RLTrainer:
 
     # ---------------------------------------------------------------- the loop
     def train(self) -> dict[str, Any]:
-        """Train until ``num_steps`` steps are done, resuming first if asked; returns a summary."""
+        """Train until ``num_steps`` steps are done, resuming first if asked; returns a summary.
+
+        The writer holds the run folder's lock (``run_lock.py``) throughout: a second writer is refused."""
+        out, resume = self.output_dir, self.settings.trainer.resume
+        if not self.writer or (resume and not out.is_dir()):  # nothing to resume is an error, creating nothing
+            return self._train()
+        with RunLock(out):
+            return self._train()
+
+    def _train(self) -> dict[str, Any]:
         cfg = self.settings.trainer
+        self._check_service()  # and what scores the rewards, which a resume compares with the checkpoint's
         self._prepare_output()
-        self._check_service()
         self._emit("on_train_start", self)
         start = self.step
         bar = tqdm(total=cfg.num_steps, initial=start, desc="train", unit="step", disable=not bars_wanted(self.progress))
@@ -264,7 +276,9 @@ class RLTrainer:
         state = {"step": self.step, "sampler": self.sampler.bit_generator.state, "rng": ckpt.capture_rng()}
         if self.config_changes:
             state["config_changes"] = self.config_changes
-        ckpt.save_checkpoint(path, self.policy, state, self.settings.to_dict())
+        # a full disk, the file-size limit, a read-only folder: one line; older checkpoints stay whole
+        with saving_into(path.parent, f"write checkpoint {path.name}"):
+            ckpt.save_checkpoint(path, self.policy, state, run_config(self.settings, self.scoring))
         _print(f"✓ Checkpoint saved: {path}", bar)
         self._emit("on_checkpoint", self.step, path)
         return path
@@ -276,25 +290,14 @@ class RLTrainer:
             if fn is not None:
                 fn(*args)
 
-    def restore(self, path: Path) -> None:
-        """Load policy, step, sampler and RNG states from a checkpoint folder (verified first)."""
-        state, _ = ckpt.read_checkpoint(path)
-        self.restore_state(path, state)
-
-    def restore_state(self, path: Path, state: dict[str, Any]) -> None:
-        """:meth:`restore` with the checkpoint's ``trainer_state.json`` already read."""
-        try:
-            step, sampler, rng = int(state["step"]), state["sampler"], state["rng"]
-            changes = list(state.get("config_changes", []))
-        except (KeyError, TypeError, ValueError) as e:
-            raise DataError(f"{Path(path) / 'trainer_state.json'} is damaged (bad {e}). {FIX}") from None
+    def restore_state(self, path: Path, state: dict[str, Any], num_steps: int) -> None:
+        """Load policy, step, sampler and RNG states from a checkpoint folder whose ``trainer_state.json``
+        is ``state`` (``num_steps``: the run's length in its ``config.json``). Everything is checked first."""
+        checked = check_trainer_state(path, state, num_steps, self.sampler.bit_generator.state)
         self.policy.load(Path(path) / "policy")
-        try:
-            self.sampler.bit_generator.state = sampler
-            ckpt.restore_rng(rng)
-        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
-            raise DataError(f"{Path(path) / 'trainer_state.json'} has a damaged RNG state ({e}). {FIX}") from None
-        self.step, self.config_changes = step, changes
+        self.sampler.bit_generator.state = checked.sampler
+        ckpt.restore_rng(checked.rng)
+        self.step, self.config_changes = checked.step, checked.config_changes
 
     def _prepare_output(self) -> None:
         cfg, seed = self.settings.trainer, self.settings.run.seed
@@ -324,6 +327,7 @@ class RLTrainer:
             return
         try:
             loaded = datasets()
+            self.scoring = scoring_of(src, self.settings.run.datasets)
         except Rl4recError:
             raise
         except Exception as e:
