@@ -112,7 +112,7 @@ def _prepare_folder(folder: Path) -> None:
                           f"(a new one is created), or move the file away")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+    except (FileExistsError, NotADirectoryError):
         raise ConfigError(f"--checkpoint_dir {folder}: a part of the path is a file, not a folder. Fix: pass "
                           f"another --checkpoint_dir") from None
     except OSError as e:
