@@ -119,7 +119,8 @@ def _final_step(path: Path, default: int) -> int:
         step = read_json_object(path / "trainer_state.json").get("step")
     except DataError:
         return default
-    return step if isinstance(step, int) and not isinstance(step, bool) else default
+    # a step that cannot be (negative, not an integer) lists it as the newest, to be tried and skipped first
+    return step if isinstance(step, int) and not isinstance(step, bool) and step >= 0 else default
 
 
 def run_artifacts(run_dir: Path, hidden: bool = True) -> list[Path]:

@@ -227,8 +227,8 @@ class DummyRecPolicy:
         """Restore a saved state; it is checked against this policy before anything changes, so a damaged
         or crafted file is a ``DataError`` (``--resume`` then falls back to an older checkpoint)."""
         path = Path(path)
-        cfg = _read_config(path)
-        if cfg["vocab"] != self.vocab:
+        vocab, _ = _read_saved(path)
+        if vocab != self.vocab:
             raise DataError(f"{path} was saved with another vocabulary (another dataset?); load it with "
                             f"DummyRecPolicy.from_dir, or resume from a checkpoint of this run")
         # weights_only: a hostile file cannot run code; the bound: nothing bigger than weights + Adam's moments
@@ -258,7 +258,7 @@ class DummyRecPolicy:
     @classmethod
     def from_dir(cls, path: str | Path, trained: bool = True) -> "DummyRecPolicy":
         """Rebuild a saved policy; ``trained=False`` gives the same policy before any update."""
-        vocab, config = _saved(Path(path))
+        vocab, config = _read_saved(Path(path))
         try:
             policy = cls(vocab, config)
         except ConfigError as e:
@@ -274,32 +274,25 @@ MAX_VOCAB = 4096
 MAX_WORDS = 1024
 
 
-def _read_config(path: Path) -> dict:
-    """``policy.json``: its kind, a vocabulary of strings within ``MAX_VOCAB`` and a ``config`` object."""
+def _read_saved(path: Path) -> tuple[list[str], PolicyConfig]:
+    """The vocabulary and the ``PolicyConfig`` in ``policy.json``: its kind, strings within ``MAX_VOCAB``,
+    settings checked as settings are; anything else is a ``DataError`` (a damaged or crafted checkpoint)."""
     f = path / "policy.json"
     if not f.is_file():
         raise MissingArtifactError(f"{path} holds no saved dummy policy (policy.json missing)")
     cfg = read_json_object(f)
     if cfg.get("kind") != DummyRecPolicy.kind:
-        raise ConfigError(f"{path} holds a {str(cfg.get('kind'))[:40]!r} policy, not a dummy one")
+        raise DataError(f"{path} holds a {str(cfg.get('kind'))[:40]!r} policy, not a dummy one")
     vocab = cfg.get("vocab") if isinstance(cfg.get("vocab"), list) else []
     if not 2 <= len(vocab) <= MAX_VOCAB or not all(isinstance(w, str) for w in vocab):
         raise DataError(f"{f} is damaged: a vocabulary of {len(vocab)} words (2 to {MAX_VOCAB}). {FIX}")
     if not isinstance(cfg.get("config"), dict):
         raise DataError(f"{path} holds a dummy policy saved by another rl4rec (no settings in policy.json); "
                         "train it again")
-    return cfg
-
-
-def _saved(path: Path) -> tuple[list[str], PolicyConfig]:
-    """The vocabulary and the ``PolicyConfig`` saved in ``policy.json``, checked as settings are (a
-    ``DataError`` otherwise)."""
-    f = path / "policy.json"
-    cfg = _read_config(path)
     try:
         config = PolicyConfig.from_dict(cfg["config"])
     except ConfigError as e:
         raise DataError(f"{f} is damaged: its settings are not this rl4rec's ({str(e)[:160]}). {FIX}") from None
     if not 1 <= config.policy.dummy_words <= MAX_WORDS:
         raise DataError(f"{f} is damaged: {config.policy.dummy_words} words a text (1 to {MAX_WORDS}). {FIX}")
-    return cfg["vocab"], config
+    return vocab, config
