@@ -91,7 +91,24 @@ def _check_items(raw: RawData) -> pd.DataFrame:
             f"{raw.item_file}: {len(dup)} item id(s) appear more than once, e.g. {', '.join(map(shown, dup[:5]))}. "
             "Fix: keep one metadata record per item"
         )
-    return items.assign(item_id=ids)
+    items = items.assign(item_id=ids)
+    for col in items.columns:
+        values = items[col].dropna().astype(str)
+        bad = values[values.str.contains("\x00", regex=False)]
+        if len(bad):
+            row = items.loc[bad.index[0], "item_id"]
+            raise DataError(f"{raw.item_file}: the {shown(col)} of item {shown(row, quote=True)} holds a NUL byte "
+                            f"(\\x00), which no text has; it would be stored in the catalogue. Fix: remove it")
+    return items
+
+
+def _check_user_ids(raw: RawData) -> None:
+    """A NUL byte in a user or item id would make another user (or an unknown item) of the same person."""
+    for user, seq in raw.sequences:
+        for what, value in (("user id", user), *(("item id", i) for i in seq)):
+            if "\x00" in value:
+                raise DataError(f"{raw.sequence_file}: the {what} {shown(value, quote=True)} holds a NUL byte "
+                                f"(\\x00), which no id has. Fix: remove it")
 
 
 def _drop_unknown(raw: RawData, known: set[str], policy: str) -> list[tuple[str, list[str]]]:
@@ -125,6 +142,7 @@ def build_tables(raw: RawData, unknown_items: str = "drop") -> PreparedTables:
     if unknown_items not in UNKNOWN_ITEM_POLICIES:
         raise ConfigError(f"unknown_items={unknown_items!r}; use one of {UNKNOWN_ITEM_POLICIES}")
     items = _check_items(raw)
+    _check_user_ids(raw)
     if not raw.sequences:
         raise DataError(f"{raw.sequence_file}: no interactions. Fix: check the file is the right one and not empty")
     users = [u for u, _ in raw.sequences]

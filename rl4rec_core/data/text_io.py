@@ -28,6 +28,17 @@ def _decode_error(path: Path, data: bytes, encoding: str, err: UnicodeDecodeErro
                      f"(e.g. --encoding {hint})")
 
 
+def _check_utf16(path: Path, text: str, encoding: str) -> None:
+    """UTF-16 without a byte-order mark decodes as UTF-8 (a NUL after each ASCII letter), and the loaders
+    then report a wrong cause (a missing header field). Every other character a NUL says what it is."""
+    head = text[:4096]
+    if not head or head.count("\x00") * 3 < len(head) or encoding.replace("_", "-").lower().startswith("utf-16"):
+        return
+    order = "utf-16-le" if head[1::2].count("\x00") >= head[0::2].count("\x00") else "utf-16-be"
+    raise DataError(f"{path} is UTF-16 (every other byte is 0), not {encoding}. Fix: pass --encoding {order}, or "
+                    f"save the file as {encoding}")
+
+
 def read_text(path: Path, encoding: str = DEFAULT_ENCODING, gzipped: bool = False, newline: str | None = None) -> str:
     """The decoded text of ``path`` (gunzipped first when ``gzipped``), without a leading BOM.
 
@@ -47,7 +58,11 @@ def read_text(path: Path, encoding: str = DEFAULT_ENCODING, gzipped: bool = Fals
         text = data.decode(encoding)
     except UnicodeDecodeError as e:
         raise _decode_error(path, data, encoding, e) from None
+    except UnicodeError as e:  # a codec that fails without saying where (punycode, idna)
+        raise DataError(f"{path} does not decode as {encoding} ({shown(str(e))}). Fix: pass the encoding the file "
+                        f"uses with --encoding (utf-8, latin-1, cp1252, utf-16)") from None
     text = text.removeprefix(BOM)
+    _check_utf16(path, text, encoding)
     return text if newline == "" else io.StringIO(text, newline=newline).read()
 
 

@@ -74,15 +74,25 @@ def number(name: str, value: Any, minimum: float = 0.0, strict: bool = False, ex
         raise ConfigError(f"{name} must be a number {bound}, got {value!r}; e.g. --{name} {example or minimum}")
 
 
+# what every raw file holds: field names, tabs, newlines, digits and letters beyond ASCII
+_SAMPLE = "user_id:token\titem_id:token\n1\tAm\u00e9lie (2001)\n"
+
+
 def check_encoding(encoding: str) -> str:
-    """The canonical name of ``encoding`` (``latin-1`` -> ``iso8859-1``) when Python can decode bytes
-    with it, else a ``ConfigError`` naming the fix."""
+    """The canonical name of ``encoding`` (``latin-1`` -> ``iso8859-1``) when it can hold a data file (a
+    sample with tabs, newlines and accents survives encoding and decoding), else a ``ConfigError`` naming
+    the fix. ``idna`` and the like are text codecs for one domain label, not for files."""
+    fix = "Fix: pass one such as utf-8 (the default), latin-1, cp1252 or utf-16"
     try:
-        b"a".decode(encoding, "replace")  # empty bytes would skip the text-encoding check
-        return codecs.lookup(encoding).name
+        name = codecs.lookup(encoding).name
+        if _SAMPLE.encode(encoding).decode(encoding) != _SAMPLE:
+            raise UnicodeError("the sample did not survive")
     except (LookupError, TypeError):
-        raise ConfigError(f"--encoding {encoding!r} is not a text encoding Python knows. Fix: pass one such as "
-                          "utf-8 (the default), latin-1, cp1252 or utf-16") from None
+        raise ConfigError(f"--encoding {encoding!r} is not a text encoding Python knows. {fix}") from None
+    except (UnicodeError, ValueError) as e:
+        raise ConfigError(f"--encoding {encoding!r} cannot hold a data file (tabs, newlines and accented letters "
+                          f"do not survive it: {str(e)[:80]}). {fix}") from None
+    return name
 
 
 def check_reward(name: Any, known: tuple[str, ...], families: tuple[str, ...]) -> None:
