@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.settings import AlgorithmSettings, PolicySettings, Settings, groups_of
+from rl4rec_core.settings import MAX_SEED, AlgorithmSettings, PolicySettings, Settings, groups_of
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,10 @@ class PolicyConfig:
                     raise ConfigError(f"saved policy settings do not match this rl4rec ({e}); train it again") from None
             elif not isinstance(value, cls):
                 raise ConfigError(f"the {name} settings must be a {cls.__name__}, got {type(value).__name__}")
-        if not isinstance(self.device, str) or not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ConfigError(f"a policy's device is a name and its seed an integer, got {self.device!r}, {self.seed!r}")
+        seed_ok = isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= MAX_SEED
+        if not isinstance(self.device, str) or not seed_ok:
+            raise ConfigError(f"a policy's device is a name and its seed an integer in [0, 2**32-1], got "
+                              f"{self.device!r}, {self.seed!r}")
 
     @classmethod
     def of(cls, settings: Settings, device: str | None = None) -> PolicyConfig:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import math
+import posixpath
 from collections.abc import Mapping
 from dataclasses import field
 from typing import Any
@@ -67,8 +69,11 @@ def integer(name: str, value: Any, minimum: int = 1, hint: str = "") -> None:
 
 
 def number(name: str, value: Any, minimum: float = 0.0, strict: bool = False, example: str = "") -> None:
-    """``value`` is a number ``>= minimum`` (``> minimum`` when ``strict``)."""
+    """``value`` is a finite number ``>= minimum`` (``> minimum`` when ``strict``): ``inf`` and ``nan`` parse
+    as floats and pass comparisons, then fail far from the flag (``invalid multinomial``)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value}; e.g. --{name} {example or minimum}")
     if not ok or value < minimum or (strict and value == minimum):
         bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
         raise ConfigError(f"{name} must be a number {bound}, got {value!r}; e.g. --{name} {example or minimum}")
@@ -108,3 +113,24 @@ def check_reward(name: Any, known: tuple[str, ...], families: tuple[str, ...]) -
         raise ConfigError(f"reward {name!r}: the cut-off must be a positive integer, e.g. {family}@10")
     if ":" not in name and "." not in name:
         raise ConfigError(f"unknown reward {name!r}; known rewards: {listing}")
+
+
+MAX_EXPERIMENT_CHARS = 500  # MLflow's MAX_EXPERIMENT_NAME_LENGTH
+
+
+def check_mlflow_names(experiment: Any, model_name: Any) -> None:
+    """An experiment and a registered model name (``{dataset}`` filled in) that MLflow accepts, checked when
+    the flags are read rather than after the whole pipeline ran. MLflow's rules (``mlflow.utils.validation``,
+    3.17) are repeated here because the settings do not import MLflow: an experiment is not empty and has at
+    most 500 characters; a model name is not empty, has no '/' or ':' and is no path that resolves elsewhere."""
+    if not isinstance(experiment, str) or not experiment.strip():
+        raise ConfigError("experiment is empty; pass an MLflow experiment name, e.g. --experiment rl4rec")
+    if len(experiment) > MAX_EXPERIMENT_CHARS:
+        raise ConfigError(f"experiment has {len(experiment)} characters, MLflow takes at most {MAX_EXPERIMENT_CHARS}; "
+                          f"pass a shorter --experiment")
+    name = model_name.replace("{dataset}", "dataset") if isinstance(model_name, str) else ""
+    norm = posixpath.normpath(name) if name else ""
+    if not norm.strip() or "/" in name or ":" in name or norm != name or norm.startswith(".."):
+        raise ConfigError(f"--model_name gives the registered model name {model_name!r}, which MLflow refuses: it must "
+                          f"not be empty nor contain '/' or ':' (nor be a path such as '.' or '..'). Fix: pass e.g. "
+                          f"--model_name rl4rec-{{dataset}}")

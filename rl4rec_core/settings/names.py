@@ -17,6 +17,8 @@ DEFAULT_EXPERIMENT = "rl4rec"
 DEFAULT_ENCODING = "utf-8"  # of raw data files
 MODEL_NAME_TEMPLATE = "rl4rec-{dataset}"
 DEFAULT_PROMPT_TEMPLATE = "next_item"
+# numpy's legacy seeding (np.random.seed) takes [0, 2**32); torch and python take more
+MAX_SEED = 2**32 - 1
 
 # the raw layouts `rl4rec data prepare` reads, and what it does with interactions of unknown items
 FORMATS = ("auto", ML_100K, "recbole", "amazon")

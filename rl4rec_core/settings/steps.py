@@ -9,7 +9,8 @@ from typing import Any
 
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.settings import names as n
-from rl4rec_core.settings.fields import choice, default_of, field_names, integer, number, opt, split_fields
+from rl4rec_core.settings.fields import (check_mlflow_names, choice, default_of, field_names, integer, number, opt,
+                                         split_fields)
 from rl4rec_core.settings.training import GROUPS, RunSettings
 
 
@@ -81,6 +82,7 @@ class TrackingSettings:
         choice("promote", self.promote, n.PROMOTE_MODES)
         if self.model_name.replace("{dataset}", "").count("{") or "}" in self.model_name.replace("{dataset}", ""):
             raise ConfigError(f"model_name {self.model_name!r} may only use the {{dataset}} placeholder")
+        check_mlflow_names(self.experiment, self.model_name)  # MLflow would refuse them after the whole run
 
     def registered_name(self, dataset: str) -> str:
         """``rl4rec-ml-100k``: ``model_name`` for ``dataset`` (a run's label, ``ml-100k+beauty`` for several)."""
@@ -96,8 +98,8 @@ class ResourceSettings:
     train_cpus: float | None = opt(None, "CPUs (= torch threads) of the SFT and RL tasks (default: a whole node)")
 
     def __post_init__(self) -> None:
-        if self.train_cpus is not None and not self.train_cpus >= 1:
-            raise ConfigError(f"train_cpus must be >= 1, got {self.train_cpus}; e.g. 2 on a 2-core machine")
+        if self.train_cpus is not None:
+            number("train_cpus", self.train_cpus, minimum=1, example="2")
         number("num_gpus", self.num_gpus, example="1")
 
 

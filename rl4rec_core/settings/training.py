@@ -44,6 +44,9 @@ class RunSettings:
             raise ConfigError(f"source {self.source!r} does not exist; pass the folder with the raw dataset files")
         choice("fmt", self.fmt, n.FORMATS)
         integer("seed", self.seed, minimum=0)
+        if self.seed > n.MAX_SEED:
+            raise ConfigError(f"seed must be at most 2**32-1 = {n.MAX_SEED} (numpy's seeding takes no more), got "
+                              f"{self.seed}; e.g. --seed 0")
         check_encoding(self.encoding)  # raises ConfigError naming encodings that work
 
     @property
