@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rl4rec_core import paths
@@ -68,9 +69,9 @@ class FlowParams:
         return self.settings.trainer
 
     def check_inputs(self) -> FlowParams:
-        """What must be on disk: each dataset (built in or prepared), the ``init_from`` policy, and the tuned file
-        echo+prior ranks with when tuning is off (else the run would fail at its very end, after training).
-        Returns itself."""
+        """What must be on disk: each dataset (built in or prepared), the ``init_from`` policy, a ``checkpoint_dir``
+        that is not a file, and the tuned file echo+prior ranks with when tuning is off (else the run would fail
+        at its very end, after training). Returns itself."""
         from rl4rec_core.data.prepare import BUILTIN, read_meta
 
         for name in self.run.datasets:  # each of a list, named on its own
@@ -84,6 +85,10 @@ class FlowParams:
             from rl4rec_core.policy.warm_start import resolve_policy_dir
 
             resolve_policy_dir(self.policy.init_from)
+        checkpoint_dir = self.trainer.checkpoint_dir
+        if checkpoint_dir and Path(checkpoint_dir).expanduser().is_file():
+            raise ConfigError(f"checkpoint_dir {checkpoint_dir} is a file, not a folder. Fix: pass a folder path "
+                              f"(a new one is created), or move the file away")
         self._check_untuned_baselines()
         return self
 

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from rl4rec_core.errors import Rl4recError
+from rl4rec_core.errors import ConfigError, Rl4recError
 
 _LOW_SPACE = 64 * 1024 * 1024  # below this, a failed write is put down to a full disk
 
@@ -86,3 +86,18 @@ def saving_into(folder: str | Path, what: str, flag: str = "--checkpoint_dir") -
         if not any(marker in str(e) for marker in _TORCH_WRITER):
             raise
         raise failed_save(e, folder, what, flag) from None
+
+
+def check_output_file(path: str | Path, flag: str = "--output") -> None:
+    """Refuse, before any work, an output file path that cannot be written: a folder, a path through a
+    file, or a folder this process may not write."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; pass a file path, e.g. {flag} {path / 'metrics.json'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder. Fix: pass a path in a folder")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"{flag} {path}: {parent} is not writable. Fix: pass a path in a folder you can write")

@@ -69,15 +69,23 @@ def run(args: argparse.Namespace) -> int:
     # before anything is ranked or loaded: a bad device fails at once
     groups["run"] = dataclasses.replace(groups["run"], device=str(resolve_device(groups["run"].device)))
     names = groups["run"].datasets
-    if len(names) == 1:
-        return _evaluate(args, groups, names[0], args.output)
     output = Path(args.output) if args.output else None
-    for i, name in enumerate(names):
+    outputs = {names[0]: output} if len(names) == 1 else {n: output and _named(output, n) for n in names}
+    if output:  # before the evaluation runs, not after it
+        from rl4rec_core.write_errors import check_output_file
+
+        for path in outputs.values():
+            check_output_file(path)
+    for i, (name, path) in enumerate(outputs.items()):
         if i:
             print()
-        # one JSON per dataset beside the named one: metrics.json -> metrics.ml-100k.json
-        _evaluate(args, groups, name, output and output.with_name(f"{output.stem}.{name}{output.suffix}"))
+        _evaluate(args, groups, name, path)
     return 0
+
+
+def _named(output: Path, dataset: str) -> Path:
+    """One JSON per dataset beside the named one: metrics.json -> metrics.ml-100k.json."""
+    return output.with_name(f"{output.stem}.{dataset}{output.suffix}")
 
 
 def _check_checkpoints(args: argparse.Namespace, dataset_name: str) -> None:

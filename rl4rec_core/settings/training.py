@@ -96,8 +96,9 @@ class RetrievalSettings:
     def __post_init__(self) -> None:
         choice("scorer", self.scorer, n.SCORERS)
         choice("emb_backend", self.emb_backend, n.EMB_BACKENDS)
-        if not self.actor_name:
-            raise ConfigError(f"actor_name is empty; the default is {n.DEFAULT_ACTOR_NAME!r}")
+        if not self.actor_name.strip() or not self.namespace.strip():  # Ray refuses them only after connecting
+            raise ConfigError(f"--actor_name {self.actor_name!r} / --namespace {self.namespace!r}: neither may be "
+                              f"empty; the defaults are {n.DEFAULT_ACTOR_NAME!r} and {n.RAY_NAMESPACE!r}")
         for name in ("beta", "alpha"):
             if getattr(self, name) is not None:
                 number(name, getattr(self, name), example="0.1")
