@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rl4rec_core import env_allowlist
+
 
 def _env_path(var: str, default: str | Path) -> Path:
     return Path(os.environ.get(var) or default).expanduser()
@@ -44,40 +46,26 @@ def dataset_dir(dataset: str) -> Path:
     return data_dir() / dataset
 
 
-# what a Ray worker or actor gets from this process's environment, to find the same files and models: an
-# explicit allow-list of names, plus the project's own RL4REC_* (none of them a credential); PYTHONPATH: user
-# code named by dotted path (custom rewards) must import there too. Credentials (HF_TOKEN, PREFECT_API_KEY,
-# MLFLOW_TRACKING_TOKEN/PASSWORD, ...) are never on it: a worker gets one only when the user names it in
-# RL4REC_WORKER_SECRETS, e.g. RL4REC_WORKER_SECRETS="HF_TOKEN,PREFECT_API_KEY".
-FORWARDED_PREFIXES = ("RL4REC_",)
-FORWARDED = (
-    "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_DATASETS_CACHE", "HF_MODULES_CACHE",
-    "HF_ASSETS_CACHE", "HF_XET_CACHE", "HF_ENDPOINT", "HF_HUB_DISABLE_TELEMETRY", "HF_HUB_DISABLE_PROGRESS_BARS",
-    "HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_ETAG_TIMEOUT",
-    "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "RAY_AUTH_MODE", "PYTHONPATH", "TQDM_DISABLE", "NO_COLOR",
-)
 # a progress bar in a Ray worker reaches the driver as one line per refresh (one bar became 28 lines): off,
 # unless the user set these
 NO_PROGRESS_BARS = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-SECRETS_VAR = "RL4REC_WORKER_SECRETS"
+# what a Ray worker or actor gets from this process's environment: rl4rec_core/env_allowlist.py names it,
+# variable by variable (credentials only when the user names them in RL4REC_WORKER_SECRETS)
+SECRETS_VAR = env_allowlist.SECRETS_VAR
+worker_secrets = env_allowlist.named_by_user
 _PATH_VARS = ("RL4REC_DATA_DIR", "RL4REC_EMB_DIR", "RL4REC_CACHE_DIR", "RL4REC_CHECKPOINT_ROOT")
 
 
-def worker_secrets() -> tuple[str, ...]:
-    """The variable names listed in ``RL4REC_WORKER_SECRETS`` (comma- or space-separated)."""
-    return tuple(n for n in os.environ.get(SECRETS_VAR, "").replace(",", " ").split() if n)
-
-
 def worker_env(names: tuple[str, ...] = ()) -> dict[str, str]:
-    """Environment for a Ray worker or actor: the allow-list above, ``names``, and the variables the user
+    """Environment for a Ray worker or actor: ``env_allowlist.WORKER``, ``names``, and the variables the user
     named in ``RL4REC_WORKER_SECRETS`` -- whichever of them are set.
 
     Locations are made absolute, the default ones included, because a worker's working directory is
     Ray's session folder, not this process's; and workers of an already running Ray never see
     variables this process set after Ray started.
     """
-    allowed = set(FORWARDED) | set(names) | set(worker_secrets())
-    env = {k: v for k, v in os.environ.items() if k in allowed or k.startswith(FORWARDED_PREFIXES)}
+    allowed = env_allowlist.for_workers(names)
+    env = {k: v for k, v in os.environ.items() if k in allowed}
     for k in _PATH_VARS:
         if env.get(k):
             env[k] = str(Path(env[k]).expanduser().resolve())

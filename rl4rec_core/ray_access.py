@@ -7,8 +7,9 @@ Ray 2.60, as read in its source (``ray/_private/worker.py``, ``services.py``, ``
   ``~/.ray/auth_token`` (created when missing). ``ray start --head`` turns it on only with
   ``RAY_AUTH_MODE=token`` or when a token already exists. A process joining a cluster at an explicit
   address (an argument or ``RAY_ADDRESS``) sends the token only when ``RAY_AUTH_MODE=token``.
-  Ray reads the token from ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``; this
-  module never reads, writes or copies it.
+  Ray reads the token from ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``, and writes
+  the file with the umask (0644: every user of the machine could read it). This module never reads or copies
+  the token; it makes the file 0600 (:func:`protect_token_file`).
 * Ray's servers (GCS, raylet, workers, agents, metrics) bind to 127.0.0.1 only when the node's IP is
   127.0.0.1, else to all interfaces. On Linux Ray replaces a loopback node IP (``--node-ip-address``,
   ``_node_ip_address``) with the machine's address unless its single-machine mode is on:
@@ -16,7 +17,8 @@ Ray 2.60, as read in its source (``ray/_private/worker.py``, ``services.py``, ``
   cluster needs the mode as well, or ``127.0.0.1:PORT`` is rewritten to the machine's address.
 
 :func:`init_ray` is the project's one way to call ``ray.init``: it turns both on first (in this process
-and, through the environment, in every process it starts). A user who set ``RAY_AUTH_MODE`` or
+and, through the environment, in every process it starts), and a new local instance starts with the
+environment ``rl4rec_core/env_allowlist.py`` allows, nothing else. A user who set ``RAY_AUTH_MODE`` or
 ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1`` (a multi-machine cluster) keeps that choice.
 """
 
@@ -25,10 +27,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
+from collections.abc import Iterable
+from pathlib import Path
 
+from rl4rec_core import env_allowlist
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.paths import worker_secrets
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +39,6 @@ AUTH_VAR = "RAY_AUTH_MODE"
 LOOPBACK_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
 _TOKEN_SOURCES = "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token"
-# names of credentials (HF_TOKEN, PREFECT_API_KEY, MLFLOW_TRACKING_PASSWORD, AWS_SECRET_ACCESS_KEY, ...);
-# RAY_* never: Ray's own processes need RAY_AUTH_TOKEN
-_SECRET_NAME = re.compile(r"(^|_)(TOKEN|KEY|PASSWORD|PASSWD|SECRET|AUTH|CREDENTIALS?)(_|$)")
 
 
 def is_loopback(address: str) -> bool:
@@ -75,21 +75,40 @@ def secure_ray(address: str | None) -> str | None:
     return target
 
 
-def withheld_secrets() -> list[str]:
-    """This process's variables that look like credentials, minus those named in ``RL4REC_WORKER_SECRETS``."""
-    named = set(worker_secrets())
-    return sorted(k for k in os.environ if _SECRET_NAME.search(k) and not k.startswith("RAY_") and k not in named)
+def withheld_secrets(keep: Iterable[str] = ()) -> list[str]:
+    """This process's variables that a new local Ray does not inherit: every one that
+    ``rl4rec_core/env_allowlist.py`` does not name (nor ``keep``, nor ``RL4REC_WORKER_SECRETS``, nor ``RAY_*``)."""
+    return env_allowlist.left_out(keep)
 
 
 @contextlib.contextmanager
-def secrets_withheld():
+def secrets_withheld(keep: Iterable[str] = ()):
     """Hide :func:`withheld_secrets` from processes started inside the block (a new local Ray's GCS, raylet
     and, through the raylet, every worker), then put them back."""
-    saved = {k: os.environ.pop(k) for k in withheld_secrets()}
+    saved = {k: os.environ.pop(k) for k in withheld_secrets(keep)}
     try:
         yield sorted(saved)
     finally:
         os.environ.update(saved)
+
+
+def protect_token_file() -> None:
+    """Ray writes its token (``~/.ray/auth_token``, or ``RAY_AUTH_TOKEN_PATH``) with the umask, readable by every
+    user of the machine, and whoever reads it may run code on the cluster: make it 0600, and say so."""
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token").expanduser()
+    try:
+        mode = path.stat().st_mode & 0o777
+        if not mode & 0o077:
+            return
+        path.chmod(0o600)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        log.warning("Ray's token %s is readable by other users (mode %o) and could not be made private (%s); "
+                    "run `chmod 600 %s`", path, mode, e.strerror or e, path)
+        return
+    log.warning("Ray's token %s was readable by other users (mode %o): made it readable by you alone (0600), as "
+                "anyone who reads it can run code on the cluster", path, mode)
 
 
 def _token_auth() -> None:
@@ -115,9 +134,9 @@ def _loopback_only() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-def init_ray(address: str | None = None, **kwargs):
-    """``ray.init(address, **kwargs)`` after :func:`secure_ray`; a new local instance starts without the
-    credentials of :func:`withheld_secrets` in its environment.
+def init_ray(address: str | None = None, keep_env: Iterable[str] = (), **kwargs):
+    """``ray.init(address, **kwargs)`` after :func:`secure_ray`; a new local instance starts with only the
+    environment ``env_allowlist`` names (and ``keep_env``), and Ray's token file is made private.
 
     Raises:
         ConnectionError: as ``ray.init``, with a hint about the token when authentication is on.
@@ -127,10 +146,13 @@ def init_ray(address: str | None = None, **kwargs):
     from ray.exceptions import AuthenticationError
 
     new_instance = secure_ray(address) is None
+    protect_token_file()
     try:
-        # a new instance's processes inherit this environment; its workers get only worker_env's allow-list
-        with secrets_withheld() if new_instance else contextlib.nullcontext():
-            return ray.init(address, **kwargs)
+        # a new instance's processes inherit this environment, and its workers the raylet's: the allow-list only
+        with secrets_withheld(keep_env) if new_instance else contextlib.nullcontext():
+            context = ray.init(address, **kwargs)
+        protect_token_file()  # ray.init writes the token when there was none
+        return context
     except AuthenticationError as e:
         raise ConfigError(
             f"Ray token authentication is on but this process has no token ({e}). Ray reads it from "

@@ -27,18 +27,21 @@ from prefect_ray.context import remote_options
 from rl4rec_core.settings import RAY_NAMESPACE
 from tasks.stopping import FAST_SHUTDOWN, InterruptibleRayFuture, keep_sigterm_handler
 
-# beyond the core's variables (paths, models), a worker needs the flow's MLflow store and Prefect API; an
-# allow-list without credentials (MLFLOW_TRACKING_TOKEN/PASSWORD, PREFECT_API_KEY, PREFECT_API_AUTH_STRING):
-# those reach workers only when named in RL4REC_WORKER_SECRETS (rl4rec_core.paths.worker_env)
+# beyond the core's variables (rl4rec_core/env_allowlist.py), a worker needs the flow's MLflow store and Prefect
+# API and Prefect's logging config (formats, console level: flows/console.py); each named, without credentials
+# (MLFLOW_TRACKING_TOKEN/PASSWORD, PREFECT_API_KEY, PREFECT_API_AUTH_STRING): those reach workers only when
+# named in RL4REC_WORKER_SECRETS. A local Ray the flow starts inherits these names too, and nothing unnamed.
 _FORWARDED = (
     "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_DISABLE_TELEMETRY",
     "MLFLOW_ALLOW_FILE_STORE", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
     "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
     "PREFECT_API_URL", "PREFECT_API_SSL_CERT_FILE", "PREFECT_API_TLS_INSECURE_SKIP_VERIFY",
     "PREFECT_API_REQUEST_TIMEOUT", "PREFECT_SERVER_ANALYTICS_ENABLED", "MLFLOW_LOGGING_LEVEL",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "PREFECT_HOME", "PREFECT_LOGGING_LEVEL", "PREFECT_LOGGING_TO_API_ENABLED",
+    "PREFECT_LOGGING_COLORS", "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "PREFECT_LOGGING_FORMATTERS_STANDARD_FORMAT",
+    "PREFECT_LOGGING_FORMATTERS_STANDARD_DATEFMT", "PREFECT_LOGGING_FORMATTERS_STANDARD_FLOW_RUN_FMT",
+    "PREFECT_LOGGING_FORMATTERS_STANDARD_TASK_RUN_FMT",
 )
-# Prefect's logging config (formats, console level: flows/console.py) and MLflow's artifact bars: no credentials
-_FORWARDED_PREFIXES = ("PREFECT_LOGGING_",)
 # prefect-ray also ships the flow's Prefect settings with each task; these are withheld from them the same way
 _PREFECT_CREDENTIALS = ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING")
 
@@ -64,7 +67,6 @@ def worker_env() -> dict[str, str]:
     env["MLFLOW_TRACKING_URI"] = tracking_uri()
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    env.update({k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_PREFIXES)})
     env.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # progress bars in workers: see paths.py
     api = prefect_api_url()
     if api:
@@ -134,7 +136,7 @@ class LazyRayTaskRunner(RayTaskRunner):
         # Ray's own handler and format on its loggers only where nobody configured logging (flows/console.py did)
         kwargs.setdefault("configure_logging", not logging.getLogger().handlers)
         with keep_sigterm_handler():  # Prefect's, so a cancellation still stops the flow (tasks/stopping.py)
-            self._ray_context = init_ray(address, runtime_env=runtime_env, **kwargs)
+            self._ray_context = init_ray(address, keep_env=_FORWARDED, runtime_env=runtime_env, **kwargs)
         what = "started a local instance" if address == "local" else f"connected to {address}"
         self.logger.info("Ray: %s in %.1f s", what, time.perf_counter() - t0)
 
