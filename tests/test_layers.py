@@ -19,7 +19,8 @@ PACKAGES = ("rl4rec_core", "tasks", "flows")
 LAYERS = [
     ("base", ("rl4rec_core", "rl4rec_core.errors", "rl4rec_core.io", "rl4rec_core.dataset_list", "rl4rec_core.paths",
               "rl4rec_core.settings", "rl4rec_core.devices", "rl4rec_core.integrity", "rl4rec_core.metrics",
-              "rl4rec_core.checkpoints", "rl4rec_core.ray_access")),
+              "rl4rec_core.checkpoints", "rl4rec_core.ray_access", "rl4rec_core.state_checks",
+              "rl4rec_core.write_errors", "rl4rec_core.env_allowlist")),
     ("assets", ("rl4rec_core.assets",)),
     ("data", ("rl4rec_core.data",)),
     ("embeddings", ("rl4rec_core.embeddings",)),
