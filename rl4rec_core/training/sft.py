@@ -41,6 +41,8 @@ from rl4rec_core.settings import (
     Settings,
     TrainerSettings,
 )
+from rl4rec_core.training.run_lock import RunLock
+from rl4rec_core.write_errors import saving_into
 
 Example = tuple[list[int], int]  # (history item indices, oldest first; answer item index)
 
@@ -199,7 +201,12 @@ class SFTTrainer:
                 "time": time.perf_counter() - t0}
 
     def train(self) -> dict[str, Any]:
-        """Run ``num_steps`` steps, then write ``checkpoint_final``; returns a summary."""
+        """Run ``num_steps`` steps, then write ``checkpoint_final``; returns a summary. The run folder's lock
+        (``run_lock.py``) is held throughout, as ``rl4rec train`` holds it: a second writer is refused."""
+        with RunLock(self.config.output_dir):
+            return self._train()
+
+    def _train(self) -> dict[str, Any]:
         cfg, t0 = self.config, time.perf_counter()
         steps = cfg.recipe.sft_steps
         prepare_output(cfg)
@@ -225,7 +232,9 @@ class SFTTrainer:
     def save(self, path: Path) -> Path:
         state = {"step": self.step, "kind": "sft", "rng": ckpt.capture_rng()}
         # policy.policy / stage tell load_policy (and readers of config.json) what this checkpoint holds
-        ckpt.save_checkpoint(path, self.policy, state, {**self.config.to_dict(), "stage": "sft"})
+        # a full disk, the file-size limit, a read-only folder: one line
+        with saving_into(path.parent, f"write checkpoint {path.name}"):
+            ckpt.save_checkpoint(path, self.policy, state, {**self.config.to_dict(), "stage": "sft"})
         self._emit("on_checkpoint", self.step, path)
         return path
 
@@ -247,7 +256,10 @@ def prepare_output(config: SFTConfig) -> None:
 
 
 def run_sft(config: SFTConfig, dataset=None, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Load the dataset (unless given) and the policy, train, save; returns :meth:`SFTTrainer.train`'s summary."""
-    prepare_output(config)  # refuse (or clear) before the model is loaded
-    dataset = load_dataset(config.run.dataset_name) if dataset is None else dataset
-    return SFTTrainer(config, build_sft_policy(config), dataset, callbacks).train()
+    """Load the dataset (unless given) and the policy, train, save; returns :meth:`SFTTrainer.train`'s summary.
+    The run folder's lock is taken first: another writer is refused, and nothing there is cleared, before
+    the model loads."""
+    with RunLock(config.output_dir):
+        prepare_output(config)  # refuse (or clear) before the model is loaded
+        dataset = load_dataset(config.run.dataset_name) if dataset is None else dataset
+        return SFTTrainer(config, build_sft_policy(config), dataset, callbacks)._train()

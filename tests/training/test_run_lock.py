@@ -1,6 +1,7 @@
 """One writer per run folder (``rl4rec_core/training/run_lock.py``): two real ``rl4rec train`` processes on
-one folder, a ``--resume`` while the run still writes, a stale lock left by ``kill -9``, and the lock's
-own rules (another host, a file that is no lock, release on an error)."""
+one folder, a ``--resume`` while the run still writes, two real ``rl4rec sft`` processes (the second with
+``--overwrite``), a stale lock left by ``kill -9``, and the lock's own rules (another host, a file that is no
+lock, release on an error)."""
 
 from __future__ import annotations
 
@@ -48,25 +49,26 @@ def _wait_for_writer(first: subprocess.Popen, run) -> None:
     assert first.poll() is None, "the first run ended before the second started: make it longer"
 
 
-@pytest.mark.slow
-def test_a_second_writer_is_refused_and_the_first_runs_intact(tiny_run, tmp_path):
-    """Two `rl4rec train` on one fresh folder, and a `--resume` while the first still writes: both late ones
-    exit 2 with one line naming the first's PID, and change nothing. The first is then stopped with Ctrl-C
-    (SIGINT): its log holds each of its steps exactly once, and the lock is gone with it."""
-    run, env = tmp_path / "run", os.environ.copy()
-    first = subprocess.Popen(_train_cmd(tiny_run, run, 100_000), env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+def _one_writer(cmd: list[str], late_extras: tuple[tuple[str, ...], ...], run) -> None:
+    """Start ``cmd``; while it writes ``run``, start ``cmd`` plus each of ``late_extras``; then stop the first
+    with Ctrl-C (SIGINT). Each late one must exit 2 with one line naming the first's PID and change nothing;
+    the first's log holds each of its steps exactly once, and the lock is gone with it."""
+    env = os.environ.copy()
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    late: list[subprocess.Popen] = []
     try:
         _wait_for_writer(first, run)
-        late = [subprocess.Popen(_train_cmd(tiny_run, run, 100_000, *extra), env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True) for extra in ((), ("--resume",))]
+        late = [subprocess.Popen([*cmd, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for extra in late_extras]
         answers = [(p.communicate(timeout=300)[1], p.returncode)[::-1] for p in late]
         assert first.poll() is None, "the first run ended before the others were refused"
+        logged = len(_steps(run / "training_log.jsonl"))
         first.send_signal(signal.SIGINT)
         err = first.communicate(timeout=120)[1]
     finally:
-        if first.poll() is None:
-            first.kill()
+        for proc in (first, *late):  # one not refused would run its 100,000 steps
+            if proc.poll() is None:
+                proc.kill()
     assert first.returncode == 130 and "interrupted" in err, err[-2000:]
     for code, stderr in answers:
         errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
@@ -74,8 +76,31 @@ def test_a_second_writer_is_refused_and_the_first_runs_intact(tiny_run, tmp_path
         assert f"is being written by another run: pid {first.pid} on {socket.gethostname()}" in errors[0]
         assert "Fix:" in errors[0]
     steps = _steps(run / "training_log.jsonl")
-    assert steps == list(range(len(steps))) and len(steps) > 0
+    assert steps == list(range(len(steps))) and len(steps) >= logged > 0  # nothing deleted, nothing twice
     assert not (run / LOCK_NAME).exists(), "the lock outlived its run"
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_and_the_first_runs_intact(tiny_run, tmp_path):
+    """Two `rl4rec train` on one fresh folder, and a `--resume` while the first still writes: both late ones
+    are refused naming the first, which runs on intact until its Ctrl-C."""
+    _one_writer(_train_cmd(tiny_run, tmp_path / "run", 100_000), ((), ("--resume",)), tmp_path / "run")
+
+
+def _sft_cmd(name: str, lm: str, run) -> list[str]:
+    return [sys.executable, "-m", "flows.cli", "sft", "--dataset_name", name, "--policy_model", lm, "--sft_steps",
+            "100000", "--sft_batch_size", "4", "--log_every", "100000", "--no_progress", "--checkpoint_dir", str(run)]
+
+
+@pytest.mark.slow
+def test_a_second_sft_on_one_folder_is_refused_and_clears_nothing(rl4rec_dirs, tiny_lm, tmp_path):
+    """`rl4rec sft` holds the lock as `rl4rec train` does: a second `rl4rec sft` on the folder of a running one,
+    plain or with --overwrite (which would delete the first's log and checkpoints), is refused naming the first
+    and deletes nothing."""
+    from tests.helpers.tiny_recdata import write_tiny_dataset
+
+    name = write_tiny_dataset(rl4rec_dirs["data"])
+    _one_writer(_sft_cmd(name, tiny_lm, tmp_path / "sft"), ((), ("--overwrite",)), tmp_path / "sft")
 
 
 @pytest.mark.slow
