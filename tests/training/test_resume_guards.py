@@ -22,7 +22,8 @@ def make(tiny, run, **kw):
     cfg = Settings.of(**{"dataset_name": tiny.name, "num_steps": 6, "batch_size": 8, "group_size": 4,
                          "policy": "dummy", "save_every": 3, "log_every": 3, "reward": "ndcg@10",
                          "checkpoint_dir": str(run), **kw})
-    return RLTrainer(cfg, build_policy(cfg, tiny), make_service(tiny, WordVectorEncoder()), tiny, progress=False)
+    service = make_service(tiny, WordVectorEncoder(), **cfg.retrieval.weight_overrides)
+    return RLTrainer(cfg, build_policy(cfg, tiny), service, tiny, progress=False)
 
 
 def _tune(tiny, beta: float) -> None:
@@ -42,6 +43,17 @@ def test_the_checkpoint_records_the_scorer_that_made_its_rewards(tiny, tmp_path)
     _, config = read_checkpoint(tmp_path / "tuned" / "checkpoint_final")
     record = config["scoring"][tiny.name]
     assert (record["scorer"], record["beta"], record["alpha"], record["history_m"]) == ("hybrid", 0.05, 0.5, 3)
+    assert len(record["settings_sha256"]) == 64
+
+
+def test_weights_given_over_the_tuned_file_are_what_the_checkpoint_records(tiny, tmp_path):
+    """--beta and --history_m override the tuned file's weights (resolve_tuned): the record holds the weights
+    that scored the rewards, and the file they were laid over."""
+    _tune(tiny, beta=0.05)  # alpha 0.5, m 3
+    make(tiny, tmp_path / "run", beta=0.2, history_m=5).train()
+    _, config = read_checkpoint(tmp_path / "run" / "checkpoint_final")
+    record = config["scoring"][tiny.name]
+    assert (record["scorer"], record["beta"], record["alpha"], record["history_m"]) == ("hybrid", 0.2, 0.5, 5)
     assert len(record["settings_sha256"]) == 64
 
 
