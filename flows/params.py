@@ -68,6 +68,10 @@ class FlowParams:
     def trainer(self):
         return self.settings.trainer
 
+    @property
+    def fusion(self):
+        return self.settings.fusion
+
     def check_inputs(self) -> FlowParams:
         """What must be on disk: each dataset (built in or prepared), the ``init_from`` policy, a ``checkpoint_dir``
         that is not a file, and the tuned file echo+prior ranks with when tuning is off (else the run would fail

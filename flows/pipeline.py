@@ -24,6 +24,7 @@ from flows.stages import (
 from rl4rec_core.settings import (
     AlgorithmSettings,
     EvaluationSettings,
+    FusionSettings,
     PolicySettings,
     RecipeSettings,
     ResourceSettings,
@@ -46,6 +47,7 @@ def pipeline_flow(
     policy: PolicySettings = PolicySettings(),
     algorithm: AlgorithmSettings = AlgorithmSettings(),
     trainer: TrainerSettings = TrainerSettings(),
+    fusion: FusionSettings = FusionSettings(),
     recipe: RecipeSettings = RecipeSettings(),
     evaluation: EvaluationSettings = EvaluationSettings(),
     tracking: TrackingSettings = TrackingSettings(),
@@ -62,7 +64,8 @@ def pipeline_flow(
     policy is registered as ``model_name`` with alias ``challenger`` (and ``champion`` per ``promote``),
     with the retrieval settings it was trained and evaluated with.
     """
-    groups = dict(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer, recipe=recipe,
+    groups = dict(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer, fusion=fusion,
+                  recipe=recipe,
                   evaluation=evaluation, tracking=tracking, resources=resources)
     p = FlowParams.of(**apply_profile(groups, profile)).check_inputs()
     with mlflow_run(p, "rl4rec-pipeline") as run_id:
@@ -116,13 +119,14 @@ def training_flow(
     policy: PolicySettings = PolicySettings(),
     algorithm: AlgorithmSettings = AlgorithmSettings(),
     trainer: TrainerSettings = TrainerSettings(),
+    fusion: FusionSettings = FusionSettings(),
     tracking: TrackingSettings = TrackingSettings(),
     resources: ResourceSettings = ResourceSettings(),
     register_policy: bool = True,
 ) -> dict[str, Any]:
     """Train and (optionally) register as ``challenger``; no evaluation."""
     # no SFT here: the policy starts from policy.init_from or the base model
-    p = FlowParams.of(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer,
+    p = FlowParams.of(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer, fusion=fusion,
                       recipe=RecipeSettings(tune_retrieval=False, sft_steps=0),
                       evaluation=EvaluationSettings(baselines=[]),  # it evaluates nothing
                       tracking=tracking, resources=resources).check_inputs()

@@ -17,6 +17,7 @@ from rl4rec_core.errors import ConfigError
 from rl4rec_core.settings import (
     AlgorithmSettings,
     EvaluationSettings,
+    FusionSettings,
     PolicySettings,
     RecipeSettings,
     ResourceSettings,
@@ -40,6 +41,7 @@ def retraining_flow(
     policy: PolicySettings = PolicySettings(),
     algorithm: AlgorithmSettings = AlgorithmSettings(),
     trainer: TrainerSettings = TrainerSettings(),
+    fusion: FusionSettings = FusionSettings(),
     recipe: RecipeSettings = RecipeSettings(),
     evaluation: EvaluationSettings = EvaluationSettings(),
     tracking: TrackingSettings = TrackingSettings(),
@@ -53,7 +55,7 @@ def retraining_flow(
     """
     # the decision is taken on validation users, so the test split stays unseen
     evaluation = dataclasses.replace(evaluation, eval_split="valid")
-    p = FlowParams.of(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer,
+    p = FlowParams.of(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer, fusion=fusion,
                       recipe=recipe, evaluation=evaluation, tracking=tracking, resources=resources)
     if p.multi:  # the champion/challenger comparison is on one dataset's validation users
         raise ConfigError(f"the retraining flow compares challenger and champion on one dataset, got {p.dataset!r}; "

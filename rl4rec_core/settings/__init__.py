@@ -3,7 +3,7 @@
 A run is a tree of groups (``Settings``, ``training.py``): ``run`` (which data, seed, device),
 ``retrieval`` (the service that scores texts, and the hybrid scorer's weights), ``policy`` (model, LoRA,
 sampling, prompt), ``algorithm`` (reward, policy-gradient maths, optimiser), ``trainer`` (steps, batch,
-checkpoints). The steps around training add ``recipe`` (scorer tuning, SFT warm start), ``evaluation``,
+checkpoints), ``fusion`` (the base recommender fused with the text, the prompt's candidates). The steps around training add ``recipe`` (scorer tuning, SFT warm start), ``evaluation``,
 ``tracking`` (MLflow, model registry) and ``resources`` (Ray placement) (``steps.py``). ``names.py`` holds
 the name tables the registries check against; ``fields.py`` how a field is declared.
 
@@ -18,6 +18,7 @@ from rl4rec_core.settings.names import (
     ALGORITHMS,
     ALPHA_GRID,
     BASELINES,
+    BASES,
     BETA_GRID,
     DEFAULT_ACTOR_NAME,
     DEFAULT_BASELINES,
@@ -35,6 +36,7 @@ from rl4rec_core.settings.names import (
     ENGINES,
     EVAL_SPLITS,
     FORMATS,
+    GAMMA_GRID,
     M_GRID,
     MAX_SEED,
     ML_100K,
@@ -47,6 +49,7 @@ from rl4rec_core.settings.names import (
     SCORERS,
     SERVICE_MODES,
     UNKNOWN_ITEM_POLICIES,
+    UNTUNED_GAMMA,
     UNTUNED_WEIGHTS,
 )
 from rl4rec_core.settings.steps import (
@@ -64,6 +67,7 @@ from rl4rec_core.settings.steps import (
 from rl4rec_core.settings.training import (
     GROUPS,
     AlgorithmSettings,
+    FusionSettings,
     PolicySettings,
     RetrievalSettings,
     RunSettings,
@@ -72,11 +76,11 @@ from rl4rec_core.settings.training import (
 )
 
 __all__ = [
-    "ALGORITHMS", "ALL_GROUPS", "ALPHA_GRID", "BASELINES", "BETA_GRID", "DEFAULT_ACTOR_NAME", "DEFAULT_BASELINES", "DEFAULT_DATASET",
+    "ALGORITHMS", "ALL_GROUPS", "ALPHA_GRID", "BASELINES", "BASES", "BETA_GRID", "DEFAULT_ACTOR_NAME", "DEFAULT_BASELINES", "DEFAULT_DATASET",
     "DEFAULT_EMB_MODEL", "DEFAULT_ENCODING", "DEFAULT_EXPERIMENT", "DEFAULT_LEARNING_RATES", "DEFAULT_POLICY_MODEL",
-    "DEFAULT_PROMPT_TEMPLATE", "DEFAULT_REWARD", "DEVICE_HELP", "DTYPES", "EMB_BACKENDS", "ENGINES", "EVAL_SPLITS", "FORMATS", "GROUPS", "M_GRID", "MAX_SEED", "ML_100K",
+    "DEFAULT_PROMPT_TEMPLATE", "DEFAULT_REWARD", "DEVICE_HELP", "DTYPES", "EMB_BACKENDS", "ENGINES", "EVAL_SPLITS", "FORMATS", "GAMMA_GRID", "GROUPS", "M_GRID", "MAX_SEED", "ML_100K",
     "MODEL_NAME_TEMPLATE", "POLICIES", "PROFILES", "PROMOTE_MODES", "RAY_NAMESPACE", "REWARDS", "REWARD_FAMILIES",
-    "SCORERS", "SERVICE_MODES", "UNKNOWN_ITEM_POLICIES", "UNTUNED_WEIGHTS", "AlgorithmSettings", "EvaluationSettings", "PolicySettings",
+    "SCORERS", "SERVICE_MODES", "UNKNOWN_ITEM_POLICIES", "UNTUNED_GAMMA", "UNTUNED_WEIGHTS", "AlgorithmSettings", "FusionSettings", "EvaluationSettings", "PolicySettings",
     "RecipeSettings", "ResourceSettings", "RetrievalSettings", "RunSettings", "Settings", "TrackingSettings",
     "TrainerSettings", "apply_profile", "check_encoding", "default_of", "field_names", "flatten", "group_of",
     "groups_of", "opt", "placed_device", "split_fields",

@@ -53,4 +53,13 @@ BETA_GRID = (0.0, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.
 M_GRID = (1, 2, 3, 5, 8, 12, 20)
 ALPHA_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
+# the base recommender whose per-user scores the fused scorer starts from (docs/recipe.md, "Fusion"):
+# sasrec (trained by `rl4rec sasrec`), echo+prior (the mean of recent items' embeddings + the prior), or none
+# (the text channel alone, the seed's original design)
+BASES = ("none", "sasrec", "echo+prior")
+# the fused scorer's text weight where nothing is tuned on validation and nothing is given
+UNTUNED_GAMMA = 1.0
+# the grid the text weight gamma is tuned on (validation, every user)
+GAMMA_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+
 DEVICE_HELP = "cpu, cuda[:i], or auto (cuda when a GPU is visible)"

@@ -118,6 +118,27 @@ class RetrievalSettings:
 
 
 @dataclass(frozen=True)
+class FusionSettings:
+    """The base recommender as a retrieval channel: the fused score ``z(base) + gamma * z(cos(text, item))``
+    (+ the prior's ``beta``), and the base's top-K candidates in the prompt (docs/recipe.md, "Fusion")."""
+
+    base: str = opt("none", "base recommender fused with the text: sasrec, echo+prior, or none (the text alone)",
+                    choices=n.BASES)
+    num_candidates: int = opt(20, "the base's top-K items shown in the prompt as numbered candidates")
+    gamma: float | None = opt(None, "weight of the text in the fused score at evaluation and serving; default: "
+                              f"tuned on validation, else {n.UNTUNED_GAMMA}")
+    train_gamma: float = opt(1.0, "weight of the text in the fused score GRPO's rewards come from")
+    reward_over_base: bool = opt(False, "reward the gain over the base alone: reward(fused rank) - reward(base rank)")
+
+    def __post_init__(self) -> None:
+        choice("base", self.base, n.BASES)
+        integer("num_candidates", self.num_candidates)
+        if self.gamma is not None:
+            number("gamma", self.gamma, example="0.5")
+        number("train_gamma", self.train_gamma, example="1.0")
+
+
+@dataclass(frozen=True)
 class PolicySettings:
     """The policy: which model, how it is adapted (LoRA), how it samples and what its prompt shows.
 
@@ -272,6 +293,7 @@ class Settings:
     policy: PolicySettings = field(default_factory=PolicySettings)
     algorithm: AlgorithmSettings = field(default_factory=AlgorithmSettings)
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    fusion: FusionSettings = field(default_factory=FusionSettings)
 
     def __post_init__(self) -> None:
         for name, cls in GROUPS.items():  # dicts (from JSON or a flow parameter) become groups
@@ -325,4 +347,4 @@ class Settings:
 
 
 GROUPS: dict[str, type] = {"run": RunSettings, "retrieval": RetrievalSettings, "policy": PolicySettings,
-                           "algorithm": AlgorithmSettings, "trainer": TrainerSettings}
+                           "algorithm": AlgorithmSettings, "trainer": TrainerSettings, "fusion": FusionSettings}
