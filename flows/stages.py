@@ -73,7 +73,8 @@ def retrieval_service(p: FlowParams) -> Iterator[ServiceRef]:
     """The retrieval actor for as long as the ``with`` body needs it; removed after unless it was
     already running (an ``rl4rec serve`` actor is used and left alone)."""
     with ray_options(num_cpus=0.1):
-        ref = start_retrieval_service.submit(p.run.datasets, p.retrieval, num_gpus=p.resources.num_gpus).result()
+        ref = start_retrieval_service.submit(p.run.datasets, p.retrieval, num_gpus=p.resources.num_gpus,
+                                             fusion=p.fusion).result()
     stopped_from_outside = False
     try:
         yield ref

@@ -7,7 +7,7 @@ from typing import TypedDict
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from rl4rec_core.settings import RetrievalSettings
+from rl4rec_core.settings import FusionSettings, RetrievalSettings
 
 
 class ServiceRef(TypedDict):
@@ -21,13 +21,15 @@ class ServiceRef(TypedDict):
 
 
 @task(name="start_retrieval_service", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def start_retrieval_service(datasets: list[str], retrieval: RetrievalSettings, num_gpus: float) -> ServiceRef:
+def start_retrieval_service(datasets: list[str], retrieval: RetrievalSettings, num_gpus: float,
+                            fusion: FusionSettings | None = None) -> ServiceRef:
     """Attach to a running actor of ``retrieval`` that serves ``datasets`` (e.g. ``rl4rec serve``) or launch
     one; several datasets (a run on several) are served by the one actor.
 
     The actor is detached so it outlives this task's worker; the flow removes it at its end when it
     created it (``created=True``), and only that actor (``actor_id``). It reserves ``retrieval.actor_cpus``
-    (none by default, so it never starves the training task on 2 cores).
+    (none by default, so it never starves the training task on 2 cores). ``fusion``: the base recommender
+    it fuses with the text (``scorer="fused"``); an actor already running keeps the fusion it started with.
     """
     import ray
 
@@ -36,7 +38,8 @@ def start_retrieval_service(datasets: list[str], retrieval: RetrievalSettings, n
 
     name, namespace = retrieval.actor_name, retrieval.namespace
     before = find_retrieval_actor(name, namespace)
-    actor = launch_retrieval_actor(retrieval, list(datasets), num_gpus=num_gpus, detached=True, get_if_exists=True)
+    actor = launch_retrieval_actor(retrieval, list(datasets), fusion=fusion, num_gpus=num_gpus, detached=True,
+                                   get_if_exists=True)
     own = actor_id(actor)
     # a new actor, started by this flow's Ray job (not by a `serve` that took the name meanwhile)
     created = (before is None or actor_id(before) != own) and (

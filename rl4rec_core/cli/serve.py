@@ -24,8 +24,10 @@ import threading
 
 from rl4rec_core.errors import ConfigError
 
-# the served datasets and the actor's device; the service and its actor; the GPUs it reserves
-SETTINGS = {"run": ("dataset_name", "device"), "retrieval": None, "resources": ("num_gpus",)}
+# the served datasets and the actor's device; the service and its actor; the base fused with the text and
+# its serving gamma; the GPUs it reserves
+SETTINGS = {"run": ("dataset_name", "device"), "retrieval": None, "fusion": ("base", "gamma", "num_candidates"),
+            "resources": ("num_gpus",)}
 
 
 def register(subparsers) -> None:
@@ -133,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         _check_cluster_gpus(resources.num_gpus)
-        actor = launch_retrieval_actor(retrieval, run_settings.datasets, device=device, num_gpus=resources.num_gpus,
-                                       detached=True)
+        actor = launch_retrieval_actor(retrieval, run_settings.datasets, fusion=groups["fusion"], device=device,
+                                       num_gpus=resources.num_gpus, detached=True)
         own = actor_id(actor)
         try:
             _banner(actor, args, own)

@@ -20,7 +20,7 @@ from rl4rec_core.errors import ConfigError, Rl4recError
 from rl4rec_core.ray_access import init_ray
 from rl4rec_core.retrieval.owner import actor_id, name_taken_message
 from rl4rec_core.retrieval.service import RetrievalService
-from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_REWARD, RAY_NAMESPACE, RetrievalSettings
+from rl4rec_core.settings import DEFAULT_ACTOR_NAME, DEFAULT_REWARD, RAY_NAMESPACE, FusionSettings, RetrievalSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ def launch_retrieval_actor(
     retrieval: RetrievalSettings,
     datasets: Sequence[str],
     *,
+    fusion: FusionSettings | None = None,
+    bases=None,
     device: str | None = None,
     num_gpus: float = 0,
     detached: bool = False,
@@ -67,6 +69,9 @@ def launch_retrieval_actor(
             ``namespace``, ``actor_cpus`` (0 by default so a long-lived service never starves training tasks
             on a small box) and ``max_restarts`` (Ray restarts a crashed actor this many times, re-running
             ``__init__``).
+        fusion: the ``FusionSettings`` (the base recommender the actor fuses with the text, its gammas); None: no
+            fused scorer. An actor reused with ``get_if_exists`` keeps the fusion it started with.
+        bases: ``{dataset: BaseScorer}`` shipped to the actor instead of what ``fusion.base`` loads there (tests).
         device: where the actor keeps items and encoder; default ``cuda`` when ``num_gpus > 0``, else ``cpu``.
         detached: outlive the driver (``rl4rec serve``); otherwise the actor dies with the launching job.
         get_if_exists: when an actor of this name already runs, return it *as it is* (its datasets
@@ -94,7 +99,7 @@ def launch_retrieval_actor(
     options = _actor_options(retrieval, num_gpus, detached)
     try:
         actor = ray.remote(RetrievalService).options(**options).remote(
-            retrieval, [] if embeddings else datasets, device=device, embeddings=embeddings)
+            retrieval, [] if embeddings else datasets, device=device, embeddings=embeddings, fusion=fusion, bases=bases)
     except ActorAlreadyExistsError as e:  # another process took the name since the look-up above
         return _taken_meanwhile(e, name, namespace, datasets, get_if_exists, embeddings)
     if wait:
@@ -306,6 +311,20 @@ class RetrievalClient:
             "compute_rewards", texts, dataset_name, targets, histories, reward=reward, num_negatives=num_negatives, seed=seed, **kw
         )
 
-    def top_k(self, texts, dataset_name, k=10, histories=None, scorer=None):
+    def top_k(self, texts, dataset_name, k=10, histories=None, scorer=None, gamma=None):
         """``(indices [B, k], scores [B, k])``."""
-        return self._call("top_k", texts, dataset_name, k=k, histories=histories, scorer=scorer)
+        return self._call("top_k", texts, dataset_name, k=k, histories=histories, scorer=scorer, gamma=gamma)
+
+    def candidates(self, dataset_name, histories, k=None):
+        """The base's top-``k`` items per history: long ``[B, k]`` (``RetrievalService.candidates``)."""
+        return self._call("candidates", dataset_name, histories, k)
+
+    def fused_grid_ranks(self, texts, dataset_name, targets, histories, gammas):
+        """Long ``[G, B]`` fused ranks at each gamma (``fusion_tuning.tune_gamma``)."""
+        return self._call("fused_grid_ranks", texts, dataset_name, targets, histories, gammas)
+
+    def set_gamma(self, dataset_name, gamma, source="tuned", sha256=None):
+        return self._call("set_gamma", dataset_name, gamma, source=source, sha256=sha256)
+
+    def fusion_info(self):
+        return self._call("fusion_info")

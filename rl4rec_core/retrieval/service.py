@@ -19,8 +19,14 @@ from rl4rec_core.errors import ConfigError, DataError
 from rl4rec_core.retrieval import rewards as reward_registry
 from rl4rec_core.retrieval import scoring
 from rl4rec_core.retrieval.hybrid import HybridWeights, TunedRetrieval, fuse_query, resolve_tuned, scorer_record
+from rl4rec_core.retrieval.checks import check_histories as _check_histories
+from rl4rec_core.retrieval.checks import check_k
+from rl4rec_core.retrieval.checks import check_targets as _check_targets
+from rl4rec_core.retrieval.checks import check_texts as _check_texts
+from rl4rec_core.retrieval.base_channel import BaseScorer
+from rl4rec_core.retrieval.fused import FUSED, FusedScoring
 from rl4rec_core.retrieval.negatives import sample_candidates
-from rl4rec_core.settings import DEFAULT_REWARD, SCORERS, RetrievalSettings
+from rl4rec_core.settings import DEFAULT_REWARD, SCORERS, FusionSettings, RetrievalSettings
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +39,19 @@ class RewardBatch:
         rewards: float32 ``[B]``.
         ranks: long ``[B]``, 1-based rank of each target among the candidates (all items, or
             target + sampled negatives).
-        scorer: which scorer produced the ranks, e.g. ``hybrid(beta=0.05, alpha=0, m=5)`` or ``cosine``.
+        scorer: which scorer produced the ranks, e.g. ``hybrid(beta=0.05, alpha=0, m=5)``, ``cosine`` or
+            ``fused(base=sasrec, gamma=1)``.
+        base_ranks: with the fused scorer, long ``[B]``: each target's rank under the base recommender alone
+            (the same candidates); None otherwise.
     """
 
     rewards: torch.Tensor
     ranks: torch.Tensor
     scorer: str = "cosine"
+    base_ranks: torch.Tensor | None = None
 
 
-class RetrievalService:
+class RetrievalService(FusedScoring):
     """Holds item embeddings of several datasets and one text encoder; answers scoring calls.
 
     Args:
@@ -57,6 +67,10 @@ class RetrievalService:
         embeddings: already-built ``{dataset: FloatTensor [N, d]}`` served beside ``datasets`` (tests,
             benchmarks, a served model's catalogue). Rows are normalised in place.
         tuned: already-tuned ``{dataset: TunedRetrieval}``; replaces those datasets' files.
+        fusion: the ``FusionSettings``: the base recommender fused with the text under ``scorer="fused"``
+            (``base`` none: no fused scorer), its serving ``gamma``, ``train_gamma``, ``reward_over_base`` and the
+            number of candidates (:mod:`rl4rec_core.retrieval.fused`).
+        bases: already-built ``{dataset: BaseScorer}``; replaces what ``fusion.base`` would load for them.
     """
 
     def __init__(
@@ -68,6 +82,8 @@ class RetrievalService:
         encoder=None,
         embeddings: Mapping[str, torch.Tensor] | None = None,
         tuned: Mapping[str, TunedRetrieval] | None = None,
+        fusion: FusionSettings | None = None,
+        bases: Mapping[str, BaseScorer] | None = None,
     ) -> None:
         if not isinstance(retrieval, RetrievalSettings):
             raise ConfigError("RetrievalService takes RetrievalSettings first, e.g. RetrievalService("
@@ -100,8 +116,10 @@ class RetrievalService:
         self._settings: dict[str, HybridWeights] = {}
         self._records: dict[str, dict[str, Any]] = {}  # hybrid.scorer_record of each dataset
         self._bias: dict[str, torch.Tensor] = {}  # beta * prior [N], only where beta > 0
+        self._tuned: dict[str, TunedRetrieval | None] = {}  # what resolve_tuned gave (echo+prior's weights)
         for name in self._items:
             self._set_retrieval(name, (tuned or {}).get(name))
+        self._init_fusion(fusion, bases)  # the base recommenders (fused.py), after the hybrid records
         log.info("retrieval service ready: %s", self.datasets())
 
     # ------------------------------------------------------------------ loading
@@ -117,6 +135,7 @@ class RetrievalService:
         n = self._items[name].shape[0]
         tuned = resolve_tuned(name, self.retrieval, n, tuned=given)
         self._records[name] = scorer_record(tuned)
+        self._tuned[name] = tuned
         if tuned is None:
             if self.retrieval.scorer == "auto":
                 log.warning("no tuned retrieval settings for %r: scoring by plain cosine; run "
@@ -171,7 +190,7 @@ class RetrievalService:
         """Device, model, datasets and their scorers, for the server banner and health checks."""
         return {"device": str(self.device), "emb_model_name": self.emb_model_name, "datasets": self.datasets(),
                 "scorers": {name: self.scorer(name) for name in self._items},
-                "scoring": dict(self._records)}
+                "scoring": dict(self._records), "fusion": self.fusion_info()}
 
     def scorer(self, dataset_name: str, mode: str | None = None) -> str:
         """What scores ``dataset_name`` under ``mode`` (None: its tuned settings), e.g. ``hybrid(beta=0.05, ...)``."""
@@ -180,7 +199,7 @@ class RetrievalService:
     def _settings_for(self, dataset_name: str, mode: str | None) -> HybridWeights:
         self._catalogue(dataset_name)
         if mode is not None and mode not in SCORERS:
-            raise ValueError(f"unknown scorer {mode!r}; use hybrid, cosine or None (the dataset's tuned scorer)")
+            raise ValueError(f"unknown scorer {mode!r}; use hybrid, cosine, fused or None (the dataset's tuned scorer)")
         if mode == "cosine":
             return HybridWeights()
         if mode == "hybrid" and dataset_name not in self._settings:
@@ -223,6 +242,7 @@ class RetrievalService:
         num_negatives: int = 0,
         seed: int | None = None,
         scorer: str | None = None,
+        gamma: float | None = None,
         **reward_kwargs,
     ) -> RewardBatch:
         """Rank each user's target for the text generated for them and turn ranks into rewards.
@@ -234,7 +254,11 @@ class RetrievalService:
             reward: a name from :mod:`rl4rec_core.retrieval.rewards` or a dotted path to a user function.
             num_negatives: 0 ranks against the full catalogue; ``n > 0`` ranks the target against
                 ``n`` sampled items outside the history (reproducible with ``seed``).
-            scorer: None = the dataset's tuned scorer (hybrid when tuned), ``cosine`` or ``hybrid``.
+            scorer: None = the dataset's tuned scorer (hybrid when tuned), ``cosine``, ``hybrid``, or ``fused``
+                (the base recommender's and the text's standardised scores, ``histories`` required; the batch
+                then holds ``base_ranks`` too, and with ``reward_over_base`` the reward is the gain over the base).
+            gamma: the text's weight under ``fused`` (training passes ``FusionSettings.train_gamma``); None =
+                the serving gamma (the settings', else the tuned, else the untuned one).
             **reward_kwargs: passed through to the reward function.
         """
         items = self._catalogue(dataset_name)
@@ -251,22 +275,30 @@ class RetrievalService:
         if clash:
             raise ValueError(f"reward keyword(s) {sorted(clash)} are reserved; rename them")
 
+
+        def call(ranks: torch.Tensor, scores: torch.Tensor | None) -> torch.Tensor:
+            values = fn(
+                ranks=ranks.cpu(),
+                scores=scores.cpu() if scores is not None else None,
+                targets=targets,
+                num_items=n,
+                num_candidates=1 + num_negatives if num_negatives else n,
+                # where each target sits in `scores`: column 0 with sampled negatives, its index otherwise
+                target_columns=torch.zeros_like(targets) if num_negatives else targets,
+                **extra,
+                **reward_kwargs,
+            )
+            return reward_registry.check_rewards(values, len(texts), str(reward))
+
+        if scorer == FUSED:
+            rewards, ranks, base_ranks, described = self._fused_rewards(
+                texts, dataset_name, targets, histories, gamma, num_negatives, seed, needs_scores, call)
+            return RewardBatch(rewards=rewards, ranks=ranks, scorer=described, base_ranks=base_ranks)
+        _no_gamma(gamma)
         settings = self._settings_for(dataset_name, scorer)
         q, bias = self._query(texts, dataset_name, histories, settings)
         scores, ranks = self._rank_targets(q, bias, items, targets, histories, num_negatives, seed, needs_scores)
-        values = fn(
-            ranks=ranks.cpu(),
-            scores=scores.cpu() if scores is not None else None,
-            targets=targets,
-            num_items=n,
-            num_candidates=1 + num_negatives if num_negatives else n,
-            # where each target sits in `scores`: column 0 with sampled negatives, its index otherwise
-            target_columns=torch.zeros_like(targets) if num_negatives else targets,
-            **extra,
-            **reward_kwargs,
-        )
-        return RewardBatch(rewards=reward_registry.check_rewards(values, len(texts), str(reward)), ranks=ranks.cpu(),
-                           scorer=settings.describe())
+        return RewardBatch(rewards=call(ranks, scores), ranks=ranks.cpu(), scorer=settings.describe())
 
     def _rank_targets(self, q, bias, items, targets, histories, num_negatives: int, seed, needs_scores: bool):
         """``(scores, ranks [B])`` of each target: among ``num_negatives`` sampled items, or the catalogue.
@@ -291,17 +323,18 @@ class RetrievalService:
 
     def top_k(
         self, texts: Sequence[str], dataset_name: str, k: int = 10, histories: Sequence[Sequence[int]] | None = None,
-        scorer: str | None = None,
+        scorer: str | None = None, gamma: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Best ``k`` items per text, history masked: ``(indices [B, k] long, scores [B, k] float32)``.
 
-        ``scorer``: None = the dataset's tuned scorer, as rewards and evaluation use it; or ``cosine``/``hybrid``.
+        ``scorer``: None = the dataset's tuned scorer, as rewards and evaluation use it; or ``cosine``/``hybrid``;
+        or ``fused`` (``histories`` required; ``gamma`` None = the serving gamma; ties to the smaller index).
         """
         items = self._catalogue(dataset_name)
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
-        if k > items.shape[0]:
-            raise ValueError(f"k={k} is more than the {items.shape[0]} items of {dataset_name!r}; use k <= {items.shape[0]}")
+        check_k(k, items.shape[0], dataset_name)
+        if scorer == FUSED:
+            return self._fused_top_k(texts, dataset_name, k, histories, gamma)
+        _no_gamma(gamma)
         texts = _check_texts(texts)
         histories = _check_histories(histories, len(texts), items.shape[0])
         q, bias = self._query(texts, dataset_name, histories, self._settings_for(dataset_name, scorer))
@@ -325,46 +358,9 @@ class RetrievalService:
         return q
 
 
-def _check_texts(texts) -> list[str]:
-    if isinstance(texts, str):
-        raise ValueError("texts must be a list of strings, got a single string; wrap it: [text]")
-    texts = list(texts) if texts is not None else []
-    if not texts:
-        raise ValueError("texts is empty; pass at least one generated text")
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-    if bad:
-        raise ValueError(f"texts must all be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
-    return texts
-
-
-def _check_targets(targets, batch_size: int, num_items: int) -> torch.Tensor:
-    try:
-        t = torch.as_tensor(targets)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"targets must be a list of item indices: {e}") from e
-    if t.dim() != 1 or len(t) != batch_size:
-        raise ValueError(f"targets must have one item index per text ({batch_size}), got shape {tuple(t.shape)}")
-    if t.is_floating_point() or t.dtype == torch.bool:
-        raise ValueError(f"targets must be integer item indices, got {t.dtype}")
-    t = t.long().cpu()
-    if t.min() < 0 or t.max() >= num_items:
-        raise ValueError(f"target index out of range: got {t.min().item()}..{t.max().item()}, items are 0..{num_items - 1}")
-    return t
-
-
-def _check_histories(histories, batch_size: int, num_items: int):
-    if histories is None:
-        return None
-    try:
-        histories = [[int(i) for i in h] for h in histories]
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"histories must be lists of integer item indices: {e}") from e
-    if len(histories) != batch_size:
-        raise ValueError(f"got {len(histories)} histories for {batch_size} texts; pass one (possibly empty) list per text")
-    flat = [i for h in histories for i in h]
-    if flat and (min(flat) < 0 or max(flat) >= num_items):
-        raise ValueError(f"history item index out of range 0..{num_items - 1}: got {min(flat)}..{max(flat)}")
-    return histories
+def _no_gamma(gamma) -> None:
+    if gamma is not None:
+        raise ValueError(f"gamma={gamma!r} weighs the text in the fused score only; pass scorer='fused' or no gamma")
 
 
 def _prepared_items(name: str) -> int | None:

@@ -172,7 +172,7 @@ def _shared_actor(settings: Settings) -> tuple[Any, str | None]:
 
     r = settings.retrieval
     before = find_retrieval_actor(r.actor_name, r.namespace)
-    actor = launch_retrieval_actor(r, settings.run.datasets, get_if_exists=True)
+    actor = launch_retrieval_actor(r, settings.run.datasets, fusion=settings.fusion, get_if_exists=True)
     return actor, (actor_id(actor) if before is None else None)
 
 
