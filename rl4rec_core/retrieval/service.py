@@ -275,21 +275,7 @@ class RetrievalService(FusedScoring):
         if clash:
             raise ValueError(f"reward keyword(s) {sorted(clash)} are reserved; rename them")
 
-
-        def call(ranks: torch.Tensor, scores: torch.Tensor | None) -> torch.Tensor:
-            values = fn(
-                ranks=ranks.cpu(),
-                scores=scores.cpu() if scores is not None else None,
-                targets=targets,
-                num_items=n,
-                num_candidates=1 + num_negatives if num_negatives else n,
-                # where each target sits in `scores`: column 0 with sampled negatives, its index otherwise
-                target_columns=torch.zeros_like(targets) if num_negatives else targets,
-                **extra,
-                **reward_kwargs,
-            )
-            return reward_registry.check_rewards(values, len(texts), str(reward))
-
+        call = _reward_call(fn, str(reward), targets, n, num_negatives, {**extra, **reward_kwargs})
         if scorer == FUSED:
             rewards, ranks, base_ranks, described = self._fused_rewards(
                 texts, dataset_name, targets, histories, gamma, num_negatives, seed, needs_scores, call)
@@ -356,6 +342,25 @@ class RetrievalService(FusedScoring):
         if q.shape != (len(texts), self.encoder.dim) or not torch.isfinite(q).all():
             raise RuntimeError(f"encoder returned shape {tuple(q.shape)} or non-finite values for {len(texts)} texts")
         return q
+
+
+def _reward_call(fn, name: str, targets: torch.Tensor, n: int, num_negatives: int, extra: dict):
+    """``call(ranks, scores) -> rewards [B]``: the reward function with everything the caller knows bound."""
+
+    def call(ranks: torch.Tensor, scores: torch.Tensor | None) -> torch.Tensor:
+        values = fn(
+            ranks=ranks.cpu(),
+            scores=scores.cpu() if scores is not None else None,
+            targets=targets,
+            num_items=n,
+            num_candidates=1 + num_negatives if num_negatives else n,
+            # where each target sits in `scores`: column 0 with sampled negatives, its index otherwise
+            target_columns=torch.zeros_like(targets) if num_negatives else targets,
+            **extra,
+        )
+        return reward_registry.check_rewards(values, len(targets), name)
+
+    return call
 
 
 def _no_gamma(gamma) -> None:
