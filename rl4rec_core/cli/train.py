@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = loaded[0] if len(loaded) == 1 else loaded
     source, description = connect_reward_source(
         run_settings.dataset_name, settings.retrieval, mode=args.service, address=args.address,
-        device=run_settings.device,
+        device=run_settings.device, fusion=settings.fusion,
     )
     print(description)
     trainer = build_trainer(settings, source, dataset, progress=not args.no_progress)

@@ -93,7 +93,7 @@ def launch_retrieval_actor(
     if device is None:
         device = "cuda" if num_gpus else "cpu"
     datasets = [datasets] if isinstance(datasets, str) else list(datasets)
-    existing = _running_actor(name, namespace, datasets, get_if_exists, embeddings)
+    existing = _running_actor(name, namespace, datasets, get_if_exists, embeddings, fusion)
     if existing is not None:
         return existing
     options = _actor_options(retrieval, num_gpus, detached)
@@ -101,18 +101,19 @@ def launch_retrieval_actor(
         actor = ray.remote(RetrievalService).options(**options).remote(
             retrieval, [] if embeddings else datasets, device=device, embeddings=embeddings, fusion=fusion, bases=bases)
     except ActorAlreadyExistsError as e:  # another process took the name since the look-up above
-        return _taken_meanwhile(e, name, namespace, datasets, get_if_exists, embeddings)
+        return _taken_meanwhile(e, name, namespace, datasets, get_if_exists, embeddings, fusion)
     if wait:
         _wait_until_up(actor, name, timeout_s, retrieval.actor_cpus, num_gpus)
     log.info("retrieval actor %s/%s up with %s", namespace, name, datasets)
     return actor
 
 
-def _running_actor(name: str, namespace: str, datasets: list[str], get_if_exists: bool, embeddings):
+def _running_actor(name: str, namespace: str, datasets: list[str], get_if_exists: bool, embeddings,
+                   fusion: FusionSettings | None = None):
     """The actor already running under ``name`` when it may be reused, None when the name is free.
 
     Raises ActorNameTaken when the name is taken and ``get_if_exists`` is off, and ConfigError when
-    the running actor lacks a requested dataset (its datasets were fixed when it started).
+    the running actor lacks a requested dataset or ``fusion``'s base (both were fixed when it started).
     """
     existing = find_retrieval_actor(name, namespace)
     if existing is None:
@@ -126,12 +127,27 @@ def _running_actor(name: str, namespace: str, datasets: list[str], get_if_exists
             f"actor {name!r} already runs with datasets {sorted(loaded)}, not {missing}; stop it "
             f"(Ctrl-C its `rl4rec serve`, or remove_retrieval_actor) or pick another --actor_name"
         )
+    _check_fusion(existing, name, datasets, fusion)
     return existing
 
 
-def _taken_meanwhile(error, name: str, namespace: str, datasets: list[str], get_if_exists: bool, embeddings):
+def _check_fusion(actor, name: str, datasets: list[str], fusion: FusionSettings | None) -> None:
+    """A running actor reused for a fused run must hold that base for every dataset (fixed when it started)."""
+    if fusion is None or fusion.base == "none":
+        return
+    held = RetrievalClient(actor, name=name).info().get("fusion", {})
+    wrong = [d for d in datasets if held.get(d, {}).get("base") != fusion.base]
+    if wrong:
+        raise ConfigError(
+            f"actor {name!r} already runs without the base {fusion.base!r} for {wrong} (it holds "
+            f"{ {d: held[d].get('base') for d in held} or 'none'}); stop it (Ctrl-C its `rl4rec serve`) and start it "
+            f"with --base {fusion.base}, or pick another --actor_name")
+
+
+def _taken_meanwhile(error, name: str, namespace: str, datasets: list[str], get_if_exists: bool, embeddings,
+                     fusion: FusionSettings | None = None):
     """The actor that took ``name`` between the look-up and the creation, when it may be reused."""
-    existing = _running_actor(name, namespace, datasets, get_if_exists, embeddings)
+    existing = _running_actor(name, namespace, datasets, get_if_exists, embeddings, fusion)
     if existing is None:  # and it is already gone again
         raise ActorNameTaken(str(error)) from None
     return existing

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from rl4rec_core.dataset_list import parse_names
 from rl4rec_core.errors import ConfigError, Rl4recError
-from rl4rec_core.settings import DEFAULT_REWARD, SERVICE_MODES, RetrievalSettings
+from rl4rec_core.settings import DEFAULT_REWARD, SERVICE_MODES, FusionSettings, RetrievalSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def check_mode(mode: str) -> str:
 
 def connect_reward_source(
     dataset_name: str, retrieval: RetrievalSettings, mode: str = "auto", address: str | None = None,
-    device: str = "cpu",
+    device: str = "cpu", fusion: FusionSettings | None = None,
 ) -> tuple[object, str]:
     """``(reward source, one-line description)`` for ``dataset_name`` (one name, or several comma-separated:
     one service holds them all): the one service selector.
@@ -46,6 +46,8 @@ def connect_reward_source(
     mode: ``ray`` attaches to the named actor (error if absent), ``local`` builds the service in this
         process, ``auto`` attaches when a Ray cluster address is known (``address`` or ``RAY_ADDRESS``)
         and the actor exists there, else builds it locally.
+    fusion: the base recommender the in-process service fuses with the text (``scorer="fused"``); an attached
+        actor has the fusion it was started with.
     """
     check_mode(mode)
     address = address or os.environ.get("RAY_ADDRESS")
@@ -64,7 +66,7 @@ def connect_reward_source(
         log.info("no %r actor at %s; building the retrieval service in-process", r.actor_name, address)
     from rl4rec_core.retrieval import RetrievalService
 
-    service = RetrievalService(r, names, device=device)
+    service = RetrievalService(r, names, device=device, fusion=fusion)
     return service, (
         f"Reward source: in-process RetrievalService ({r.emb_model_name}, emb_type {r.emb_type!r}, "
         + ", ".join(f"dataset {n!r}, scorer {service.scorer(n)}" for n in names) + ")"

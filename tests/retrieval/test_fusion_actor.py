@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rl4rec_core import metrics
+from rl4rec_core.errors import ConfigError
 from rl4rec_core.retrieval import RetrievalClient, launch_retrieval_actor, remove_retrieval_actor
 from rl4rec_core.retrieval.base_channel import EchoPriorBase
 from rl4rec_core.retrieval.fusion import fused_scores, history_mask
@@ -78,3 +79,14 @@ def test_tune_gamma_over_the_client_writes_the_record(fused_actor):
     assert saved["gamma"] == record["gamma"] and len(saved["validation"]["by_gamma"]) == 3
     assert client.info()["fusion"]["toy-f"]["gamma"] == record["gamma"]
     assert client.info()["fusion"]["toy-f"]["gamma_source"] == "tuned"
+
+
+def test_a_running_actor_is_reused_only_with_the_same_base(fused_actor):
+    client, root = fused_actor
+    retrieval = RetrievalSettings(actor_name=client.name, emb_backend="sentence-transformers", scorer="cosine")
+    with data_dirs(root):
+        same = launch_retrieval_actor(retrieval, ["toy-f"], fusion=FusionSettings(base="echo+prior"), get_if_exists=True)
+        assert RetrievalClient(same, name=client.name).ping() == "ok"
+        with pytest.raises(ConfigError, match="without the base 'sasrec'") as e:
+            launch_retrieval_actor(retrieval, ["toy-f"], fusion=FusionSettings(base="sasrec"), get_if_exists=True)
+    assert "\n" not in str(e.value)
