@@ -184,7 +184,8 @@ class FusedScoring:
         scores = torch.as_tensor(base.score(histories)).to(self.device, torch.float32)
         if scores.shape != (len(histories), n) or not torch.isfinite(scores).all():
             raise RuntimeError(f"the base of {dataset_name!r} returned shape {tuple(scores.shape)} or non-finite "
-                               f"scores for {len(histories)} histories and {n} items")
+                               f"scores for {len(histories)} histories and {n} items; a base returns every item's finite score (the "
+                               f"service masks the history)")
         return scores
 
     def _ranks_in(self, scores, targets, histories, num_negatives: int, seed, needs_scores: bool):

@@ -104,3 +104,41 @@ def test_a_torn_last_line_is_still_dropped_on_resume(tiny, tmp_path):
     log.write_text(log.read_text() + '{"step": 6, "lo')
     assert make(tiny, run, num_steps=7, resume=True).train()["steps"] == 7
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == list(range(7))
+
+
+class TableBase:
+    """A base recommender whose record names its version (as a SASRec checkpoint's sha256 would)."""
+
+    def __init__(self, num_items: int, version: int):
+        self.num_items, self.version = num_items, version
+
+    def score(self, histories):
+        import torch
+
+        return torch.arange(self.num_items, dtype=torch.float32).repeat(len(histories), 1)
+
+    def record(self):
+        return {"base": "table", "version": self.version}
+
+
+def test_a_base_recommender_changed_under_a_run_is_refused(tiny, tmp_path):
+    from rl4rec_core.retrieval import RetrievalService
+    from rl4rec_core.settings import FusionSettings, RetrievalSettings
+
+    def fused(run, version, **kw):
+        cfg = Settings.of(**{"dataset_name": tiny.name, "num_steps": 3, "batch_size": 8, "group_size": 4,
+                             "policy": "dummy", "save_every": 3, "log_every": 3, "reward": "ndcg@10",
+                             "checkpoint_dir": str(run), **kw})
+        plain = make_service(tiny, WordVectorEncoder())
+        service = RetrievalService(RetrievalSettings(emb_model_name=WordVectorEncoder.model_name),
+                                   encoder=plain.encoder, embeddings={tiny.name: plain._items[tiny.name].clone()},
+                                   fusion=FusionSettings(), bases={tiny.name: TableBase(tiny.num_items, version)})
+        return RLTrainer(cfg, build_policy(cfg, tiny), service, tiny, progress=False)
+
+    run = tmp_path / "run"
+    fused(run, 1).train()
+    _, config = read_checkpoint(run / "checkpoint_final")
+    assert config["scoring"][tiny.name]["fusion_base"] == {"base": "table", "version": 1}
+    with pytest.raises(ConfigError, match=rf"scoring.{tiny.name}.fusion_base.version \(saved 1, given 2\)"):
+        fused(run, 2, num_steps=6, resume=True).train()
+    assert fused(run, 1, num_steps=6, resume=True).train()["steps"] == 6
