@@ -271,3 +271,33 @@ def test_echo_prior_without_tuned_weights_takes_the_prepared_datasets_counts(rl4
     with pytest.raises(ConfigError, match="prepared dataset") as e:
         load_base_channel(FusionSettings(base="echo+prior"), "absent", item_emb=items)
     one_line(e)
+
+
+def test_changing_test_targets_changes_no_validation_candidate(rl4rec_dirs):
+    """The candidates of validation come from validation histories and the training counts: the test targets
+    (each user's last item) never reach them."""
+    import pandas as pd
+
+    from rl4rec_core.data import load_dataset
+    from tests.helpers.tiny_recdata import WordVectorEncoder, write_tiny_dataset
+
+    name = write_tiny_dataset(rl4rec_dirs["data"], "leak")
+
+    def valid_candidates():
+        ds = load_dataset(name)
+        items = WordVectorEncoder().encode(ds.item_texts())
+        svc = RetrievalService(RetrievalSettings(emb_model_name=WordVectorEncoder.model_name),
+                               encoder=WordVectorEncoder(), embeddings={name: items},
+                               fusion=FusionSettings(base="echo+prior", num_candidates=4))
+        return ds.split("valid"), svc.candidates(name, ds.split("valid").histories)
+
+    valid, before = valid_candidates()
+    test_before = load_dataset(name).split("test").targets
+    path = rl4rec_dirs["data"] / name / "sequences.parquet"
+    seqs = pd.read_parquet(path)
+    seqs["items"] = [list(s[:-1]) + [(int(s[-1]) + 5) % 24] for s in seqs["items"]]  # other test targets
+    seqs.to_parquet(path, index=False)
+    valid_after, after = valid_candidates()
+    assert not torch.equal(load_dataset(name).split("test").targets, test_before)
+    assert valid_after.histories == valid.histories and torch.equal(valid_after.targets, valid.targets)
+    assert torch.equal(before, after)
