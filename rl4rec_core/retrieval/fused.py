@@ -23,7 +23,7 @@ from rl4rec_core.retrieval import fusion as fz
 from rl4rec_core.retrieval import scoring
 from rl4rec_core.retrieval.base_channel import BaseScorer, load_base_channel
 from rl4rec_core.retrieval.checks import check_histories, check_k, check_targets, check_texts
-from rl4rec_core.retrieval.fusion_tuning import check_grid, resolve_gamma
+from rl4rec_core.retrieval.fusion_tuning import resolve_gamma
 from rl4rec_core.retrieval.negatives import sample_candidates
 from rl4rec_core.settings import FusionSettings
 
@@ -110,14 +110,18 @@ class FusedScoring:
 
     def fused_grid_ranks(self, texts: Sequence[str], dataset_name: str, targets, histories,
                          gammas: Sequence[float]) -> torch.Tensor:
-        """Long ``[G, B]``: each target's fused rank at each of ``gammas`` (what ``tune_gamma`` compares)."""
+        """Long ``[G, B]``: each target's fused rank at each of ``gammas``, in their order (what ``tune_gamma``
+        compares)."""
         texts = check_texts(texts)
         targets, histories = self._fused_inputs(texts, dataset_name, targets, histories)
+        if isinstance(gammas, (str, bytes)) or not isinstance(gammas, Sequence) or not len(gammas):
+            raise ConfigError(f"gammas must be a non-empty list of numbers >= 0, got {gammas!r}")
+        gammas = [fz.check_gamma(g) for g in gammas]
         base, cos, exclude = self._channels(texts, dataset_name, histories)
         mask = fz.history_mask(histories, base.shape[1], self.device, targets.to(self.device))
         t = targets.to(self.device)
         return torch.stack([scoring.ranks_from_scores(fz.mask_history(fz.fused_scores(base, cos, g, exclude=exclude), mask),
-                                                      t, self.chunk_size) for g in check_grid(gammas)]).cpu()
+                                                      t, self.chunk_size) for g in gammas]).cpu()
 
     # ------------------------------------------------------------------ used by compute_rewards / top_k
     def _fused_rewards(self, texts, dataset_name: str, targets, histories, gamma: float | None, num_negatives: int,

@@ -163,10 +163,11 @@ def test_tune_gamma_picks_the_smallest_best_gamma_and_writes_the_record(rl4rec_d
     # the base alone ranks the targets below the items next to the history; the text points at them
     texts, targets, histories = ["east", "north", "west"], [0, 3, 5], [[2], [5], [1]]
     grid = (10.0, 0.0, 0.5, 1.0, 2.0, 5.0, 8.0)
-    ranks = svc.fused_grid_ranks(texts, "hand", targets, histories, grid)
+    ranks = svc.fused_grid_ranks(texts, "hand", targets, histories, sorted(grid))
     ndcg = [float(metrics.ndcg_at_k(r, 10).mean()) for r in ranks]
     best = max(ndcg)
     expected = sorted(grid)[ndcg.index(best)]  # the first best in ascending order
+    assert torch.equal(svc.fused_grid_ranks(texts, "hand", targets, histories, grid)[0], ranks[-1])  # 10.0 first
     assert ndcg[0] < best and ndcg.count(best) > 1  # the case needs the text, and the tie rule decides
     record = tune_gamma(svc, "hand", texts, targets, histories, grid=grid, text_source="hand-written")
     assert record["gamma"] == expected
