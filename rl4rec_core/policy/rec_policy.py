@@ -93,12 +93,14 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         return [p for p in self.model.parameters() if p.requires_grad]
 
     # ------------------------------------------------------------------ prompts and sampling
-    def build_prompts(self, user_histories: list[list[str]]) -> list[str]:
-        """Histories (item texts, oldest first) -> prompt texts (chat-formatted when the model has a template)."""
+    def build_prompts(self, user_histories: list[list[str]], candidates: list[list[str]] | None = None) -> list[str]:
+        """Histories (item texts, oldest first) -> prompt texts (chat-formatted when the model has a template);
+        ``candidates``: each user's base top-K titles, for the ``candidates`` template (``policy_config`` picks it
+        when ``fusion.base`` is set)."""
         cfg = self.config.policy
         return prompt_lib.build_prompts(
             user_histories, self.tokenizer, cfg.prompt_template or DEFAULT_PROMPT_TEMPLATE, cfg.history_len,
-            cfg.item_noun or "item", self._chat, cfg.system_prompt, cfg.response_prefix or "",
+            cfg.item_noun or "item", self._chat, cfg.system_prompt, cfg.response_prefix or "", candidates=candidates,
         )
 
     def _encode_prompts(self, prompts: list[str]) -> list[list[int]]:

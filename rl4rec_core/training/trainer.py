@@ -23,6 +23,9 @@ from rl4rec_core.errors import ConfigError, DataError, Rl4recError
 from rl4rec_core.progress import bars_wanted
 from rl4rec_core.retrieval.source import RewardSource
 from rl4rec_core.settings import Settings
+from rl4rec_core.training import candidates as cand
+from rl4rec_core.training.diagnostics import (ZeroSpreadWarning, format_diagnostics, group_diagnostics,
+                                              naming_diagnostics)
 from rl4rec_core.training.resume import resume_latest, run_config, scoring_of
 from rl4rec_core.training.run_lock import RunLock
 from rl4rec_core.training.trainer_state import check_trainer_state
@@ -40,7 +43,7 @@ class Policy(Protocol):
     ``update`` gets one prompt per text (prompts repeated per sample) and rewards ``[len(texts)]``.
     """
 
-    def build_prompts(self, user_histories: list[list[str]]) -> list[str]: ...
+    def build_prompts(self, user_histories: list[list[str]], candidates: list[list[str]] | None = None) -> list[str]: ...
 
     def generate(self, prompts: list[str], num_samples: int = 1, greedy: bool = False) -> list[str]: ...
 
@@ -109,6 +112,7 @@ class RLTrainer:
                 f"users per step, but {where} only {len(self.pool)} usable users; lower --batch_size"
             )
         self.sampler = np.random.default_rng(settings.run.seed)
+        self.zero_spread = ZeroSpreadWarning()
 
     # ---------------------------------------------------------------- one step
     def sample_users(self) -> np.ndarray:
@@ -124,6 +128,7 @@ class RLTrainer:
         histories = [self.histories[u] for u in users for _ in range(g)]
         if not self.pool.multi:
             return self._rewards_of(self.settings.run.dataset_name, texts, targets, histories)
+        # rows of a user stay consecutive within a dataset's share, so its groups do too (reward_over_base)
         rewards, ranks = torch.empty(len(texts)), torch.empty(len(texts), dtype=torch.long)
         for d, rows in self.pool.groups(users, g):
             r, k = self._rewards_of(self.pool.names[d], [texts[i] for i in rows], [targets[i] for i in rows],
@@ -133,17 +138,19 @@ class RLTrainer:
 
     def _rewards_of(self, dataset: str, texts: list[str], targets: list[int],
                     histories: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        call = dict(
+            reward=self.settings.algorithm.reward,
+            num_negatives=self.settings.algorithm.num_negatives,
+            # negatives differ per step but are the same on a resumed run
+            seed=self.settings.run.seed * 1_000_003 + self.step,
+            **cand.reward_kwargs(self.settings),  # with a base: the fused scorer at fusion.train_gamma
+        )
+        base = None
         try:
-            out = self.reward_source.compute_rewards(
-                texts,
-                dataset,
-                targets=targets,
-                histories=histories,
-                reward=self.settings.algorithm.reward,
-                num_negatives=self.settings.algorithm.num_negatives,
-                # negatives differ per step but are the same on a resumed run
-                seed=self.settings.run.seed * 1_000_003 + self.step,
-            )
+            out = self.reward_source.compute_rewards(texts, dataset, targets=targets, histories=histories, **call)
+            if cand.fused(self.settings) and self.settings.fusion.reward_over_base:
+                base = cand.base_rewards(self.reward_source, dataset, texts, targets, histories,
+                                         self.settings.algorithm.group_size, call)
         except Rl4recError:
             raise
         except Exception as e:  # ray.exceptions.* and connection errors: say what to do
@@ -153,6 +160,8 @@ class RLTrainer:
         ranks = torch.as_tensor(out.ranks).reshape(-1).cpu()
         if rewards.shape[0] != len(texts):
             raise Rl4recError(f"reward source returned {rewards.shape[0]} rewards for {len(texts)} texts")
+        if base is not None:
+            rewards = rewards - base
         return rewards, ranks
 
     def rollout_seeds(self, users: np.ndarray) -> list[int] | None:
@@ -162,14 +171,26 @@ class RLTrainer:
         user), so a user gets the same samples whichever worker and batch it lands in."""
         return None
 
+    def step_prompts(self, users: np.ndarray) -> tuple[list[str], cand.StepCandidates | None]:
+        """The prompts of ``users`` and, with a base, the candidates they show: both from the histories alone
+        (the base's top-K of each history), so a user's target never reaches its prompt."""
+        shown = None
+        if cand.fused(self.settings):
+            shown = cand.step_candidates(self.reward_source, self.pool, users, self.settings.fusion.num_candidates)
+        prompts = self.policy.build_prompts(self.pool.history_titles(users),
+                                            **({} if shown is None else {"candidates": shown.titles}))
+        return prompts, shown
+
     def train_step(self) -> dict[str, Any]:
         """Run one step and return its stats (the JSONL record)."""
         group = self.settings.algorithm.group_size
         t0 = time.perf_counter()
         users = self.sample_users()
-        prompts = self.policy.build_prompts(self.pool.history_titles(users))
+        prompts, shown = self.step_prompts(users)
         seeds = self.rollout_seeds(users)
         extra = {} if seeds is None else {"seeds": seeds}
+        if shown is not None and self.settings.fusion.constrained:
+            extra["candidates"] = shown.titles  # decoding limited to the candidates' titles
         texts = self.policy.generate(prompts, num_samples=group, **extra)
         t1 = time.perf_counter()
         rewards, ranks = self.compute_rewards(texts, users)
@@ -177,10 +198,16 @@ class RLTrainer:
         per_sample_prompts = [p for p in prompts for _ in range(group)]
         upd = dict(self.policy.update(per_sample_prompts, texts, rewards))
         t3 = time.perf_counter()
+        # per worker, with its own users: the data-parallel trainer averages them as the update's stats
+        upd.update(naming_diagnostics(texts, group, self.target_titles(users), None if shown is None else shown.titles))
         times = {"time_generate": t1 - t0, "time_reward": t2 - t1, "time_update": t3 - t2, "time_step": t3 - t0}
         stats = self.step_stats(users, texts, rewards, ranks, upd, times)
         self.step += 1
         return stats
+
+    def target_titles(self, users: np.ndarray) -> list[str]:
+        """The title of each user's target, in its own dataset (what ``names_target`` looks for)."""
+        return [self.pool.titles[self.pool.dataset_of[u]][self.targets[u]] for u in users]
 
     def step_stats(self, users: np.ndarray, texts: list[str], rewards: torch.Tensor, ranks: torch.Tensor,
                    upd: dict[str, Any], times: dict[str, float]) -> dict[str, Any]:
@@ -197,6 +224,8 @@ class RLTrainer:
             "kl": float(upd.pop("kl", 0.0)),
             # words, not tokens: comparable across policies; LLM policies also report gen_tokens
             "gen_len": float(upd.pop("gen_len", np.mean([len(t.split()) for t in texts]))),
+            # GRPO's signal: groups with no reward spread teach nothing (training/diagnostics.py)
+            **group_diagnostics(rewards, self.settings.algorithm.group_size),
             **times,
         }
         for k, v in upd.items():
@@ -246,6 +275,9 @@ class RLTrainer:
                 self.log.append(stats)
                 if self.writer and (step % cfg.log_every == 0 or self.step == cfg.num_steps):
                     _print(format_step(step, stats), bar)
+                    _print(format_diagnostics(stats), bar)
+                if self.writer:
+                    self.zero_spread.check(step, stats["frac_zero_spread"])
                 bar.set_postfix(reward=f"{stats['avg_reward']:.4f}", loss=f"{stats['loss']:.4f}")
                 bar.update(1)
                 self._emit("on_step_end", step, stats)
@@ -322,6 +354,8 @@ class RLTrainer:
         src = self.reward_source
         if not hasattr(src, "compute_rewards"):
             raise ConfigError(f"reward source {type(src).__name__} has no compute_rewards(...)")
+        if cand.fused(self.settings):
+            cand.check_source(src)
         datasets = getattr(src, "datasets", None)
         if datasets is None:
             return
