@@ -39,9 +39,15 @@ def fused(settings: Settings) -> bool:
     return settings.fusion.base != "none"
 
 
-def reward_kwargs(settings: Settings) -> dict[str, Any]:
-    """What the reward call adds with a base: the fused scorer at the train-time weight of the text."""
-    return {"scorer": "fused", "gamma": settings.fusion.train_gamma} if fused(settings) else {}
+def reward_call(settings: Settings, step: int) -> dict[str, Any]:
+    """The reward call's keyword arguments at ``step``; with a base, the fused scorer at ``fusion.train_gamma``."""
+    return dict(
+        reward=settings.algorithm.reward,
+        num_negatives=settings.algorithm.num_negatives,
+        # negatives differ per step but are the same on a resumed run
+        seed=settings.run.seed * 1_000_003 + step,
+        **({"scorer": "fused", "gamma": settings.fusion.train_gamma} if fused(settings) else {}),
+    )
 
 
 def check_source(source) -> None:
@@ -81,11 +87,15 @@ def _ask(source, name: str, histories: list[list[int]], k: int) -> list[list[int
     return rows
 
 
-def base_rewards(source, dataset: str, texts: Sequence[str], targets: Sequence[int],
-                 histories: Sequence[Sequence[int]], group: int, call: dict[str, Any]) -> torch.Tensor:
-    """``[N]`` rewards of the base alone (``gamma = 0``) for rows grouped ``group`` per user: one row per user
-    is scored (the text does not matter at zero weight), the value repeated over its group. ``call``: the
-    reward call's other keyword arguments (reward, negatives, seed), so both ranks are measured alike."""
+def base_rewards(source, settings: Settings, dataset: str, texts: Sequence[str], targets: Sequence[int],
+                 histories: Sequence[Sequence[int]], call: dict[str, Any]) -> torch.Tensor | None:
+    """With ``fusion.reward_over_base``, ``[N]`` rewards of the base alone (``gamma = 0``) for rows grouped
+    ``group_size`` per user (a dataset's rows of a step are), else None. One row per user is scored (the text
+    does not matter at zero weight), the value repeated over its group. ``call``: the reward call's keyword
+    arguments (reward, negatives, seed), so both ranks are measured alike."""
+    if not (fused(settings) and settings.fusion.reward_over_base):
+        return None
+    group = settings.algorithm.group_size
     firsts = list(range(0, len(targets), group))
     out = source.compute_rewards([texts[i] for i in firsts], dataset, targets=[targets[i] for i in firsts],
                                  histories=[histories[i] for i in firsts], **{**call, "gamma": 0.0})

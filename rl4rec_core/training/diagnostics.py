@@ -101,6 +101,14 @@ class ZeroSpreadWarning:
         return True
 
 
+def format_step(step: int, stats: dict) -> str:
+    """The original's console line: ``Step     10 | Loss: 0.4876 | Reward: 0.6721 (max: 0.9034, min: 0.4567)``."""
+    return (
+        f"Step {step:6d} | Loss: {stats['loss']:.4f} | Reward: {stats['avg_reward']:.4f} "
+        f"(max: {stats['max_reward']:.4f}, min: {stats['min_reward']:.4f})"
+    )
+
+
 def format_diagnostics(stats: dict) -> str:
     """The diagnostics console line, printed under the step's, e.g.
     ``       zero-spread 25% | within-std 0.0123 | len 8.0 | entropy 2.10 | kl 0.0012 | cand 80% | target 10%``."""

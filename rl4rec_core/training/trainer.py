@@ -24,8 +24,8 @@ from rl4rec_core.progress import bars_wanted
 from rl4rec_core.retrieval.source import RewardSource
 from rl4rec_core.settings import Settings
 from rl4rec_core.training import candidates as cand
-from rl4rec_core.training.diagnostics import (ZeroSpreadWarning, format_diagnostics, group_diagnostics,
-                                              naming_diagnostics)
+from rl4rec_core.training.diagnostics import (ZeroSpreadWarning, format_diagnostics, format_step,
+                                              group_diagnostics, naming_diagnostics)
 from rl4rec_core.training.resume import resume_latest, run_config, scoring_of
 from rl4rec_core.training.run_lock import RunLock
 from rl4rec_core.training.trainer_state import check_trainer_state
@@ -64,14 +64,6 @@ class TrainerCallback:
     def on_checkpoint(self, step: int, path: Path) -> None: ...
 
     def on_train_end(self, summary: dict[str, Any]) -> None: ...
-
-
-def format_step(step: int, stats: dict[str, Any]) -> str:
-    """The original's console line: ``Step     10 | Loss: 0.4876 | Reward: 0.6721 (max: 0.9034, min: 0.4567)``."""
-    return (
-        f"Step {step:6d} | Loss: {stats['loss']:.4f} | Reward: {stats['avg_reward']:.4f} "
-        f"(max: {stats['max_reward']:.4f}, min: {stats['min_reward']:.4f})"
-    )
 
 
 class RLTrainer:
@@ -128,7 +120,6 @@ class RLTrainer:
         histories = [self.histories[u] for u in users for _ in range(g)]
         if not self.pool.multi:
             return self._rewards_of(self.settings.run.dataset_name, texts, targets, histories)
-        # rows of a user stay consecutive within a dataset's share, so its groups do too (reward_over_base)
         rewards, ranks = torch.empty(len(texts)), torch.empty(len(texts), dtype=torch.long)
         for d, rows in self.pool.groups(users, g):
             r, k = self._rewards_of(self.pool.names[d], [texts[i] for i in rows], [targets[i] for i in rows],
@@ -138,19 +129,10 @@ class RLTrainer:
 
     def _rewards_of(self, dataset: str, texts: list[str], targets: list[int],
                     histories: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        call = dict(
-            reward=self.settings.algorithm.reward,
-            num_negatives=self.settings.algorithm.num_negatives,
-            # negatives differ per step but are the same on a resumed run
-            seed=self.settings.run.seed * 1_000_003 + self.step,
-            **cand.reward_kwargs(self.settings),  # with a base: the fused scorer at fusion.train_gamma
-        )
-        base = None
+        call = cand.reward_call(self.settings, self.step)
         try:
             out = self.reward_source.compute_rewards(texts, dataset, targets=targets, histories=histories, **call)
-            if cand.fused(self.settings) and self.settings.fusion.reward_over_base:
-                base = cand.base_rewards(self.reward_source, dataset, texts, targets, histories,
-                                         self.settings.algorithm.group_size, call)
+            base = cand.base_rewards(self.reward_source, self.settings, dataset, texts, targets, histories, call)
         except Rl4recError:
             raise
         except Exception as e:  # ray.exceptions.* and connection errors: say what to do
@@ -172,8 +154,7 @@ class RLTrainer:
         return None
 
     def step_prompts(self, users: np.ndarray) -> tuple[list[str], cand.StepCandidates | None]:
-        """The prompts of ``users`` and, with a base, the candidates they show: both from the histories alone
-        (the base's top-K of each history), so a user's target never reaches its prompt."""
+        """The prompts of ``users`` and, with a base, the candidates they show: from the histories alone."""
         shown = None
         if cand.fused(self.settings):
             shown = cand.step_candidates(self.reward_source, self.pool, users, self.settings.fusion.num_candidates)
@@ -199,15 +180,11 @@ class RLTrainer:
         upd = dict(self.policy.update(per_sample_prompts, texts, rewards))
         t3 = time.perf_counter()
         # per worker, with its own users: the data-parallel trainer averages them as the update's stats
-        upd.update(naming_diagnostics(texts, group, self.target_titles(users), None if shown is None else shown.titles))
+        upd.update(naming_diagnostics(texts, group, self.pool.target_titles(users), None if shown is None else shown.titles))
         times = {"time_generate": t1 - t0, "time_reward": t2 - t1, "time_update": t3 - t2, "time_step": t3 - t0}
         stats = self.step_stats(users, texts, rewards, ranks, upd, times)
         self.step += 1
         return stats
-
-    def target_titles(self, users: np.ndarray) -> list[str]:
-        """The title of each user's target, in its own dataset (what ``names_target`` looks for)."""
-        return [self.pool.titles[self.pool.dataset_of[u]][self.targets[u]] for u in users]
 
     def step_stats(self, users: np.ndarray, texts: list[str], rewards: torch.Tensor, ranks: torch.Tensor,
                    upd: dict[str, Any], times: dict[str, float]) -> dict[str, Any]:

@@ -26,7 +26,8 @@ class FusedStandIn:
     def candidates(self, dataset_name: str, histories, k: int) -> torch.Tensor:
         self.candidate_calls.append((dataset_name, [list(h) for h in histories], k))
         titles = self.dataset.item_titles
-        idx, _ = self.service.top_k([titles[h[-1]] for h in histories], dataset_name, k=k, histories=histories,
+        # the service's own copy of the catalogue (a test may train on a copy of it under another name)
+        idx, _ = self.service.top_k([titles[h[-1]] for h in histories], self.dataset.name, k=k, histories=histories,
                                     scorer="cosine")
         return idx
 

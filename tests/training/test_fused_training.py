@@ -1,0 +1,106 @@
+"""The fused recipe's training step (fusion.base set): candidates in the prompt from the history alone, the
+fused reward at train_gamma, reward over the base, and the diagnostics in training_log.jsonl.
+
+The retrieval service's fused channel is a stand-in here (tests/helpers/fused_source.py) over a real service."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rl4rec_core.data import load_dataset
+from rl4rec_core.errors import ConfigError
+from rl4rec_core.policy.registry import build_policy
+from rl4rec_core.settings import Settings
+from rl4rec_core.training.trainer import RLTrainer
+from tests.helpers.fused_source import FusedStandIn
+from tests.helpers.tiny_recdata import write_tiny_dataset
+
+K = 5
+
+
+def make(ds, source, **kw):
+    cfg = Settings.of(**{"dataset_name": ds.name, "num_steps": 4, "batch_size": 8, "group_size": 4,
+                         "policy": "dummy", "save_every": 100, "log_every": 1, "reward": "ndcg@10", "kl_coef": 0.0,
+                         "base": "sasrec", "num_candidates": K, "train_gamma": 0.7, **kw})
+    return RLTrainer(cfg, build_policy(cfg, ds), source, ds, progress=False)
+
+
+def test_a_fused_run_shows_candidates_asks_the_fused_reward_and_logs_diagnostics(tiny, service, tmp_path, capsys):
+    source = FusedStandIn(service, tiny)
+    trainer = make(tiny, source, checkpoint_dir=str(tmp_path / "run"))
+    trainer.train()
+    records = [json.loads(line) for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()]
+    assert len(records) == 4
+    for r in records:
+        assert {"frac_zero_spread", "reward_std_within", "names_candidate", "names_target", "entropy", "kl",
+                "gen_len"} <= r.keys()
+        assert r["names_candidate"] == 1.0  # the dummy picks a candidate's title, always
+        assert 0.0 <= r["frac_zero_spread"] <= 1.0 and r["reward_std_within"] >= 0.0
+    assert {(c["scorer"], c["gamma"]) for c in source.reward_calls} == {("fused", 0.7)}
+    assert all(k == K and len(h) == 2 for _, h, k in source.candidate_calls)  # 2 users a step, K each
+    lines = capsys.readouterr().out.splitlines()
+    diag = [line for line in lines if "zero-spread" in line]
+    assert len(diag) == 4 and all("| cand 100% | target" in line for line in diag)
+
+
+def test_without_a_base_the_diagnostics_are_logged_but_no_candidates(tiny, service, tmp_path):
+    trainer = make(tiny, service, base="none", num_steps=2, checkpoint_dir=str(tmp_path / "plain"))
+    trainer.train()
+    (last,) = trainer.log.read()[-1:]
+    assert {"frac_zero_spread", "reward_std_within", "names_target"} <= last.keys()
+    assert "names_candidate" not in last
+
+
+def _with_other_targets(tiny, data_dir) -> str:
+    """A copy of ``tiny`` whose train targets (seq[-3]) are other items; histories, validation, test unchanged."""
+    seqs = pd.read_parquet(data_dir / tiny.name / "sequences.parquet")
+    n = tiny.num_items
+
+    def swap(s):
+        s = list(s)
+        s[-3] = next(j for j in range(n) if j not in s)
+        return s
+
+    name = write_tiny_dataset(data_dir, name="tiny-other")
+    seqs.assign(items=seqs["items"].map(swap)).to_parquet(data_dir / name / "sequences.parquet", index=False)
+    return name
+
+
+def test_the_prompt_holds_the_bases_top_k_of_the_history_alone(tiny, service, rl4rec_dirs, tmp_path):
+    other = load_dataset(_with_other_targets(tiny, rl4rec_dirs["data"]))
+    a = make(tiny, FusedStandIn(service, tiny), checkpoint_dir=str(tmp_path / "a"))
+    b = make(other, FusedStandIn(service, tiny), checkpoint_dir=str(tmp_path / "b"))
+    users = np.arange(len(a.pool))
+    assert a.pool.histories == b.pool.histories and a.pool.targets != b.pool.targets
+    (pa, ca), (pb, cb) = a.step_prompts(users), b.step_prompts(users)
+    assert pa == pb and ca == cb  # a user's target changed, its prompt did not
+    for prompt, titles, items, h in zip(pa, ca.titles, ca.items, a.pool.histories):
+        assert len(items) == K and not set(items) & set(h)  # the history is masked out of the candidates
+        assert all(f"{j}. {t}" in prompt for j, t in enumerate(titles, 1))
+
+
+def test_reward_over_base_subtracts_the_base_alone(tiny, service, tmp_path):
+    plain = make(tiny, FusedStandIn(service, tiny), checkpoint_dir=str(tmp_path / "p"))
+    over_source = FusedStandIn(service, tiny)
+    over = make(tiny, over_source, reward_over_base=True, checkpoint_dir=str(tmp_path / "o"))
+    users = np.array([0, 5])
+    texts = ["Carrie", "Alien", "Brazil", "Tombstone", "Unforgiven", "Heat", "Species", "Fog, The"]
+    fused, ranks = plain.compute_rewards(texts, users)
+    gain, ranks_over = over.compute_rewards(texts, users)
+    assert torch.equal(ranks, ranks_over)  # the ranks logged are the fused ones
+    assert over_source.reward_calls[-1] == {"n": 2, "scorer": "fused", "gamma": 0.0, "reward": "ndcg@10"}
+    base = fused - gain
+    assert torch.allclose(base[:4], base[0].expand(4)) and torch.allclose(base[4:], base[4].expand(4))
+
+
+def test_a_base_needs_a_service_with_candidates(tiny, service, tmp_path):
+    class RewardsOnly:  # a reward source from before the fused channel
+        compute_rewards = staticmethod(service.compute_rewards)
+
+    with pytest.raises(ConfigError, match="no candidates"):
+        make(tiny, RewardsOnly(), checkpoint_dir=str(tmp_path / "x")).train()
