@@ -104,3 +104,24 @@ def test_a_base_needs_a_service_with_candidates(tiny, service, tmp_path):
 
     with pytest.raises(ConfigError, match="no candidates"):
         make(tiny, RewardsOnly(), checkpoint_dir=str(tmp_path / "x")).train()
+
+
+def test_constrained_hands_the_candidates_to_the_sampler(tiny, service, tmp_path):
+    class Recording:  # the dummy policy, recording what generate was given
+        def __init__(self, policy):
+            self.policy, self.given = policy, []
+
+        def __getattr__(self, name):
+            return getattr(self.policy, name)
+
+        def generate(self, prompts, num_samples=1, greedy=False, **kw):
+            self.given.append(kw.get("candidates"))
+            return self.policy.generate(prompts, num_samples, greedy, **kw)
+
+    for constrained in (False, True):
+        trainer = make(tiny, FusedStandIn(service, tiny), constrained=constrained, num_steps=1,
+                       checkpoint_dir=str(tmp_path / str(constrained)))
+        trainer.policy = Recording(trainer.policy)
+        trainer.train_step()
+        (given,) = trainer.policy.given
+        assert (given is not None) == constrained and (given is None or all(len(c) == K for c in given))
