@@ -41,7 +41,6 @@ def normalise_title(text: str) -> str:
     """``"Godfather, The (1972)"`` -> ``"the godfather"``: lower case, years dropped, a trailing article moved
     to the front (MovieLens writes titles so), anything but letters and digits a single space."""
     t = _YEAR.sub(" ", str(text).lower()).strip()
-    t = t.split(". genres:")[0].strip()  # an item text: the title part only
     m = _ARTICLE_LAST.match(t)
     if m:
         t = f"{m.group(2)} {m.group(1)}"

@@ -253,7 +253,7 @@ class RLTrainer:
                 if self.writer and (step % cfg.log_every == 0 or self.step == cfg.num_steps):
                     _print(format_step(step, stats), bar)
                     _print(format_diagnostics(stats), bar)
-                if self.writer:
+                if self.writer and self.settings.algorithm.group_size > 1:  # a group of one never spreads
                     self.zero_spread.check(step, stats["frac_zero_spread"])
                 bar.set_postfix(reward=f"{stats['avg_reward']:.4f}", loss=f"{stats['loss']:.4f}")
                 bar.update(1)
