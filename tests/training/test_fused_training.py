@@ -125,3 +125,18 @@ def test_constrained_hands_the_candidates_to_the_sampler(tiny, service, tmp_path
         trainer.train_step()
         (given,) = trainer.policy.given
         assert (given is not None) == constrained and (given is None or all(len(c) == K for c in given))
+
+
+def test_a_run_whose_groups_never_spread_warns_once(tiny, service, tmp_path, caplog):
+    class Flat(FusedStandIn):  # every text of a user gets the same reward: GRPO has nothing to learn
+        def compute_rewards(self, texts, dataset_name, targets, histories=None, **kw):
+            out = super().compute_rewards(texts, dataset_name, targets, histories, **kw)
+            out.rewards = torch.zeros_like(out.rewards)
+            return out
+
+    with caplog.at_level("WARNING", logger="rl4rec_core.training.diagnostics"):
+        make(tiny, Flat(service, tiny), checkpoint_dir=str(tmp_path / "flat")).train()
+    warned = [r.getMessage() for r in caplog.records if "groups have rewards that are all equal" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("step 0: 100%")
+    records = [json.loads(line) for line in (tmp_path / "flat" / "training_log.jsonl").read_text().splitlines()]
+    assert [r["frac_zero_spread"] for r in records] == [1.0] * 4 and all(r["reward_std_within"] == 0 for r in records)
