@@ -7,16 +7,14 @@ The reward source (the in-process ``RetrievalService`` or its Ray client) offers
   best first, computed from the history alone (the target never enters, so a prompt cannot leak it);
 * ``compute_rewards(..., scorer="fused", gamma=...)``: ranks by ``z(base) + gamma * z(cos(text, item))``.
 
-``reward_over_base`` rewards the gain over the base alone: the reward of the fused rank minus that of the
-rank with ``gamma = 0`` (the same call with the text's weight at zero, one text per user: it does not
-depend on the text). Under GRPO a per-user constant drops out of the advantage; REINFORCE feels it.
+``fusion.reward_over_base`` (the gain over the base alone) is applied by the service, which holds the run's
+fusion settings and the base's ranks; the trainer asks for the fused reward either way.
 
 Shapes: ``B`` users, ``G`` samples each, ``N = B*G`` rows grouped per user, ``K`` candidates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,19 +83,3 @@ def _ask(source, name: str, histories: list[list[int]], k: int) -> list[list[int
     if len(rows) != len(histories):
         raise Rl4recError(f"the retrieval service returned candidates for {len(rows)} of {len(histories)} users")
     return rows
-
-
-def base_rewards(source, settings: Settings, dataset: str, texts: Sequence[str], targets: Sequence[int],
-                 histories: Sequence[Sequence[int]], call: dict[str, Any]) -> torch.Tensor | None:
-    """With ``fusion.reward_over_base``, ``[N]`` rewards of the base alone (``gamma = 0``) for rows grouped
-    ``group_size`` per user (a dataset's rows of a step are), else None. One row per user is scored (the text
-    does not matter at zero weight), the value repeated over its group. ``call``: the reward call's keyword
-    arguments (reward, negatives, seed), so both ranks are measured alike."""
-    if not (fused(settings) and settings.fusion.reward_over_base):
-        return None
-    group = settings.algorithm.group_size
-    firsts = list(range(0, len(targets), group))
-    out = source.compute_rewards([texts[i] for i in firsts], dataset, targets=[targets[i] for i in firsts],
-                                 histories=[histories[i] for i in firsts], **{**call, "gamma": 0.0})
-    r = torch.as_tensor(out.rewards, dtype=torch.float32).reshape(-1).cpu()
-    return r.repeat_interleave(group)

@@ -132,7 +132,6 @@ class RLTrainer:
         call = cand.reward_call(self.settings, self.step)
         try:
             out = self.reward_source.compute_rewards(texts, dataset, targets=targets, histories=histories, **call)
-            base = cand.base_rewards(self.reward_source, self.settings, dataset, texts, targets, histories, call)
         except Rl4recError:
             raise
         except Exception as e:  # ray.exceptions.* and connection errors: say what to do
@@ -142,8 +141,6 @@ class RLTrainer:
         ranks = torch.as_tensor(out.ranks).reshape(-1).cpu()
         if rewards.shape[0] != len(texts):
             raise Rl4recError(f"reward source returned {rewards.shape[0]} rewards for {len(texts)} texts")
-        if base is not None:
-            rewards = rewards - base
         return rewards, ranks
 
     def rollout_seeds(self, users: np.ndarray) -> list[int] | None:

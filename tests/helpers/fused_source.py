@@ -5,8 +5,7 @@
   Here the "base" is the real service's top-K for the title of the last history item (history masked):
   deterministic, target-free, and genre-loyal on the tiny dataset, as a real base would be.
 * ``compute_rewards(..., scorer="fused", gamma=...)``: recorded, then ranked by the real service's cosine
-  scorer, the text's weight ``gamma`` scaling nothing but ``gamma = 0`` giving every text the same (base) rank
-  (the target's rank under the history-only top-K query), so ``reward_over_base`` has something to subtract.
+  scorer (``gamma`` is only recorded).
 """
 
 from __future__ import annotations
@@ -34,8 +33,5 @@ class FusedStandIn:
     def compute_rewards(self, texts, dataset_name, targets, histories=None, reward="ndcg@10", num_negatives=0,
                         seed=None, scorer=None, gamma=None, **kw):
         self.reward_calls.append({"n": len(texts), "scorer": scorer, "gamma": gamma, "reward": reward})
-        if gamma == 0.0:  # the base alone: the text does not matter
-            titles = self.dataset.item_titles
-            texts = [titles[h[-1]] for h in histories]
         return self.service.compute_rewards(texts, dataset_name, targets, histories, reward, num_negatives, seed,
                                             scorer="cosine", **kw)

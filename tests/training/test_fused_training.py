@@ -1,5 +1,5 @@
 """The fused recipe's training step (fusion.base set): candidates in the prompt from the history alone, the
-fused reward at train_gamma, reward over the base, and the diagnostics in training_log.jsonl.
+fused reward at train_gamma, and the diagnostics in training_log.jsonl.
 
 The retrieval service's fused channel is a stand-in here (tests/helpers/fused_source.py) over a real service."""
 
@@ -82,20 +82,6 @@ def test_the_prompt_holds_the_bases_top_k_of_the_history_alone(tiny, service, rl
     for prompt, titles, items, h in zip(pa, ca.titles, ca.items, a.pool.histories):
         assert len(items) == K and not set(items) & set(h)  # the history is masked out of the candidates
         assert all(f"{j}. {t}" in prompt for j, t in enumerate(titles, 1))
-
-
-def test_reward_over_base_subtracts_the_base_alone(tiny, service, tmp_path):
-    plain = make(tiny, FusedStandIn(service, tiny), checkpoint_dir=str(tmp_path / "p"))
-    over_source = FusedStandIn(service, tiny)
-    over = make(tiny, over_source, reward_over_base=True, checkpoint_dir=str(tmp_path / "o"))
-    users = np.array([0, 5])
-    texts = ["Carrie", "Alien", "Brazil", "Tombstone", "Unforgiven", "Heat", "Species", "Fog, The"]
-    fused, ranks = plain.compute_rewards(texts, users)
-    gain, ranks_over = over.compute_rewards(texts, users)
-    assert torch.equal(ranks, ranks_over)  # the ranks logged are the fused ones
-    assert over_source.reward_calls[-1] == {"n": 2, "scorer": "fused", "gamma": 0.0, "reward": "ndcg@10"}
-    base = fused - gain
-    assert torch.allclose(base[:4], base[0].expand(4)) and torch.allclose(base[4:], base[4].expand(4))
 
 
 def test_a_base_needs_a_service_with_candidates(tiny, service, tmp_path):
