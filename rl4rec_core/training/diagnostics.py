@@ -8,6 +8,8 @@
   in the prompt), ``names_target``: the share that name the user's target item; a title is named when its
   normalised form (lower case, no year, "Godfather, The" -> "the godfather", punctuation as spaces) appears
   in the normalised text as whole words.
+* ``beats_base`` / ``rank_gain``: with the fused scorer, the share of texts that rank the target better than the
+  base alone does, and the mean rank gained.
 
 Completion length, entropy and KL come from the policy's update stats (``gen_len``/``gen_tokens``,
 ``entropy``, ``kl``); :func:`format_diagnostics` puts them on the console line under the trainer's.
@@ -73,6 +75,17 @@ def naming_diagnostics(texts: Sequence[str], group_size: int, target_titles: Seq
     if candidate_titles is not None:
         out["names_candidate"] = _share(any(names(t, c) for c in candidate_titles[u]) for t, u in zip(texts, users))
     return out
+
+
+def base_diagnostics(ranks: torch.Tensor, base_ranks) -> dict[str, float]:
+    """With the fused scorer's ``base_ranks [N]`` (the base's own rank of each target): ``beats_base``, the share
+    of texts whose fused rank is better than the base's, and ``rank_gain``, the mean rank gained (base - fused,
+    positive = the text helps). Nothing without them."""
+    if base_ranks is None:
+        return {}
+    base = torch.as_tensor(base_ranks).reshape(-1).double().cpu()
+    fused = torch.as_tensor(ranks).reshape(-1).double().cpu()
+    return {"beats_base": float((fused < base).double().mean()), "rank_gain": float((base - fused).mean())}
 
 
 def _share(flags) -> float:

@@ -25,7 +25,7 @@ from rl4rec_core.retrieval.source import RewardSource
 from rl4rec_core.settings import Settings
 from rl4rec_core.training import candidates as cand
 from rl4rec_core.training.diagnostics import (ZeroSpreadWarning, format_diagnostics, format_step,
-                                              group_diagnostics, naming_diagnostics)
+                                              base_diagnostics, group_diagnostics, naming_diagnostics)
 from rl4rec_core.training.resume import resume_latest, run_config, scoring_of
 from rl4rec_core.training.run_lock import RunLock
 from rl4rec_core.training.trainer_state import check_trainer_state
@@ -105,6 +105,7 @@ class RLTrainer:
             )
         self.sampler = np.random.default_rng(settings.run.seed)
         self.zero_spread = ZeroSpreadWarning()
+        self.base_ranks: torch.Tensor | None = None  # of the last reward call, when its source gives them
 
     # ---------------------------------------------------------------- one step
     def sample_users(self) -> np.ndarray:
@@ -125,6 +126,7 @@ class RLTrainer:
             r, k = self._rewards_of(self.pool.names[d], [texts[i] for i in rows], [targets[i] for i in rows],
                                     [histories[i] for i in rows])
             rewards[rows], ranks[rows] = r, k.long()
+        self.base_ranks = None  # several datasets: the gain over the base is not put together
         return rewards, ranks
 
     def _rewards_of(self, dataset: str, texts: list[str], targets: list[int],
@@ -139,6 +141,7 @@ class RLTrainer:
         # on the CPU whatever the source returned: the stats below and the policy's update read them there
         rewards = torch.as_tensor(out.rewards, dtype=torch.float32).reshape(-1).cpu()
         ranks = torch.as_tensor(out.ranks).reshape(-1).cpu()
+        self.base_ranks = getattr(out, "base_ranks", None)  # the fused scorer's: the base's own rank of each target
         if rewards.shape[0] != len(texts):
             raise Rl4recError(f"reward source returned {rewards.shape[0]} rewards for {len(texts)} texts")
         return rewards, ranks
@@ -178,6 +181,7 @@ class RLTrainer:
         t3 = time.perf_counter()
         # per worker, with its own users: the data-parallel trainer averages them as the update's stats
         upd.update(naming_diagnostics(texts, group, self.pool.target_titles(users), None if shown is None else shown.titles))
+        upd.update(base_diagnostics(ranks, self.base_ranks))
         times = {"time_generate": t1 - t0, "time_reward": t2 - t1, "time_update": t3 - t2, "time_step": t3 - t0}
         stats = self.step_stats(users, texts, rewards, ranks, upd, times)
         self.step += 1

@@ -5,7 +5,7 @@
   Here the "base" is the real service's top-K for the title of the last history item (history masked):
   deterministic, target-free, and genre-loyal on the tiny dataset, as a real base would be.
 * ``compute_rewards(..., scorer="fused", gamma=...)``: recorded, then ranked by the real service's cosine
-  scorer (``gamma`` is only recorded).
+  scorer (``gamma`` is only recorded); ``base_ranks`` are the ranks of the history-only query above.
 """
 
 from __future__ import annotations
@@ -33,5 +33,10 @@ class FusedStandIn:
     def compute_rewards(self, texts, dataset_name, targets, histories=None, reward="ndcg@10", num_negatives=0,
                         seed=None, scorer=None, gamma=None, **kw):
         self.reward_calls.append({"n": len(texts), "scorer": scorer, "gamma": gamma, "reward": reward})
-        return self.service.compute_rewards(texts, dataset_name, targets, histories, reward, num_negatives, seed,
-                                            scorer="cosine", **kw)
+        out = self.service.compute_rewards(texts, dataset_name, targets, histories, reward, num_negatives, seed,
+                                           scorer="cosine", **kw)
+        if scorer == "fused":  # as the service's batch: the base's own rank of each target too
+            titles = self.dataset.item_titles
+            out.base_ranks = self.service.compute_rewards([titles[h[-1]] for h in histories], dataset_name, targets,
+                                                          histories, reward, num_negatives, seed, scorer="cosine").ranks
+        return out

@@ -7,8 +7,8 @@ import logging
 import pytest
 import torch
 
-from rl4rec_core.training.diagnostics import (ZeroSpreadWarning, format_diagnostics, group_diagnostics, names,
-                                              naming_diagnostics, normalise_title)
+from rl4rec_core.training.diagnostics import (ZeroSpreadWarning, base_diagnostics, format_diagnostics,
+                                              group_diagnostics, names, naming_diagnostics, normalise_title)
 
 
 def test_group_diagnostics_on_hand_made_groups():
@@ -32,6 +32,12 @@ def test_naming_diagnostics_count_texts_per_user():
     d = naming_diagnostics(texts, 2, ["Brazil (1985)", "Fargo"], [["Alien (1979)", "Brazil (1985)"], ["Heat"]])
     assert d == {"names_target": 0.25, "names_candidate": 0.75}
     assert naming_diagnostics(texts, 2, ["Brazil", "Fargo"]) == {"names_target": 0.25}  # no candidates shown
+
+
+def test_gain_over_the_base():
+    d = base_diagnostics(torch.tensor([1, 5, 3, 10]), torch.tensor([2, 5, 1, 20]))
+    assert d == {"beats_base": 0.5, "rank_gain": pytest.approx((1 + 0 - 2 + 10) / 4)}
+    assert base_diagnostics(torch.tensor([1]), None) == {}
 
 
 def test_zero_spread_warning_fires_above_half_once_per_n_steps(caplog):

@@ -38,7 +38,7 @@ def test_a_fused_run_shows_candidates_asks_the_fused_reward_and_logs_diagnostics
     assert len(records) == 4
     for r in records:
         assert {"frac_zero_spread", "reward_std_within", "names_candidate", "names_target", "entropy", "kl",
-                "gen_len"} <= r.keys()
+                "gen_len", "beats_base", "rank_gain"} <= r.keys()
         assert r["names_candidate"] == 1.0  # the dummy picks a candidate's title, always
         assert 0.0 <= r["frac_zero_spread"] <= 1.0 and r["reward_std_within"] >= 0.0
     assert {(c["scorer"], c["gamma"]) for c in source.reward_calls} == {("fused", 0.7)}
@@ -53,7 +53,7 @@ def test_without_a_base_the_diagnostics_are_logged_but_no_candidates(tiny, servi
     trainer.train()
     (last,) = trainer.log.read()[-1:]
     assert {"frac_zero_spread", "reward_std_within", "names_target"} <= last.keys()
-    assert "names_candidate" not in last
+    assert "names_candidate" not in last and "beats_base" not in last
 
 
 def _with_other_targets(tiny, data_dir) -> str:
