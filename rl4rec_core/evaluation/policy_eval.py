@@ -3,6 +3,11 @@
 ``evaluate_policy`` is what ``rl4rec evaluate --checkpoint/--policy``, the flows and ``rl4rec ab`` call; ``paired_bootstrap`` says
 whether one policy beats another on the same users; ``load_policy`` rebuilds a policy (dummy or LLM)
 from a checkpoint folder, trained or as it was before training.
+
+With ``fusion`` (a base set) the prompts show each user's candidates, the base's top-K of the history alone
+from the service's ``candidates``, and with ``fusion.constrained`` the greedy text is one of their titles;
+``scorer`` picks how the service ranks the text (``fused``: with the base; None: the service's own scorer,
+the text-only channel).
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ def evaluate_policy(
     batch_size: int = 32,
     progress: bool = False,
     device: str = "cpu",
+    fusion=None,
+    scorer: str | None = None,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """Greedy generation for each user of ``split``, ranked against every item by the retrieval service.
 
@@ -73,6 +80,8 @@ def evaluate_policy(
         service: a reward source with ``compute_rewards`` (plain RetrievalService or its Ray client).
         users: the split's rows to evaluate (:func:`select_users`: the same seed, the same users; a paired
             comparison needs the same rows for every system); default: every user.
+        fusion: the run's ``FusionSettings``; with a base, candidates in the prompt (module docstring).
+        scorer: passed to the service's ``compute_rewards`` when given (``fused``, ``cosine``, ``hybrid``).
     Returns:
         ``(metrics, ranks)``: ``summarize`` of the ranks (``hit@k``, ``ndcg@k``, ``mrr``) and the
         1-based rank per evaluated user, long ``[U]``, in ``users`` order, for paired tests.
@@ -93,29 +102,31 @@ def evaluate_policy(
     sp = dataset.split(split)
     rows = np.arange(len(sp.histories)) if users is None else np.asarray(users)
     ranks: list[torch.Tensor] = []
-    scorer = None
+    described = None  # the scorer the service says it ranked with
     for start in tqdm(range(0, len(rows), batch_size), desc=f"eval {split}", disable=not bars_wanted(progress)):
         batch = rows[start : start + batch_size]
         histories = [list(map(int, sp.histories[i])) for i in batch]
         targets = [int(sp.targets[i]) for i in batch]
-        texts = _greedy_texts(policy, dataset.item_titles, histories)
-        out = _rank_texts(service, texts, dataset.name, targets, histories)
+        texts = _greedy_texts(policy, dataset.item_titles, histories, service, dataset.name, fusion)
+        out = _rank_texts(service, texts, dataset.name, targets, histories, scorer)
         ranks.append(torch.as_tensor(out.ranks).reshape(-1).long().cpu())  # any reward source's device
-        scorer = getattr(out, "scorer", None)
+        described = getattr(out, "scorer", None)
     all_ranks = torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
     if len(all_ranks) == 0:
         raise MissingArtifactError(f"split {split!r} of {dataset.name!r} has no users to evaluate")
     summary: dict = metrics.summarize(all_ranks, ks)
-    if scorer:
-        summary["scorer"] = scorer
+    if described:
+        summary["scorer"] = described
     return summary, all_ranks
 
 
-def _rank_texts(service, texts: list[str], dataset_name: str, targets: list[int], histories: list[list[int]]):
+def _rank_texts(service, texts: list[str], dataset_name: str, targets: list[int], histories: list[list[int]],
+                scorer: str | None = None):
     """The service's answer for these texts (its ``ranks`` of the targets), any failure as an Rl4recError."""
     try:
         return service.compute_rewards(
-            texts, dataset_name, targets=targets, histories=histories, reward="mrr", num_negatives=0
+            texts, dataset_name, targets=targets, histories=histories, reward="mrr", num_negatives=0,
+            **({} if scorer is None else {"scorer": scorer}),
         )
     except Rl4recError:
         raise
@@ -126,20 +137,37 @@ def _rank_texts(service, texts: list[str], dataset_name: str, targets: list[int]
         ) from e
 
 
-def _greedy_texts(policy, titles: list[str], histories: list[list[int]]) -> list[str]:
-    prompts = policy.build_prompts([[titles[i] for i in h] for h in histories])
-    return policy.generate(prompts, num_samples=1, greedy=True)
+def _greedy_texts(policy, titles: list[str], histories: list[list[int]], service=None, dataset_name: str = "",
+                  fusion=None) -> list[str]:
+    """Greedy text per history; with a base (``fusion``) the prompt shows the service's candidates of each history."""
+    if fusion is None or fusion.base == "none":
+        prompts = policy.build_prompts([[titles[i] for i in h] for h in histories])
+        return policy.generate(prompts, num_samples=1, greedy=True)
+    if service is None or not callable(getattr(service, "candidates", None)):
+        raise ConfigError(f"--base {fusion.base} shows the base's candidates in the prompt: the evaluation needs a "
+                          "retrieval service with candidates(dataset_name, histories, k)")
+    try:
+        rows = torch.as_tensor(service.candidates(dataset_name, histories, fusion.num_candidates)).long().tolist()
+    except Rl4recError:
+        raise
+    except Exception as e:
+        raise Rl4recError(f"the retrieval service failed to give the base's candidates ({type(e).__name__}: {e}); "
+                          "start it with `rl4rec serve` or use --service local") from e
+    shown = [[titles[j] for j in row] for row in rows]
+    prompts = policy.build_prompts([[titles[i] for i in h] for h in histories], candidates=shown)
+    return policy.generate(prompts, num_samples=1, greedy=True, **({"candidates": shown} if fusion.constrained else {}))
 
 
 def generate_split_texts(
-    dataset, policy, split: str = "valid", batch_size: int = 32, progress: bool = False
+    dataset, policy, split: str = "valid", batch_size: int = 32, progress: bool = False, service=None, fusion=None,
 ) -> list[str]:
-    """The policy's greedy text for every user of ``split``, in split order (``U`` strings)."""
+    """The policy's greedy text for every user of ``split``, in split order (``U`` strings); with a base
+    (``fusion``) from the candidates prompt, the candidates from ``service``."""
     sp = dataset.split(split)
     texts: list[str] = []
     for start in tqdm(range(0, len(sp), batch_size), desc=f"generate {split}", disable=not bars_wanted(progress)):
         histories = [list(map(int, h)) for h in sp.histories[start : start + batch_size]]
-        texts += _greedy_texts(policy, dataset.item_titles, histories)
+        texts += _greedy_texts(policy, dataset.item_titles, histories, service, dataset.name, fusion)
     return texts
 
 
@@ -171,10 +199,12 @@ def paired_bootstrap(
 
 
 def checkpoint_texts(dataset, checkpoint: str | Path, split: str = "valid", device: str = "cpu",
-                     progress: bool = False) -> list[str]:
-    """The greedy text of ``checkpoint``'s trained policy for every user of ``split`` (what tuning fuses)."""
+                     progress: bool = False, service=None, fusion=None) -> list[str]:
+    """The greedy text of ``checkpoint``'s trained policy for every user of ``split`` (what tuning fuses);
+    with a base (``fusion``), from the candidates prompt (candidates from ``service``)."""
     if isinstance(dataset, str):
         from rl4rec_core.data import load_dataset
 
         dataset = load_dataset(dataset)
-    return generate_split_texts(dataset, load_policy(checkpoint, device=device), split, progress=progress)
+    return generate_split_texts(dataset, load_policy(checkpoint, device=device), split, progress=progress,
+                                service=service, fusion=fusion)

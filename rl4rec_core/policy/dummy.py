@@ -10,6 +10,12 @@ steer what gets "generated"). Updates use the same policy-gradient code as the L
 (``rl4rec_core.policy.algorithms``): GRPO group advantages or REINFORCE with a running baseline, the
 token-level surrogate loss (a word plays the part of a token), optional PPO clipping and a KL penalty
 against the starting (uniform) distribution — exact here, because the distribution is small.
+
+With candidates (the fused recipe: the base recommender's top-K in the prompt) it picks one of them
+instead, so ``rl4rec run --quick`` exercises that path: candidate ``j`` of prompt ``p`` scores
+``positions[j] + mean(logits[p, words of its title])`` (a learnable preference over the base's ranks
+plus the word logits above), a softmax over the K scores is the choice's distribution, and the text is
+the chosen title. A choice plays the part of a one-token text in the update.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rl4rec_core.errors import ConfigError, DataError, MissingArtifactError
@@ -33,7 +40,9 @@ from rl4rec_core.state_checks import (check_baseline_state, check_optimizer_stat
 # recent items a prompt shows when the policy settings give no history_len (the original's example shows 5)
 HISTORY_ITEMS = 5
 VOCAB_SIZE = 256
-_STATE_KEYS = frozenset({"bias", "weight", "optimizer", "baseline", "generator"})
+_STATE_KEYS = frozenset({"bias", "weight", "positions", "optimizer", "baseline", "generator"})
+# candidate positions the learnable preference covers (the base's top-K shown in a prompt)
+MAX_CANDIDATES = 64
 _WORD = re.compile(r"[a-z][a-z']+")
 # words that say nothing about an item
 _STOP = frozenset(
@@ -80,7 +89,11 @@ class DummyRecPolicy:
         # zero init = the uniform distribution, which is also the KL reference
         self.bias = torch.nn.Parameter(torch.zeros(v))
         self.weight = torch.nn.Parameter(torch.zeros(v, v))
-        self.optimizer = torch.optim.Adam([self.bias, self.weight], lr=self.learning_rate)
+        # preference for the base's rank j (zero: every candidate as likely as its words make it)
+        self.positions = torch.nn.Parameter(torch.zeros(MAX_CANDIDATES))
+        self.optimizer = torch.optim.Adam([self.bias, self.weight, self.positions], lr=self.learning_rate)
+        # the candidate titles of the prompts build_prompts made last (generate and update look them up)
+        self._candidates: dict[str, list[str]] = {}
         self.baseline = RunningBaseline(self.algo.baseline_momentum)
         self.generator = torch.Generator().manual_seed(self.seed)
         # set by the data-parallel trainer: averages the gradients of every worker before each step
@@ -102,14 +115,30 @@ class DummyRecPolicy:
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         """What the optimiser steps (as ``RecPolicy.trainable_parameters``)."""
-        return [self.bias, self.weight]
+        return [self.bias, self.weight, self.positions]
 
     # ------------------------------------------------------------------ the RecPolicy interface
-    def build_prompts(self, user_histories: list[list[str]]) -> list[str]:
-        return [
-            "Recently watched: " + "; ".join(h[-self.history_items :]) + ". Recommend the next one:"
-            for h in user_histories
+    def build_prompts(self, user_histories: list[list[str]], candidates: list[list[str]] | None = None) -> list[str]:
+        """One prompt per history; with ``candidates`` (each user's base top-K titles) they are listed, numbered,
+        and remembered so that ``generate`` picks among them and ``update`` scores the picks."""
+        if candidates is None:
+            return [
+                "Recently watched: " + "; ".join(h[-self.history_items :]) + ". Recommend the next one:"
+                for h in user_histories
+            ]
+        if len(candidates) != len(user_histories):
+            raise ConfigError(f"got candidates for {len(candidates)} users and {len(user_histories)} histories; "
+                              "give one candidate list per user")
+        if any(not 1 <= len(c) <= MAX_CANDIDATES for c in candidates):
+            raise ConfigError(f"the dummy policy picks among 1 to {MAX_CANDIDATES} candidates a user; lower "
+                              "--num_candidates")
+        prompts = [
+            "Recently watched: " + "; ".join(h[-self.history_items :]) + ". Candidates: "
+            + "; ".join(f"{j}. {t}" for j, t in enumerate(c, 1)) + ". Pick the next one:"
+            for h, c in zip(user_histories, candidates)
         ]
+        self._candidates = {p: list(c) for p, c in zip(prompts, candidates)}
+        return prompts
 
     def generate(self, prompts: list[str], num_samples: int = 1, greedy: bool = False,
                  seeds: list[int] | None = None, **_) -> list[str]:
@@ -117,6 +146,8 @@ class DummyRecPolicy:
 
         ``seeds`` (one per prompt) draw prompt i's words from a generator of its own seed, so they do not
         depend on the rest of the batch (data-parallel training; see ``keyed_sampling.py``)."""
+        if self._with_candidates(prompts):
+            return self._pick(prompts, num_samples, greedy, seeds)
         with torch.no_grad():
             probs = torch.softmax(self.logits(prompts), dim=-1)  # [P, V]
             if greedy:
@@ -143,12 +174,14 @@ class DummyRecPolicy:
         if not len(prompts) == len(texts) == rewards.shape[0]:
             raise ValueError(f"{len(prompts)} prompts, {len(texts)} texts, {rewards.shape[0]} rewards: need one each")
         adv = compute_advantages(rewards, self.algo, self.baseline)  # [N]
-        ids, mask = self._encode(texts)  # [N, T]
+        picks = self._with_candidates(prompts)
+        ids, mask = self._encode_picks(prompts, texts) if picks else self._encode(texts)  # [N, T]
+        logprobs = self._pick_logprobs if picks else self._token_logprobs
         with torch.no_grad():
-            old = self._token_logprobs(prompts, ids)
+            old = logprobs(prompts, ids)
         stats: dict[str, float] = {}
         for _ in range(self.algo.ppo_epochs):
-            logp = self._token_logprobs(prompts, ids)
+            logp = logprobs(prompts, ids)
             loss, stats = policy_gradient_loss(logp, old, adv, mask, self.algo.clip_eps)
             kl = self.kl(prompts)
             if self.algo.kl_coef > 0:
@@ -158,8 +191,8 @@ class DummyRecPolicy:
             if self.grad_sync is not None:  # data-parallel: every worker steps with the mean gradient
                 self.grad_sync(self.trainable_parameters())
             self.optimizer.step()
-        with torch.no_grad():
-            p = torch.softmax(self.logits(prompts), dim=-1)
+        with torch.no_grad():  # of what was sampled: the pick among candidates, else the words
+            p = torch.softmax(self.candidate_logits(prompts) if picks else self.logits(prompts), dim=-1)
             entropy = float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
         return {
             **stats,
@@ -167,8 +200,60 @@ class DummyRecPolicy:
             "kl": float(kl.detach()),
             "entropy": entropy,
             "adv_abs_mean": float(adv.abs().mean()),
-            "gen_len": float(mask.sum(1).mean()),
+            "gen_len": float(np.mean([len(t.split()) for t in texts])) if picks else float(mask.sum(1).mean()),
         }
+
+    # ------------------------------------------------------------------ picking among candidates
+    def _with_candidates(self, prompts: list[str]) -> bool:
+        """True when every prompt was built with candidates (by the last build_prompts), False when none was."""
+        known = [p in self._candidates for p in prompts]
+        if any(known) and not all(known):
+            raise ConfigError("some prompts have candidates and some do not; build a batch's prompts in one "
+                              "build_prompts call")
+        return bool(known) and all(known)
+
+    def candidate_logits(self, prompts: list[str]) -> torch.Tensor:
+        """``[P, K]`` scores of each prompt's candidates (``-inf`` past a shorter list): the position preference
+        plus the mean word logit of the title's vocabulary words (0 for a title without any)."""
+        logits = self.logits(prompts)  # [P, V]
+        k = max(len(self._candidates[p]) for p in prompts)
+        rows = []
+        for r, p in enumerate(prompts):
+            titles = self._candidates[p]
+            word_part = [logits[r, ids].mean() if ids else logits.new_zeros(())
+                         for ids in ([self.index[w] for w in words(t) if w in self.index] for t in titles)]
+            row = self.positions[: len(titles)] + torch.stack(word_part)
+            rows.append(torch.cat([row, row.new_full((k - len(titles),), float("-inf"))]))
+        return torch.stack(rows)
+
+    def _pick(self, prompts: list[str], num_samples: int, greedy: bool, seeds: list[int] | None) -> list[str]:
+        """``num_samples`` picks per prompt, as titles; keyed per prompt with ``seeds`` (as the word path)."""
+        with torch.no_grad():
+            probs = torch.softmax(self.candidate_logits(prompts), dim=-1)  # [P, K]
+            if greedy:
+                ids = probs.argmax(-1, keepdim=True).repeat_interleave(num_samples, dim=0)
+            elif seeds is not None:
+                if len(seeds) != len(prompts):
+                    raise ConfigError(f"got {len(seeds)} seeds for {len(prompts)} prompts; pass one per prompt")
+                ids = torch.cat([torch.multinomial(p, num_samples, replacement=True,
+                                                   generator=torch.Generator().manual_seed(sample_key(seed)))
+                                 for p, seed in zip(probs, seeds)]).unsqueeze(1)
+            else:
+                ids = torch.multinomial(probs, num_samples, replacement=True, generator=self.generator).reshape(-1, 1)
+        prompt_of = [p for p in prompts for _ in range(num_samples)]
+        return [self._candidates[p][j] for p, j in zip(prompt_of, ids[:, 0].tolist())]
+
+    def _encode_picks(self, prompts: list[str], texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Picked titles -> their candidate positions ``[N, 1]`` and a mask of ones ``[N, 1]``."""
+        ids = []
+        for p, t in zip(prompts, texts):
+            if t not in self._candidates[p]:
+                raise ValueError(f"text {t[:60]!r} is not a candidate of its prompt; update with the picks generate made")
+            ids.append(self._candidates[p].index(t))
+        return torch.tensor(ids, dtype=torch.long).unsqueeze(1), torch.ones(len(ids), 1)
+
+    def _pick_logprobs(self, prompts: list[str], ids: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.candidate_logits(prompts), dim=-1).gather(1, ids)  # [N, 1]
 
     # ------------------------------------------------------------------ internals
     def features(self, prompts: list[str]) -> torch.Tensor:
@@ -216,6 +301,7 @@ class DummyRecPolicy:
         state = {
             "bias": self.bias.detach().clone(),
             "weight": self.weight.detach().clone(),
+            "positions": self.positions.detach().clone(),
             "optimizer": self.optimizer.state_dict(),
             "baseline": self.baseline.state_dict(),
             "generator": self.generator.get_state(),
@@ -238,6 +324,7 @@ class DummyRecPolicy:
         with torch.no_grad():
             self.bias.copy_(state["bias"])
             self.weight.copy_(state["weight"])
+            self.positions.copy_(state["positions"])
         self.optimizer.load_state_dict(owned(state["optimizer"]))
         self.baseline.load_state_dict(state["baseline"])
         self.generator.set_state(state["generator"].clone())
@@ -247,6 +334,7 @@ class DummyRecPolicy:
             raise DataError(f"{file} is not a dummy policy's state. {FIX}")
         check_tensor(file, "bias", state["bias"], self.bias.detach())
         check_tensor(file, "weight", state["weight"], self.weight.detach())
+        check_tensor(file, "positions", state["positions"], self.positions.detach())
         check_optimizer_state(file, state["optimizer"], self.optimizer)
         check_baseline_state(file, state["baseline"])
         check_tensor(file, "generator", state["generator"], self.generator.get_state())

@@ -23,6 +23,7 @@ from typing import Protocol
 import torch
 
 from rl4rec_core.errors import ConfigError
+from rl4rec_core.policy.constrained import CandidateMask
 from rl4rec_core.policy.keyed_sampling import keyed_processors, row_seeds
 from rl4rec_core.policy.rollout import cut_completion
 from rl4rec_core.policy.shared_prefix import prefill
@@ -34,6 +35,7 @@ class RolloutEngine(Protocol):
 
     def sample(self, prompt_ids: list[list[int]], num_samples: int, greedy: bool,
                seeds: list[int] | None = None) -> list[list[int]]: ...
+    # the hf engine's sample also takes ``tries`` (one per prompt: constrained decoding, ``constrained.py``)
 
     def sync(self) -> None: ...
 
@@ -93,8 +95,9 @@ class HFEngine:
 
     @torch.inference_mode()
     def sample(self, prompt_ids: list[list[int]], num_samples: int, greedy: bool,
-               seeds: list[int] | None = None) -> list[list[int]]:
-        """``seeds`` (one per prompt) key each prompt's samples (``keyed_sampling.py``); None: torch's generator."""
+               seeds: list[int] | None = None, tries: list | None = None) -> list[list[int]]:
+        """``seeds`` (one per prompt) key each prompt's samples (``keyed_sampling.py``); None: torch's generator.
+        ``tries`` (one per prompt) limit each prompt's samples to its candidates' titles (``constrained.py``)."""
         pol = self.policy
         cfg = pol.config.policy
         per_call = max(1, cfg.generation_batch_size // num_samples)
@@ -110,12 +113,18 @@ class HFEngine:
                 width = max(len(p) for p in chunk)
                 ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk], device=pol.device)
                 attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=pol.device)
+                rows = 1 if greedy else num_samples
+                # the mask comes first: the warpers and the keyed noise then act on the allowed tokens only
+                mask = [] if tries is None else [
+                    CandidateMask([t for t in tries[start:start + per_call] for _ in range(rows)], width)]
                 if seeds is not None and not greedy:
                     rows_seeds = row_seeds(seeds[start:start + per_call], num_samples)
-                    keyed = {"logits_processor": keyed_processors(rows_seeds, cfg.temperature, cfg.top_p, cfg.top_k)}
-                    out = self._generate(ids, attn, num_samples, False, keyed)
+                    procs = keyed_processors(rows_seeds, cfg.temperature, cfg.top_p, cfg.top_k)
+                    procs[:0] = mask
+                    out = self._generate(ids, attn, num_samples, False, {"logits_processor": procs})
                 else:
-                    out = self._generate(ids, attn, 1 if greedy else num_samples, not greedy, sampling)
+                    extra = {"logits_processor": _processors(mask)} if mask else {}
+                    out = self._generate(ids, attn, rows, not greedy, {**sampling, **extra})
                 rows = [cut_completion(row, pol._eos_ids) for row in out[:, width:].tolist()]
                 # greedy samples of one prompt are identical: decode once, repeat
                 completions += [r for r in rows for _ in range(num_samples)] if greedy else rows
@@ -148,6 +157,12 @@ class HFEngine:
 
     def close(self) -> None:
         pass
+
+
+def _processors(procs: list):
+    from transformers import LogitsProcessorList
+
+    return LogitsProcessorList(procs)
 
 
 def make_engine(name: str, policy) -> RolloutEngine:

@@ -112,6 +112,8 @@ class PolicyLearning:
         logp = self.logprobs(batch)
         mask = batch.completion_mask
         loss, stats = policy_gradient_loss(logp, old_logprobs, advantages.to(logp.device), mask, algo.clip_eps)
+        # the sampled tokens' mean -log π: an unbiased estimate of the per-token entropy, free from logp
+        stats["entropy"] = float(-(logp.detach() * mask).sum() / mask.sum().clamp_min(1))
         if ref_logprobs is not None:
             kl = kl_penalty(logp, ref_logprobs, mask)
             loss = loss + algo.kl_coef * kl
@@ -180,6 +182,7 @@ class PolicyLearning:
             "loss": totals["loss"],
             "pg_loss": totals["pg_loss"],
             "kl": totals.get("kl", 0.0),
+            "entropy": totals["entropy"],
             **{k: totals[k] for k in ("clip_frac", "ratio_mean") if k in totals},
             "grad_norm": float(grad_norm),
             "gen_tokens": sum(rollout.gen_lengths) / n,

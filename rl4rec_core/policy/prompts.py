@@ -21,7 +21,8 @@ from rl4rec_core.errors import ConfigError
 @dataclass(frozen=True)
 class PromptTemplate:
     """``text`` is formatted with ``history`` (the rendered item list), ``n`` (how many items it
-    shows), ``last`` (the most recent item) and ``item_noun`` (``movie``, ``product``, ...).
+    shows), ``last`` (the most recent item), ``item_noun`` (``movie``, ``product``, ...) and, in a
+    template that shows them, ``candidates`` (the base recommender's top-K, numbered) and ``k``.
     ``history_len``: last-N items shown by default.
     ``numbered``: one item per line with numbers (else comma separated, as the original)."""
 
@@ -31,6 +32,9 @@ class PromptTemplate:
     numbered: bool
     system: str | None = None  # system message for chat models (formatted with item_noun); None = model default
 
+
+# the template with the base recommender's candidates (``policy_config`` picks it when ``fusion.base`` is set)
+CANDIDATES_TEMPLATE = "candidates"
 
 PROMPT_TEMPLATES: dict[str, PromptTemplate] = {
     t.name: t
@@ -60,6 +64,19 @@ PROMPT_TEMPLATES: dict[str, PromptTemplate] = {
             history_len=5,
             numbered=False,
         ),
+        # the fused recipe (docs/recipe.md, "Fusion"): the base recommender's top-K, numbered, and the policy
+        # names the one that comes next; the prompt is built from the history and the candidates only
+        PromptTemplate(
+            name=CANDIDATES_TEMPLATE,
+            text=(
+                "{Item_noun}s the user liked, oldest first:\n{history}\n\n"
+                "Candidates for the next {item_noun}:\n{candidates}\n\n"
+                "Which candidate will the user watch next? Answer with its title only."
+            ),
+            history_len=10,
+            numbered=True,
+            system="You are a {item_noun} recommender. You answer with one candidate's title only.",
+        ),
         # bare continuation: works for base LMs without instruction tuning
         PromptTemplate(
             name="plain",
@@ -87,12 +104,30 @@ def get_template(template: str | PromptTemplate) -> PromptTemplate:
     )
 
 
+def shows_candidates(template: str | PromptTemplate) -> bool:
+    """Whether the template has a ``{candidates}`` field (the fused recipe's prompt)."""
+    return "{candidates}" in get_template(template).text
+
+
+def render_candidates(candidates: list[str]) -> str:
+    """``1. Title`` per line, in the base's order (best first)."""
+    return "\n".join(f"{i}. {str(c).strip()}" for i, c in enumerate(candidates, 1))
+
+
 def render_prompt(
     history: list[str], template: str | PromptTemplate = "next_item", history_len: int | None = None,
-    item_noun: str = "item",
+    item_noun: str = "item", candidates: list[str] | None = None,
 ) -> str:
-    """The template filled with the last ``history_len`` items of ``history`` (oldest first)."""
+    """The template filled with the last ``history_len`` items of ``history`` (oldest first) and, for a
+    template that shows them, ``candidates`` (titles, best first)."""
     tpl = get_template(template)
+    wants = shows_candidates(tpl)
+    if wants and not candidates:
+        raise ConfigError(f"prompt template {tpl.name!r} shows the base recommender's candidates but none were "
+                          "given; set --base (sasrec or echo+prior) or pick a template without {candidates}")
+    if candidates is not None and not wants:
+        raise ConfigError(f"candidates were given but prompt template {tpl.name!r} does not show them; use "
+                          f"--prompt_template {CANDIDATES_TEMPLATE} or a format string with {{candidates}}")
     n = tpl.history_len if history_len is None else history_len
     if n < 1:
         raise ConfigError(f"history_len must be ≥ 1, got {n}")
@@ -104,12 +139,13 @@ def render_prompt(
     else:
         shown = ", ".join(recent)
     try:
+        extra = {"candidates": render_candidates(candidates), "k": len(candidates)} if wants else {}
         return tpl.text.format(history=shown, n=len(recent), last=recent[-1] if recent else EMPTY_HISTORY,
-                               item_noun=item_noun, Item_noun=item_noun.capitalize())
+                               item_noun=item_noun, Item_noun=item_noun.capitalize(), **extra)
     except (KeyError, IndexError) as e:
         raise ConfigError(
             f"prompt template {tpl.name!r} uses an unknown field {e}; the fields are {{history}}, {{n}}, "
-            f"{{last}}, {{item_noun}}, {{Item_noun}}"
+            f"{{last}}, {{item_noun}}, {{Item_noun}}, and {{candidates}}, {{k}} in a template with candidates"
         ) from None
 
 
@@ -132,8 +168,10 @@ def build_prompts(
     use_chat_template: bool | None = None,
     system: str | None = None,
     response_prefix: str = "",
+    candidates: list[list[str]] | None = None,
 ) -> list[str]:
-    """One prompt per history. ``use_chat_template=None`` applies the chat template when the tokenizer
+    """One prompt per history; ``candidates``: per user, the base recommender's top-K titles (best first), for
+    a template that shows them (``candidates``); None for the others. ``use_chat_template=None`` applies the chat template when the tokenizer
     has one; ``True`` without one is an error. ``system`` overrides the template's system message.
 
     ``response_prefix`` starts the answer for the model (after the assistant header): e.g.
@@ -152,7 +190,11 @@ def build_prompts(
             "use_chat_template=True but the tokenizer has no chat template; leave it unset (auto) or pick "
             "an instruction-tuned model"
         )
-    texts = [render_prompt(h, template, history_len, item_noun) for h in user_histories]
+    if candidates is not None and len(candidates) != len(user_histories):
+        raise ConfigError(f"got candidates for {len(candidates)} users and {len(user_histories)} histories; "
+                          "give one candidate list per user")
+    per_user = candidates if candidates is not None else [None] * len(user_histories)
+    texts = [render_prompt(h, template, history_len, item_noun, c) for h, c in zip(user_histories, per_user)]
     if chat:
         tpl_system = get_template(template).system
         system = system if system is not None else (tpl_system.format(item_noun=item_noun) if tpl_system else None)

@@ -39,6 +39,7 @@ from rl4rec_core.policy import prompts as prompt_lib
 from rl4rec_core.policy.algorithms import RunningBaseline
 from rl4rec_core.policy.checkpoint import PolicyCheckpoints
 from rl4rec_core.policy.config import PolicyConfig
+from rl4rec_core.policy.constrained import allowed_per_position, build_trie
 from rl4rec_core.policy.engines import RolloutEngine, make_engine
 from rl4rec_core.policy.learning import PolicyLearning
 from rl4rec_core.policy.model_loading import eos_token_ids, load_model
@@ -93,12 +94,14 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         return [p for p in self.model.parameters() if p.requires_grad]
 
     # ------------------------------------------------------------------ prompts and sampling
-    def build_prompts(self, user_histories: list[list[str]]) -> list[str]:
-        """Histories (item texts, oldest first) -> prompt texts (chat-formatted when the model has a template)."""
+    def build_prompts(self, user_histories: list[list[str]], candidates: list[list[str]] | None = None) -> list[str]:
+        """Histories (item texts, oldest first) -> prompt texts (chat-formatted when the model has a template);
+        ``candidates``: each user's base top-K titles, for the ``candidates`` template (``policy_config`` picks it
+        when ``fusion.base`` is set)."""
         cfg = self.config.policy
         return prompt_lib.build_prompts(
             user_histories, self.tokenizer, cfg.prompt_template or DEFAULT_PROMPT_TEMPLATE, cfg.history_len,
-            cfg.item_noun or "item", self._chat, cfg.system_prompt, cfg.response_prefix or "",
+            cfg.item_noun or "item", self._chat, cfg.system_prompt, cfg.response_prefix or "", candidates=candidates,
         )
 
     def _encode_prompts(self, prompts: list[str]) -> list[list[int]]:
@@ -110,11 +113,13 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
 
     @torch.no_grad()
     def rollout(self, prompts: list[str], num_samples: int = 1, greedy: bool = False,
-                seeds: list[int] | None = None) -> Rollout:
+                seeds: list[int] | None = None, candidates: list[list[str]] | None = None) -> Rollout:
         """Sample ``num_samples`` completions per prompt; see :class:`Rollout` for the layout.
 
         ``seeds`` (one per prompt) make each prompt's samples depend on its seed alone, not on the rest of
         the batch (``keyed_sampling.py``): what data-parallel training needs to repeat across worker counts.
+        ``candidates`` (titles, one list per prompt): constrained decoding, each sample one of its prompt's
+        titles (``constrained.py``; the update then scores the same renormalised distribution).
         """
         if isinstance(prompts, str):
             raise ConfigError("prompts must be a list of strings (use build_prompts), not a single string")
@@ -123,11 +128,33 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         if seeds is not None and len(seeds) != len(prompts):
             raise ConfigError(f"got {len(seeds)} seeds for {len(prompts)} prompts; pass one seed per prompt")
         prompt_ids = self._encode_prompts(prompts)
+        tries = None if candidates is None else self._candidate_tries(candidates, len(prompts))
         with self.autocast():
-            completions = self.engine.sample(prompt_ids, num_samples, greedy, seeds=seeds)
+            completions = self.engine.sample(prompt_ids, num_samples, greedy, seeds=seeds,
+                                             **({} if tries is None else {"tries": tries}))
         texts = [self.tokenizer.decode(c, skip_special_tokens=True).strip() for c in completions]
-        self.last_rollout = Rollout(list(prompts), texts, prompt_ids, completions, num_samples)
+        allowed = None if tries is None else [
+            allowed_per_position(tries[i // num_samples], c) for i, c in enumerate(completions)]
+        self.last_rollout = Rollout(list(prompts), texts, prompt_ids, completions, num_samples, allowed)
         return self.last_rollout
+
+    def _candidate_tries(self, candidates: list[list[str]], num_prompts: int) -> list:
+        """One trie per prompt over its candidates' title tokens (+ EOS); the checks constrained decoding needs."""
+        cfg = self.config.policy
+        if cfg.rollout_engine != "hf":
+            raise ConfigError(f"constrained decoding (--constrained) needs --rollout_engine hf, not {cfg.rollout_engine!r}")
+        if cfg.top_k or cfg.top_p < 1.0:
+            raise ConfigError("constrained decoding (--constrained) samples among the candidates' tokens; drop "
+                              "--top_k / --top_p")
+        if len(candidates) != num_prompts or any(not c for c in candidates):
+            raise ConfigError(f"constrained decoding needs a non-empty candidate list per prompt, got "
+                              f"{len(candidates)} lists for {num_prompts} prompts")
+        eos = self.tokenizer.eos_token_id
+        if eos is None:
+            raise ConfigError(f"the tokenizer of {cfg.policy_model!r} has no EOS token to end a candidate's title")
+        ids = self.tokenizer(sorted({t for c in candidates for t in c}), add_special_tokens=False)["input_ids"]
+        tokens = dict(zip(sorted({t for c in candidates for t in c}), ids))
+        return [build_trie([tokens[t] for t in c], eos) for c in candidates]
 
     def autocast(self):
         """bf16 autocast for the CPU's matmuls when ``policy.cpu_bf16`` and the CPU multiplies bf16 natively
@@ -161,12 +188,13 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         return self.config.policy.share_prompt and self._keep_logits
 
     def generate(self, prompts: list[str], num_samples: int = 1, greedy: bool = False,
-                 seeds: list[int] | None = None) -> list[str]:
-        """Texts ``[len(prompts) * num_samples]``, prompt i's samples at ``i*num_samples:(i+1)*num_samples``.
+                 seeds: list[int] | None = None, candidates: list[list[str]] | None = None) -> list[str]:
+        """Texts ``[len(prompts) * num_samples]``, prompt i's samples at ``i*num_samples:(i+1)*num_samples``;
+        with ``candidates`` (titles per prompt) each text is one of them (constrained decoding).
 
         The token ids stay in ``self.last_rollout`` for :meth:`update`.
         """
-        return self.rollout(prompts, num_samples, greedy, seeds).texts
+        return self.rollout(prompts, num_samples, greedy, seeds, candidates).texts
 
 
 __all__ = ["RecPolicy", "PolicyConfig"]

@@ -30,7 +30,29 @@ def policy_config(settings: Settings, device: str | None = None) -> PolicyConfig
         fill = {k: start[k] for k in INHERITED_FIELDS if getattr(p, k) is None and start.get(k) is not None}
     if fill.get("item_noun", p.item_noun) is None:
         fill["item_noun"] = item_noun_for(settings.run.dataset_name)
+    fill.update(candidate_prompt(settings, fill.get("prompt_template", p.prompt_template)))
     return PolicyConfig.of(settings, device).replace(**fill)
+
+
+def candidate_prompt(settings: Settings, template: str | None) -> dict[str, Any]:
+    """The one place that decides whether prompts show the base's candidates: with ``fusion.base`` set the
+    template is ``candidates`` unless one with ``{candidates}`` was given (an inherited template without them
+    gives way: the candidates are what the fused recipe is about); without a base, a template that shows
+    candidates is an error, since nothing provides them."""
+    from rl4rec_core.policy.prompts import CANDIDATES_TEMPLATE, shows_candidates
+
+    fused = settings.fusion.base != "none"
+    shows = template is not None and shows_candidates(template)
+    if fused and not shows:
+        if settings.policy.prompt_template is not None:  # typed by the user: say so rather than override it
+            raise ConfigError(f"--base {settings.fusion.base} shows the base's candidates in the prompt, but "
+                              f"--prompt_template {settings.policy.prompt_template!r} has no {{candidates}}; "
+                              f"drop it or use --prompt_template {CANDIDATES_TEMPLATE}")
+        return {"prompt_template": CANDIDATES_TEMPLATE}
+    if not fused and shows:
+        raise ConfigError(f"prompt template {template!r} shows a base recommender's candidates but --base is "
+                          "none; set --base sasrec (or echo+prior), or another --prompt_template")
+    return {}
 
 
 def _dummy(config: PolicyConfig, dataset):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rl4rec_core.policy.constrained import masked_logprobs, pad_allowed
+
 
 @dataclass
 class Rollout:
@@ -21,6 +23,8 @@ class Rollout:
     completion_ids: ``[N]`` sampled ids, unpadded, up to and including the end-of-sequence token when
     the model stopped by itself (so the policy is also trained on *when* to stop).
     num_samples: ``G``.
+    allowed: with constrained decoding (``policy/constrained.py``), per sequence and sampled token the ids
+    that were allowed (``[]``: unconstrained); None otherwise.
     """
 
     prompts: list[str]
@@ -28,6 +32,7 @@ class Rollout:
     prompt_ids: list[list[int]]
     completion_ids: list[list[int]]
     num_samples: int
+    allowed: list[list[list[int]]] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -44,7 +49,8 @@ class TokenBatch:
 
     input_ids, attention_mask: ``[n, P + T]``; position_ids ``[n, P + T]`` (count real tokens only,
     so left padding does not shift positions); completion_mask ``[n, T]`` (1 = sampled token);
-    indices: which of the rollout's ``N`` sequences these are.
+    indices: which of the rollout's ``N`` sequences these are. allowed: ``[n, T, A]`` the ids each token was
+    drawn among with constrained decoding (``-1`` padded), else None.
     """
 
     input_ids: torch.Tensor
@@ -53,6 +59,7 @@ class TokenBatch:
     completion_mask: torch.Tensor
     prompt_len: int
     indices: list[int]
+    allowed: torch.Tensor | None = None
 
     @property
     def completion_ids(self) -> torch.Tensor:
@@ -80,7 +87,8 @@ def pack(rollout: Rollout, indices: list[int], pad_id: int, device: torch.device
             attn[row, p_len:p_len + len(c)] = 1
             cmask[row, :len(c)] = 1
     pos = (attn.cumsum(dim=1) - 1).clamp(min=0)
-    return TokenBatch(ids.to(device), attn.to(device), pos.to(device), cmask.to(device), p_len, list(indices))
+    allowed = None if rollout.allowed is None else pad_allowed([rollout.allowed[i] for i in indices], t_len).to(device)
+    return TokenBatch(ids.to(device), attn.to(device), pos.to(device), cmask.to(device), p_len, list(indices), allowed)
 
 
 def completion_logprobs(
@@ -104,9 +112,9 @@ def completion_logprobs(
     logits = out.logits[:, -(t_len + 1):-1, :].float()  # position j predicts token j + 1
     if temperature != 1.0:
         logits = logits / temperature
-    targets = batch.completion_ids.unsqueeze(-1)
-    # gather - logsumexp instead of log_softmax: never materialises a second [n, T, V] tensor
-    return logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    # gather - logsumexp instead of log_softmax: never materialises a second [n, T, V] tensor; with constrained
+    # decoding the normaliser covers the allowed tokens only, as the sampler's distribution did
+    return masked_logprobs(logits, batch.completion_ids, batch.allowed)
 
 
 def cut_completion(ids: list[int], eos_ids: set[int]) -> list[int]:

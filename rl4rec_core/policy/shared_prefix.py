@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rl4rec_core.policy.constrained import masked_logprobs, pad_allowed
 from rl4rec_core.policy.rollout import Rollout
 
 
@@ -29,7 +30,8 @@ class GroupedTokenBatch:
 
     prompt_ids, prompt_mask: ``[m, P]`` (left-padded).  completion_ids: ``[n, T]`` (right-padded),
     completion_mask ``[n, T]`` (1 = sampled token).  num_samples: ``G``.  indices: which of the
-    rollout's sequences these ``n`` rows are (``g*G .. g*G+G-1`` for each group ``g``).
+    rollout's sequences these ``n`` rows are (``g*G .. g*G+G-1`` for each group ``g``). allowed: ``[n, T, A]``
+    with constrained decoding (``policy/constrained.py``), else None.
     """
 
     prompt_ids: torch.Tensor
@@ -38,6 +40,7 @@ class GroupedTokenBatch:
     completion_mask: torch.Tensor
     num_samples: int
     indices: list[int]
+    allowed: torch.Tensor | None = None
 
 
 def pack_groups(
@@ -61,7 +64,9 @@ def pack_groups(
         if c:
             c_ids[row, :len(c)] = torch.tensor(c, dtype=torch.long)
             c_mask[row, :len(c)] = 1
-    return GroupedTokenBatch(p_ids.to(device), p_mask.to(device), c_ids.to(device), c_mask.to(device), g, indices)
+    allowed = None if rollout.allowed is None else pad_allowed([rollout.allowed[i] for i in indices], t_len).to(device)
+    return GroupedTokenBatch(p_ids.to(device), p_mask.to(device), c_ids.to(device), c_mask.to(device), g, indices,
+                             allowed)
 
 
 def prefill(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, num_samples: int, logits_to_keep: int = 1):
@@ -101,5 +106,4 @@ def grouped_completion_logprobs(model, batch: GroupedTokenBatch, temperature: fl
     logits = logits.float()
     if temperature != 1.0:
         logits = logits / temperature
-    targets = batch.completion_ids.unsqueeze(-1)
-    return logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return masked_logprobs(logits, batch.completion_ids, batch.allowed)

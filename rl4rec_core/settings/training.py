@@ -129,6 +129,8 @@ class FusionSettings:
                               f"tuned on validation, else {n.UNTUNED_GAMMA}")
     train_gamma: float = opt(1.0, "weight of the text in the fused score GRPO's rewards come from")
     reward_over_base: bool = opt(False, "reward the gain over the base alone: reward(fused rank) - reward(base rank)")
+    constrained: bool = opt(False, "decode only a candidate's title (a trie over the candidates' tokens; hf engine "
+                                   "only); default: free text")
 
     def __post_init__(self) -> None:
         choice("base", self.base, n.BASES)

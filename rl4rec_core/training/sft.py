@@ -6,6 +6,12 @@ on the item's embedding and stops there. Prompts are built as RL and evaluation 
 (``seq[-2]``) and test (``seq[-1]``) items are never used. ``checkpoint_final/policy`` is what
 ``RecPolicy.save`` writes (LoRA adapter): ``load_policy`` reads it, ``rl4rec train --init_from`` starts from it.
 
+With a base recommender (``fusion.base`` set, the fused recipe) the prompt is the candidates prompt: the
+examples are the training positions whose target is among the base's top-K candidates computed from the
+history before the position (``candidates``: histories -> item indices ``[B, K]``, e.g. the retrieval
+service's ``candidates`` or a base scorer), and the answer is the target's *title* (the candidates are
+shown as titles; the policy names one). The others are dropped, and the count is said.
+
 Shapes: ``B`` examples a step, ``n`` a micro-batch, ``C`` common prompt prefix, ``R``/``T`` longest rest/answer.
 """
 
@@ -16,8 +22,8 @@ import inspect
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,7 @@ from rl4rec_core.progress import bars_wanted
 from rl4rec_core.settings import (
     DEFAULT_PROMPT_TEMPLATE,
     AlgorithmSettings,
+    FusionSettings,
     PolicySettings,
     RecipeSettings,
     RunSettings,
@@ -45,6 +52,10 @@ from rl4rec_core.training.run_lock import RunLock
 from rl4rec_core.write_errors import saving_into
 
 Example = tuple[list[int], int]  # (history item indices, oldest first; answer item index)
+# with candidates: (history, answer, the base's top-K item indices for that history, best first)
+CandidateExample = tuple[list[int], int, list[int]]
+# histories (item indices, oldest first) -> the base's top-K of each, [B, K] (a LongTensor or nested lists)
+CandidateSource = Callable[[list[list[int]]], Any]
 
 
 @dataclass(frozen=True)
@@ -52,17 +63,19 @@ class SFTConfig:
     """One SFT run, all from the settings groups (no defaults of its own): the dataset, seed and device
     (``run``), the policy it trains and its prompt (``policy``; always LoRA), the ``sft_*`` fields of
     ``recipe`` and, of ``trainer``, the output folder (``checkpoint_dir``, default
-    ``checkpoints/{dataset}_sft``), ``overwrite`` and ``log_every``."""
+    ``checkpoints/{dataset}_sft``), ``overwrite`` and ``log_every``; ``fusion``: with a base, the candidates
+    prompt and its ``num_candidates``."""
 
     run: RunSettings
     policy: PolicySettings
     recipe: RecipeSettings
     trainer: TrainerSettings
     progress: bool
+    fusion: FusionSettings = field(default_factory=FusionSettings)
 
     def __post_init__(self) -> None:
         for name, cls in (("run", RunSettings), ("policy", PolicySettings), ("recipe", RecipeSettings),
-                          ("trainer", TrainerSettings)):
+                          ("trainer", TrainerSettings), ("fusion", FusionSettings)):
             if isinstance(getattr(self, name), dict):  # from a flow's task parameter (JSON)
                 object.__setattr__(self, name, cls(**getattr(self, name)))
         if len(self.run.datasets) > 1:
@@ -97,6 +110,40 @@ def sft_examples(dataset, positions_per_user: int | None = None, max_history: in
     return out
 
 
+def candidate_examples(dataset, candidates: CandidateSource, positions_per_user: int | None = None,
+                       max_history: int | None = None, k: int | None = None,
+                       batch_size: int = 256) -> tuple[list[CandidateExample], int]:
+    """``(examples, positions)``: of the training positions :func:`sft_examples` takes (``positions`` of them),
+    those whose answer is among ``candidates`` of the *whole* history before it (the base sees all of it, as
+    in RL; the prompt then shows the last ``max_history``), with those candidates (the first ``k`` of each
+    row when given). Asked ``batch_size``
+    histories at a time, so long sequences never hold every prefix at once."""
+    kept: list[CandidateExample] = []
+    pending: list[tuple[list[int], int]] = []
+    positions = 0
+
+    def flush() -> None:
+        rows = torch.as_tensor(candidates([h for h, _ in pending])).long().cpu().tolist()
+        if len(rows) != len(pending):
+            raise DataError(f"the candidate source returned {len(rows)} rows for {len(pending)} histories")
+        for (h, a), row in zip(pending, rows):
+            row = row[:k] if k else row
+            if a in row:
+                kept.append((h[-max_history:] if max_history else h, a, row))
+        pending.clear()
+
+    for s in dataset.train_histories():
+        first = 1 if positions_per_user is None else max(1, len(s) - positions_per_user)
+        for j in range(first, len(s)):
+            pending.append((list(s[:j]), int(s[j])))
+            positions += 1
+            if len(pending) >= batch_size:
+                flush()
+    if pending:
+        flush()
+    return kept, positions
+
+
 def build_sft_policy(config: SFTConfig):
     """A LoRA ``RecPolicy`` prompting as the RL trainer's (``policy_config``), with SFT's learning rate."""
     from rl4rec_core.policy.rec_policy import RecPolicy
@@ -106,7 +153,8 @@ def build_sft_policy(config: SFTConfig):
     policy = dataclasses.replace(config.policy, lora=True, temperature=1.0,
                                  max_new_tokens=config.recipe.sft_max_answer_tokens)
     algorithm = AlgorithmSettings(learning_rate=config.recipe.sft_learning_rate)
-    return RecPolicy(policy_config(Settings(run=config.run, policy=policy, algorithm=algorithm)))
+    # with a base the candidates prompt (policy_config decides it, as for RL)
+    return RecPolicy(policy_config(Settings(run=config.run, policy=policy, algorithm=algorithm, fusion=config.fusion)))
 
 
 def shared_prefix_logprobs(model, prefix: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
@@ -131,12 +179,30 @@ class SFTTrainer:
     Callbacks: any of the RL trainer's hooks (``on_train_start(trainer)``, ``on_step_end(step, stats)``,
     ``on_checkpoint(step, path)``, ``on_train_end(summary)``)."""
 
-    def __init__(self, config: SFTConfig, policy, dataset, callbacks: Sequence[Any] = ()):
+    def __init__(self, config: SFTConfig, policy, dataset, callbacks: Sequence[Any] = (),
+                 candidates: CandidateSource | None = None):
         self.config, self.policy, self.dataset, self.callbacks = config, policy, dataset, list(callbacks)
         self.log = ckpt.TrainingLog(config.output_dir / ckpt.LOG_NAME)
         p = config.policy
-        shown = p.history_len or prompt_lib.get_template(p.prompt_template or DEFAULT_PROMPT_TEMPLATE).history_len
-        self.examples = sft_examples(dataset, config.recipe.sft_positions_per_user, max_history=shown)
+        template = policy.config.policy.prompt_template or DEFAULT_PROMPT_TEMPLATE  # policy_config's choice
+        shown = p.history_len or prompt_lib.get_template(template).history_len
+        self.fused = config.fusion.base != "none"
+        self.examples: list = []
+        if self.fused:
+            if candidates is None:
+                raise ConfigError(f"SFT with --base {config.fusion.base} needs the base's candidates of each history "
+                                  "(run_sft(..., candidates=...), e.g. the retrieval service's candidates)")
+            k = config.fusion.num_candidates
+            self.examples, self.positions = candidate_examples(
+                dataset, candidates, config.recipe.sft_positions_per_user, max_history=shown, k=k)
+            print(f"SFT: {len(self.examples):,} of {self.positions:,} training positions have their target among "
+                  f"the {k} candidates", flush=True)
+        else:
+            self.examples = sft_examples(dataset, config.recipe.sft_positions_per_user, max_history=shown)
+            self.positions = len(self.examples)
+        if not self.examples and self.fused:
+            raise DataError(f"no training position of {dataset.name!r} has its target among the base's "
+                            f"{config.fusion.num_candidates} candidates; raise --num_candidates or check the base")
         if not self.examples:
             raise DataError(f"{dataset.name!r} has no training position to learn from: a user needs >= 4 items "
                             "(history, answer, validation, test); prepare a dataset with longer sequences")
@@ -144,8 +210,10 @@ class SFTTrainer:
         if tok.eos_token_id is None:
             raise ConfigError(f"the tokenizer of {p.policy_model!r} has no EOS token to end answers with")
         self.titles, self.item_texts = dataset.item_titles, dataset.item_texts()
+        # the answer: the item's text (what retrieval embeds), or with candidates its title (what the prompt shows)
+        self.answer_texts = self.titles if self.fused else self.item_texts
         # every answer is one of num_items texts: tokenise each once, not once per example
-        ids = tok(self.item_texts, add_special_tokens=False)["input_ids"]
+        ids = tok(self.answer_texts, add_special_tokens=False)["input_ids"]
         self.answers = [(list(a) + [tok.eos_token_id])[: config.recipe.sft_max_answer_tokens] for a in ids]
         # logits_to_keep marks the HF models whose forward takes a cache; others run whole prompts
         self.share_prefix = "logits_to_keep" in inspect.signature(policy.model.get_base_model().forward).parameters
@@ -162,10 +230,13 @@ class SFTTrainer:
 
     def encode(self, batch: list[Example]) -> Rollout:
         """Examples -> a one-sample-per-prompt ``Rollout`` whose "sampled" ids are the answers ``[B]``."""
-        prompts = self.policy.build_prompts([[self.titles[i] for i in h] for h, _ in batch])
+        histories = [[self.titles[i] for i in ex[0]] for ex in batch]
+        shown = {"candidates": [[self.titles[i] for i in ex[2]] for ex in batch]} if self.fused else {}
+        prompts = self.policy.build_prompts(histories, **shown)
         # the policy's own encoding: the very ids (and truncation) its sampler continues
         ids = self.policy._encode_prompts(prompts)
-        return Rollout(prompts, [self.item_texts[a] for _, a in batch], ids, [self.answers[a] for _, a in batch], 1)
+        answers = [ex[1] for ex in batch]
+        return Rollout(prompts, [self.answer_texts[a] for a in answers], ids, [self.answers[a] for a in answers], 1)
 
     def answer_logprobs(self, rollout: Rollout, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """(log-probs, mask) of the answer tokens of ``rows``, both ``[n, T]``."""
@@ -223,7 +294,7 @@ class SFTTrainer:
                 bar.update(1)
                 self._emit("on_step_end", stats["step"], stats)
         final, losses = self.save(cfg.output_dir / ckpt.FINAL_NAME), [r["loss"] for r in self.log.read()]
-        summary = {"steps": self.step, "examples": len(self.examples), "first_loss": float(np.mean(losses[:10])),
+        summary = {"steps": self.step, "examples": len(self.examples), "positions": self.positions, "first_loss": float(np.mean(losses[:10])),
                    "last_loss": float(np.mean(losses[-10:])), "final_checkpoint": str(final),
                    "training_log": str(self.log.path), "seconds": time.perf_counter() - t0}
         self._emit("on_train_end", summary)
@@ -255,11 +326,15 @@ def prepare_output(config: SFTConfig) -> None:
         shutil.rmtree(p) if p.is_dir() else p.unlink()  # checkpoint folders, then the log
 
 
-def run_sft(config: SFTConfig, dataset=None, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+def run_sft(config: SFTConfig, dataset=None, callbacks: Sequence[Any] = (),
+            candidates: CandidateSource | None = None) -> dict[str, Any]:
     """Load the dataset (unless given) and the policy, train, save; returns :meth:`SFTTrainer.train`'s summary.
     The run folder's lock is taken first: another writer is refused, and nothing there is cleared, before
-    the model loads."""
+    the model loads. ``candidates``: with ``fusion.base`` set, histories -> the base's top-K ``[B, K]``."""
+    if config.fusion.base != "none" and candidates is None:  # before the lock and the model load
+        raise ConfigError(f"SFT with --base {config.fusion.base} needs the base's candidates of each history "
+                          "(run_sft(..., candidates=...), e.g. the retrieval service's candidates)")
     with RunLock(config.output_dir):
         prepare_output(config)  # refuse (or clear) before the model is loaded
         dataset = load_dataset(config.run.dataset_name) if dataset is None else dataset
-        return SFTTrainer(config, build_sft_policy(config), dataset, callbacks)._train()
+        return SFTTrainer(config, build_sft_policy(config), dataset, callbacks, candidates)._train()

@@ -23,6 +23,9 @@ from rl4rec_core.errors import ConfigError, DataError, Rl4recError
 from rl4rec_core.progress import bars_wanted
 from rl4rec_core.retrieval.source import RewardSource
 from rl4rec_core.settings import Settings
+from rl4rec_core.training import candidates as cand
+from rl4rec_core.training.diagnostics import (ZeroSpreadWarning, format_diagnostics, format_step,
+                                              base_diagnostics, group_diagnostics, naming_diagnostics)
 from rl4rec_core.training.resume import resume_latest, run_config, scoring_of
 from rl4rec_core.training.run_lock import RunLock
 from rl4rec_core.training.trainer_state import check_trainer_state
@@ -40,7 +43,7 @@ class Policy(Protocol):
     ``update`` gets one prompt per text (prompts repeated per sample) and rewards ``[len(texts)]``.
     """
 
-    def build_prompts(self, user_histories: list[list[str]]) -> list[str]: ...
+    def build_prompts(self, user_histories: list[list[str]], candidates: list[list[str]] | None = None) -> list[str]: ...
 
     def generate(self, prompts: list[str], num_samples: int = 1, greedy: bool = False) -> list[str]: ...
 
@@ -61,14 +64,6 @@ class TrainerCallback:
     def on_checkpoint(self, step: int, path: Path) -> None: ...
 
     def on_train_end(self, summary: dict[str, Any]) -> None: ...
-
-
-def format_step(step: int, stats: dict[str, Any]) -> str:
-    """The original's console line: ``Step     10 | Loss: 0.4876 | Reward: 0.6721 (max: 0.9034, min: 0.4567)``."""
-    return (
-        f"Step {step:6d} | Loss: {stats['loss']:.4f} | Reward: {stats['avg_reward']:.4f} "
-        f"(max: {stats['max_reward']:.4f}, min: {stats['min_reward']:.4f})"
-    )
 
 
 class RLTrainer:
@@ -109,6 +104,8 @@ class RLTrainer:
                 f"users per step, but {where} only {len(self.pool)} usable users; lower --batch_size"
             )
         self.sampler = np.random.default_rng(settings.run.seed)
+        self.zero_spread = ZeroSpreadWarning()
+        self.base_ranks: torch.Tensor | None = None  # of the last reward call, when its source gives them
 
     # ---------------------------------------------------------------- one step
     def sample_users(self) -> np.ndarray:
@@ -129,21 +126,14 @@ class RLTrainer:
             r, k = self._rewards_of(self.pool.names[d], [texts[i] for i in rows], [targets[i] for i in rows],
                                     [histories[i] for i in rows])
             rewards[rows], ranks[rows] = r, k.long()
+        self.base_ranks = None  # several datasets: the gain over the base is not put together
         return rewards, ranks
 
     def _rewards_of(self, dataset: str, texts: list[str], targets: list[int],
                     histories: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        call = cand.reward_call(self.settings, self.step)
         try:
-            out = self.reward_source.compute_rewards(
-                texts,
-                dataset,
-                targets=targets,
-                histories=histories,
-                reward=self.settings.algorithm.reward,
-                num_negatives=self.settings.algorithm.num_negatives,
-                # negatives differ per step but are the same on a resumed run
-                seed=self.settings.run.seed * 1_000_003 + self.step,
-            )
+            out = self.reward_source.compute_rewards(texts, dataset, targets=targets, histories=histories, **call)
         except Rl4recError:
             raise
         except Exception as e:  # ray.exceptions.* and connection errors: say what to do
@@ -151,6 +141,7 @@ class RLTrainer:
         # on the CPU whatever the source returned: the stats below and the policy's update read them there
         rewards = torch.as_tensor(out.rewards, dtype=torch.float32).reshape(-1).cpu()
         ranks = torch.as_tensor(out.ranks).reshape(-1).cpu()
+        self.base_ranks = getattr(out, "base_ranks", None)  # the fused scorer's: the base's own rank of each target
         if rewards.shape[0] != len(texts):
             raise Rl4recError(f"reward source returned {rewards.shape[0]} rewards for {len(texts)} texts")
         return rewards, ranks
@@ -162,14 +153,25 @@ class RLTrainer:
         user), so a user gets the same samples whichever worker and batch it lands in."""
         return None
 
+    def step_prompts(self, users: np.ndarray) -> tuple[list[str], cand.StepCandidates | None]:
+        """The prompts of ``users`` and, with a base, the candidates they show: from the histories alone."""
+        shown = None
+        if cand.fused(self.settings):
+            shown = cand.step_candidates(self.reward_source, self.pool, users, self.settings.fusion.num_candidates)
+        prompts = self.policy.build_prompts(self.pool.history_titles(users),
+                                            **({} if shown is None else {"candidates": shown.titles}))
+        return prompts, shown
+
     def train_step(self) -> dict[str, Any]:
         """Run one step and return its stats (the JSONL record)."""
         group = self.settings.algorithm.group_size
         t0 = time.perf_counter()
         users = self.sample_users()
-        prompts = self.policy.build_prompts(self.pool.history_titles(users))
+        prompts, shown = self.step_prompts(users)
         seeds = self.rollout_seeds(users)
         extra = {} if seeds is None else {"seeds": seeds}
+        if shown is not None and self.settings.fusion.constrained:
+            extra["candidates"] = shown.titles  # decoding limited to the candidates' titles
         texts = self.policy.generate(prompts, num_samples=group, **extra)
         t1 = time.perf_counter()
         rewards, ranks = self.compute_rewards(texts, users)
@@ -177,6 +179,9 @@ class RLTrainer:
         per_sample_prompts = [p for p in prompts for _ in range(group)]
         upd = dict(self.policy.update(per_sample_prompts, texts, rewards))
         t3 = time.perf_counter()
+        # per worker, with its own users: the data-parallel trainer averages them as the update's stats
+        upd.update(naming_diagnostics(texts, group, self.pool.target_titles(users), None if shown is None else shown.titles))
+        upd.update(base_diagnostics(ranks, self.base_ranks))
         times = {"time_generate": t1 - t0, "time_reward": t2 - t1, "time_update": t3 - t2, "time_step": t3 - t0}
         stats = self.step_stats(users, texts, rewards, ranks, upd, times)
         self.step += 1
@@ -197,6 +202,8 @@ class RLTrainer:
             "kl": float(upd.pop("kl", 0.0)),
             # words, not tokens: comparable across policies; LLM policies also report gen_tokens
             "gen_len": float(upd.pop("gen_len", np.mean([len(t.split()) for t in texts]))),
+            # GRPO's signal: groups with no reward spread teach nothing (training/diagnostics.py)
+            **group_diagnostics(rewards, self.settings.algorithm.group_size),
             **times,
         }
         for k, v in upd.items():
@@ -246,6 +253,9 @@ class RLTrainer:
                 self.log.append(stats)
                 if self.writer and (step % cfg.log_every == 0 or self.step == cfg.num_steps):
                     _print(format_step(step, stats), bar)
+                    _print(format_diagnostics(stats), bar)
+                if self.writer and self.settings.algorithm.group_size > 1:  # a group of one never spreads
+                    self.zero_spread.check(step, stats["frac_zero_spread"])
                 bar.set_postfix(reward=f"{stats['avg_reward']:.4f}", loss=f"{stats['loss']:.4f}")
                 bar.update(1)
                 self._emit("on_step_end", step, stats)
@@ -322,6 +332,8 @@ class RLTrainer:
         src = self.reward_source
         if not hasattr(src, "compute_rewards"):
             raise ConfigError(f"reward source {type(src).__name__} has no compute_rewards(...)")
+        if cand.fused(self.settings):
+            cand.check_source(src)
         datasets = getattr(src, "datasets", None)
         if datasets is None:
             return

@@ -68,6 +68,10 @@ class UserPool:
         """Each user's history as titles of its own dataset (what the prompt shows)."""
         return [[self.titles[self.dataset_of[u]][i] for i in self.histories[u]] for u in users]
 
+    def target_titles(self, users: np.ndarray) -> list[str]:
+        """The title of each user's target, in its own dataset (what ``names_target`` looks for)."""
+        return [self.titles[self.dataset_of[u]][self.targets[u]] for u in users]
+
     def groups(self, users: np.ndarray, repeat: int = 1) -> list[tuple[int, np.ndarray]]:
         """``(dataset position, positions)`` of each dataset present among ``users`` each repeated
         ``repeat`` times (the samples of a step), in ``names`` order."""

@@ -114,3 +114,25 @@ def test_dummy_policy_learns_word_vector_retrieval(tiny):
 def test_dummy_policy_learns_minilm_retrieval(tiny, minilm):
     """The same against all-MiniLM-L6-v2 (the default embedder): the average reward goes up."""
     _assert_learns(tiny, make_service(tiny, minilm))
+
+
+def test_with_candidates_it_picks_among_them_and_learns_which(tiny):
+    config = PolicyConfig.from_fields(policy="dummy", seed=2, learning_rate=0.1, kl_coef=0.0, group_size=6)
+    policy, twin = DummyRecPolicy.from_dataset(tiny, config), DummyRecPolicy.from_dataset(tiny, config)
+    cands = [["Carrie", "Tombstone", "Brazil"], ["Unforgiven", "Alien", "Fog, The"]]
+    prompts = policy.build_prompts([["Omen, The"], ["High Noon"]], candidates=cands)
+    assert "Candidates: 1. Carrie; 2. Tombstone; 3. Brazil" in prompts[0]
+    texts = policy.generate(prompts, num_samples=6)
+    assert all(t in cands[i // 6] for i, t in enumerate(texts))  # each user's picks are its own candidates
+    twin.build_prompts([["Omen, The"], ["High Noon"]], candidates=cands)
+    assert twin.generate(prompts, num_samples=6) == texts
+    assert policy.generate(prompts, 2, seeds=[5, 6]) == policy.generate(prompts, 2, seeds=[5, 6])
+    reps = [p for p in prompts for _ in range(6)]
+    for _ in range(40):  # reward the base's second candidate, whatever it is
+        texts = policy.generate(prompts, num_samples=6)
+        rewards = torch.tensor([float(t == cands[i // 6][1]) for i, t in enumerate(texts)])
+        stats = policy.update(reps, texts, rewards)
+    assert policy.generate(prompts, 1, greedy=True) == ["Tombstone", "Alien"]
+    assert int(policy.positions[:3].argmax()) == 1 and stats["entropy"] < np.log(3)
+    with pytest.raises(ValueError, match="not a candidate"):
+        policy.update(reps[:6], ["Star Wars"] * 6, torch.arange(6.0))
