@@ -10,6 +10,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.fused_stages import prepare_base
 from flows.params import FlowParams
 from flows.stages import (
     evaluate,
@@ -72,8 +73,10 @@ def pipeline_flow(
         emb_path = prepare_inputs(p)
         record_inputs(p, run_id, ("train", "valid", p.evaluation.eval_split))
         tuned = tune_scorer(p, run_id)
+        prepare_base(p, run_id)  # the base recommender (SASRec) before SFT's examples and the candidates need it
         start = warm_start(p, run_id)
-        if start and p.policy.policy != "dummy":  # fuse the starting policy's texts with the recent items
+        # fuse the starting policy's texts with the recent items (the text-only design; a base fuses them itself)
+        if start and p.policy.policy != "dummy" and p.fusion.base == "none":
             tuned = tune_scorer(p, run_id, checkpoint=start) or tuned
         with retrieval_service(p) as ref:
             summary = train(p, ref, run_id, init_from=start)

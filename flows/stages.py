@@ -164,6 +164,10 @@ def _evaluate_on(p: FlowParams, dataset: str, ref, checkpoint: str, with_baselin
     """``({model: metrics}, paired intervals)`` of one dataset, every row on the same users."""
     from rl4rec_core.evaluation.bootstrap import paired_intervals
 
+    if p.fusion.base != "none":  # each policy as the fused recommender it serves as, beside the base alone
+        from flows.fused_stages import evaluate_fused_on
+
+        return evaluate_fused_on(p, dataset, ref, checkpoint, with_baselines, start)[:2]
     e = p.evaluation
     common = dict(split=e.eval_split, max_users=e.eval_users, seed=p.run.seed)
     with ray_options(num_cpus=1, num_gpus=p.resources.num_gpus):

@@ -7,7 +7,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from rl4rec_core.settings import RetrievalSettings
+from rl4rec_core.settings import FusionSettings, RetrievalSettings
 from tasks.service import ServiceRef, service_client
 
 
@@ -56,3 +56,34 @@ def evaluate_baselines(
     users = select_users(len(ds.split(split)), max_users, seed)
     done = rank_baselines(baselines, ds, split, users, retrieval)
     return {name: {"metrics": out["metrics"], "ranks": out["ranks"].tolist()} for name, out in done.items()}
+
+
+@task(name="evaluate_fused_policy", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def evaluate_fused_policy(
+    dataset: str,
+    checkpoint: str,
+    service: ServiceRef,
+    split: str,
+    max_users: int | None,
+    seed: int,
+    fusion: FusionSettings,
+    trained: bool = True,
+    device: str = "cpu",
+    write_record: bool = False,
+) -> dict[str, Any]:
+    """The checkpoint's policy as a fused recommender (``evaluation.fused_eval``): ``{"fused": {"metrics", "ranks"},
+    "text": {...}, "gamma", "validation"}``; gamma chosen on the validation users (the same ``max_users`` seeded
+    subset), the split's users read once. ``write_record``: store the gamma as the dataset's fusion record."""
+    from rl4rec_core.data import load_dataset
+    from rl4rec_core.evaluation import policy_eval
+    from rl4rec_core.evaluation.fused_eval import evaluate_fused
+
+    ds = load_dataset(dataset)
+    policy = policy_eval.load_policy(checkpoint, trained=trained, device=device)
+    users = policy_eval.select_users(len(ds.split(split)), max_users, seed)
+    valid_users = policy_eval.select_users(len(ds.split("valid")), max_users, seed)
+    out = evaluate_fused(ds, policy, service_client(service), fusion, split, users, valid_users,
+                         write_record=write_record, text_source=f"{checkpoint} ({'trained' if trained else 'start'})")
+    rows = {name: {"metrics": {**out[name][0], "users": int(len(out[name][1]))},
+                   "ranks": [int(r) for r in out[name][1].tolist()]} for name in ("fused", "text")}
+    return {**rows, "gamma": out["gamma"], "validation": out["validation"]}

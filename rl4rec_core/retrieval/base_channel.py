@@ -133,3 +133,31 @@ def _load_recommender(name: str, dataset_name: str) -> BaseScorer:
         raise ConfigError(f"rl4rec_core.recommenders.load_base({name!r}) returned {type(scorer).__name__}, "
                           f"which has no score(histories) and record()")
     return scorer
+
+
+def base_candidates(fusion: FusionSettings, dataset_name: str, retrieval=None):
+    """``histories -> LongTensor [B, K]``: the base's top ``fusion.num_candidates`` items of each history, history
+    masked, ties to the smaller index, as the retrieval service's ``candidates`` gives them, without a service
+    or a text encoder (SFT's examples; ``retrieval``: the item embeddings echo+prior reads, default settings)."""
+    from rl4rec_core.retrieval import fusion as fz
+
+    if fusion.base == "none":
+        raise ConfigError("candidates need a base recommender; pass --base sasrec or --base echo+prior")
+    item_emb = tuned = None
+    if fusion.base == "echo+prior":
+        from rl4rec_core.embeddings.files import load_item_embeddings
+        from rl4rec_core.retrieval.hybrid import load_tuned, settings_path
+        from rl4rec_core.settings import RetrievalSettings
+
+        r = retrieval or RetrievalSettings()
+        item_emb = torch.nn.functional.normalize(load_item_embeddings(dataset_name, r.emb_type, r.emb_model_name)[0], dim=1)
+        if settings_path(dataset_name, r.emb_type, r.emb_model_name).is_file():
+            tuned = load_tuned(dataset_name, r.emb_type, r.emb_model_name, num_items=item_emb.shape[0])
+    base = load_base_channel(fusion, dataset_name, item_emb=item_emb, tuned=tuned)
+
+    def candidates(histories: Sequence[Sequence[int]]) -> torch.Tensor:
+        scores = base.score(histories).float()
+        masked = fz.mask_history(scores, fz.history_mask(histories, scores.shape[1], scores.device))
+        return fz.stable_top_k(masked, fusion.num_candidates)[0].cpu()
+
+    return candidates

@@ -331,9 +331,10 @@ def run_sft(config: SFTConfig, dataset=None, callbacks: Sequence[Any] = (),
     """Load the dataset (unless given) and the policy, train, save; returns :meth:`SFTTrainer.train`'s summary.
     The run folder's lock is taken first: another writer is refused, and nothing there is cleared, before
     the model loads. ``candidates``: with ``fusion.base`` set, histories -> the base's top-K ``[B, K]``."""
-    if config.fusion.base != "none" and candidates is None:  # before the lock and the model load
-        raise ConfigError(f"SFT with --base {config.fusion.base} needs the base's candidates of each history "
-                          "(run_sft(..., candidates=...), e.g. the retrieval service's candidates)")
+    if config.fusion.base != "none" and candidates is None:  # before the lock and the model load: a missing
+        from rl4rec_core.retrieval.base_channel import base_candidates  # base is one line, not a late failure
+
+        candidates = base_candidates(config.fusion, config.run.dataset_name)
     with RunLock(config.output_dir):
         prepare_output(config)  # refuse (or clear) before the model is loaded
         dataset = load_dataset(config.run.dataset_name) if dataset is None else dataset

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rl4rec_core.errors import ConfigError
+from rl4rec_core.errors import ConfigError, Rl4recError
 from rl4rec_core.evaluation.policy_eval import evaluate_policy, generate_split_texts
 from rl4rec_core.policy.registry import build_policy
 from rl4rec_core.settings import FusionSettings, Settings
@@ -32,5 +32,7 @@ def test_evaluate_asks_the_scorer_and_needs_candidates_with_a_base(tiny, service
     summary, ranks = evaluate_policy(tiny, dummy(tiny), "valid", service=source, fusion=FUSION, scorer="fused")
     assert len(ranks) == len(tiny.split("valid").histories) and 0 <= summary["ndcg@10"] <= 1
     assert {c["scorer"] for c in source.reward_calls} == {"fused"} and source.candidate_calls
-    with pytest.raises(ConfigError, match="candidates"):
+    # a service started without a base: one line naming the fix
+    with pytest.raises(Rl4recError, match="base's candidates.*--base") as e:
         evaluate_policy(tiny, dummy(tiny), "valid", service=service, fusion=FUSION)
+    assert "\n" not in str(e.value)
