@@ -158,7 +158,7 @@ class FlowParams:
         trainer = dataclasses.replace(self.trainer, checkpoint_dir=output_dir, resume=False, override_config=False,
                                       log_every=max(1, self.recipe.sft_steps // 20))
         return SFTConfig(run=dataclasses.replace(self.run, device=self.device), policy=self.policy,
-                         recipe=self.recipe, trainer=trainer, progress=False)
+                         recipe=self.recipe, trainer=trainer, progress=False, fusion=self.fusion)
 
     def to_dict(self) -> dict[str, Any]:
         """Every group as one tree (``run`` ... ``resources``): what MLflow records."""

@@ -16,6 +16,7 @@ SETTINGS = {
     "run": ("dataset_name", "seed", "device"),
     "retrieval": None,
     "policy": None,
+    "fusion": None,
     "evaluation": ("eval_split", "eval_users", "baselines", "evaluate_untrained", "confidence", "n_bootstrap"),
 }
 
@@ -141,14 +142,36 @@ def _policy_rows(args, groups: dict, dataset, users) -> tuple[dict, dict]:
     run_settings = groups["run"]
     rows, ranks = {}, {}
     chosen = policies(args, groups, dataset)
+    fusion = groups["fusion"]
     if getattr(args, "reward_source", None) is None:  # one service holds every dataset of a list
         args.reward_source, description = connect_reward_source(
-            run_settings.dataset_name, groups["retrieval"], mode=args.service, device=run_settings.device)
+            run_settings.dataset_name, groups["retrieval"], mode=args.service, device=run_settings.device,
+            fusion=fusion if fusion.base != "none" else None)
         print(description)
+    if fusion.base != "none":  # each policy fused with the base (gamma chosen on validation), and its text alone
+        return _fused_rows(args, groups, dataset, users, chosen)
     for name, policy in chosen:
         summary, r = evaluate_policy(dataset, policy, split=groups["evaluation"].eval_split,
                                      service=args.reward_source, users=users, ks=tuple(args.ks), progress=True)
         rows[name], ranks[name] = {**summary, "users": int(len(r))}, r
+    return rows, ranks
+
+
+def _fused_rows(args, groups: dict, dataset, users, chosen) -> tuple[dict, dict]:
+    """``<row>`` fused with the base at the gamma chosen on the same-seeded validation users (``--gamma``: that
+    one), and ``<row> text``: its text alone through the retriever."""
+    from rl4rec_core.evaluation.fused_eval import evaluate_fused
+    from rl4rec_core.evaluation.policy_eval import select_users
+
+    e, fusion = groups["evaluation"], groups["fusion"]
+    valid_users = select_users(len(dataset.split("valid")), e.eval_users, groups["run"].seed)
+    rows, ranks = {}, {}
+    for name, policy in chosen:
+        out = evaluate_fused(dataset, policy, args.reward_source, fusion, e.eval_split, users, valid_users,
+                             gamma=fusion.gamma, progress=True)
+        for row, key in ((name, "fused"), (f"{name} text", "text")):
+            summary, r = out[key]
+            rows[row], ranks[row] = {**summary, "users": int(len(r))}, r
     return rows, ranks
 
 

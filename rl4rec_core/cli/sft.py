@@ -16,6 +16,8 @@ SETTINGS = {
                "micro_batch_size", "max_grad_norm", "weight_decay", "dtype", "cpu_bf16"),
     "recipe": ("sft_steps", "sft_batch_size", "sft_learning_rate", "sft_max_answer_tokens", "sft_positions_per_user"),
     "trainer": ("checkpoint_dir", "overwrite", "log_every"),
+    # with a base: the candidates prompt, and examples whose target is among the base's top-K
+    "fusion": ("base", "num_candidates"),
 }
 
 
