@@ -39,9 +39,10 @@ def load_base(name: str, dataset, settings: SASRecSettings | None = None, device
     if record is None:
         raise store.missing(dataset.name)
     reason = store.stale_reason(record, dataset, settings)
-    if reason:
+    if reason:  # the fix retrains with the settings asked for, else with the stored model's
+        wanted = settings or store.stored_settings(record)
         raise ConfigError(f"the SASRec in {store.weights_path(dataset.name)} is stale: {reason}. Fix: retrain it: "
-                          f"`{store.train_command(dataset.name, settings)} --overwrite`")
+                          f"`{store.train_command(dataset.name, wanted)} --overwrite`")
     model, stored = store.load_model(record, dataset)
     return SASRecScorer(model.to(device), stored, record)
 

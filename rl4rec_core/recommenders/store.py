@@ -105,6 +105,14 @@ def stale_reason(record: dict[str, Any], dataset, settings: SASRecSettings | Non
     return None
 
 
+def stored_settings(record: dict[str, Any]) -> SASRecSettings | None:
+    """The settings a record was trained with, or None when they are not valid settings (any more)."""
+    try:
+        return SASRecSettings(**record["settings"])
+    except (KeyError, TypeError, ConfigError):
+        return None
+
+
 def load_model(record: dict[str, Any], dataset):
     """The record's model with its weights (eval mode, CPU), checked against its settings and the dataset."""
     from rl4rec_core.integrity import load_torch
