@@ -115,8 +115,9 @@ class SASRecSettings:
     sasrec_learning_rate: float = opt(1e-3, "SASRec AdamW step size")
     sasrec_weight_decay: float = opt(0.0, "SASRec AdamW decoupled weight decay")
     sasrec_batch_size: int = opt(128, "SASRec training windows per step")
-    sasrec_max_epochs: int = opt(200, "cap on SASRec's passes over the training windows")
-    sasrec_patience: int = opt(10, "SASRec stops after this many epochs without a validation NDCG@10 gain")
+    sasrec_max_epochs: int = opt(50, "cap on SASRec's passes over the training windows (bounds its time: ML-100k "
+                                  "peaks near epoch 30)")
+    sasrec_patience: int = opt(5, "SASRec stops after this many epochs without a validation NDCG@10 gain")
     sasrec_seed: int = opt(0, "seed of SASRec's init, dropout and shuffling")
 
     def __post_init__(self) -> None:
