@@ -55,13 +55,14 @@ def ensure_sasrec(dataset, settings: SASRecSettings, overwrite: bool = False, pr
     from rl4rec_core.recommenders.sasrec_training import train_sasrec
 
     digest = store.data_digest(dataset)
-    record = None if overwrite else store.read_record(dataset.name)
-    reason = "overwrite" if overwrite else "missing" if record is None else store.stale_reason(record, dataset,
-                                                                                            settings, digest)
-    if reason is None:
+    reason = "overwrite" if overwrite else None
+    if not overwrite:
         try:
-            store.load_model(record, dataset)  # the weights are there and are what the record says
-            return {**record, "reused": True}
+            record = store.read_record(dataset.name)
+            reason = "missing" if record is None else store.stale_reason(record, dataset, settings, digest)
+            if reason is None:
+                store.load_model(record, dataset)  # the weights are there and are what the record says
+                return {**record, "reused": True}
         except Rl4recError as e:  # damaged or half-written: train again
             reason = str(e)
     logger.info("sasrec: training for %s (%s)", dataset.name, reason)

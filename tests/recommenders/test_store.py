@@ -126,3 +126,16 @@ def test_the_sasrec_baseline_uses_the_stored_model(tiny):
     # the stored model, trained with FAST (not the default settings): loaded, not retrained
     assert scorer.record()["weights_sha256"] == record["weights_sha256"]
     assert scorer.settings == FAST
+
+
+def test_ensure_retrains_over_a_damaged_or_half_written_pair(tiny, rl4rec_dirs):
+    first = ensure_sasrec(tiny, FAST)
+    (rl4rec_dirs["emb"] / "tiny-ml_sasrec.json").unlink()  # the weights without their record
+    with pytest.raises(DataError, match="--overwrite"):
+        load_base("sasrec", tiny)
+    assert not ensure_sasrec(tiny, FAST)["reused"]
+    (rl4rec_dirs["emb"] / "tiny-ml_sasrec.pt").write_bytes(b"not a torch file")
+    third = ensure_sasrec(tiny, FAST)
+    assert not third["reused"] and third["best_epoch"] == first["best_epoch"]
+    hist = tiny.split("valid").histories
+    assert load_base("sasrec", tiny).score(hist).shape == (len(hist), tiny.num_items)
