@@ -21,6 +21,7 @@ from rl4rec_core.settings import (
     EvaluationSettings,
     RecipeSettings,
     ResourceSettings,
+    SASRecSettings,
     Settings,
     TrackingSettings,
     placed_device,
@@ -30,13 +31,15 @@ from rl4rec_core.settings import (
 @dataclass(frozen=True)
 class FlowParams:
     """What a flow runs with: ``settings`` (one training run) and the recipe, evaluation, tracking and
-    resources groups. ``run``, ``retrieval``, ``policy``, ``algorithm`` and ``trainer`` are ``settings``'."""
+    resources groups, and SASRec's (the base recommender). ``run``, ``retrieval``, ``policy``, ``algorithm`` and
+    ``trainer`` are ``settings``'."""
 
     settings: Settings = field(default_factory=Settings)
     recipe: RecipeSettings = field(default_factory=RecipeSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     resources: ResourceSettings = field(default_factory=ResourceSettings)
+    sasrec: SASRecSettings = field(default_factory=SASRecSettings)
 
     def __post_init__(self) -> None:
         if self.runs_sft:
@@ -163,4 +166,4 @@ class FlowParams:
     def to_dict(self) -> dict[str, Any]:
         """Every group as one tree (``run`` ... ``resources``): what MLflow records."""
         return {**self.settings.to_dict(), **{name: dataclasses.asdict(getattr(self, name))
-                                              for name in ("recipe", "evaluation", "tracking", "resources")}}
+                                              for name in ("recipe", "evaluation", "tracking", "resources", "sasrec")}}

@@ -31,6 +31,7 @@ from rl4rec_core.settings import (
     ResourceSettings,
     RetrievalSettings,
     RunSettings,
+    SASRecSettings,
     TrackingSettings,
     TrainerSettings,
     apply_profile,
@@ -53,6 +54,7 @@ def pipeline_flow(
     evaluation: EvaluationSettings = EvaluationSettings(),
     tracking: TrackingSettings = TrackingSettings(),
     resources: ResourceSettings = ResourceSettings(),
+    sasrec: SASRecSettings = SASRecSettings(),
     profile: str | None = None,
 ) -> dict[str, Any]:
     """Data -> embeddings -> tuned hybrid retrieval -> SFT -> retrieval actor -> GRPO -> evaluation -> registry.
@@ -67,7 +69,7 @@ def pipeline_flow(
     """
     groups = dict(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer, fusion=fusion,
                   recipe=recipe,
-                  evaluation=evaluation, tracking=tracking, resources=resources)
+                  evaluation=evaluation, tracking=tracking, resources=resources, sasrec=sasrec)
     p = FlowParams.of(**apply_profile(groups, profile)).check_inputs()
     with mlflow_run(p, "rl4rec-pipeline") as run_id:
         emb_path = prepare_inputs(p)

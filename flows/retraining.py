@@ -23,6 +23,7 @@ from rl4rec_core.settings import (
     ResourceSettings,
     RetrievalSettings,
     RunSettings,
+    SASRecSettings,
     TrackingSettings,
     TrainerSettings,
 )
@@ -46,6 +47,7 @@ def retraining_flow(
     evaluation: EvaluationSettings = EvaluationSettings(),
     tracking: TrackingSettings = TrackingSettings(),
     resources: ResourceSettings = ResourceSettings(),
+    sasrec: SASRecSettings = SASRecSettings(),
 ) -> dict[str, Any]:
     """Returns the decision (``promote``, ``reason``, NDCG@10 of both, the bootstrap interval) and versions.
 
@@ -56,7 +58,7 @@ def retraining_flow(
     # the decision is taken on validation users, so the test split stays unseen
     evaluation = dataclasses.replace(evaluation, eval_split="valid")
     p = FlowParams.of(run=run, retrieval=retrieval, policy=policy, algorithm=algorithm, trainer=trainer, fusion=fusion,
-                      recipe=recipe, evaluation=evaluation, tracking=tracking, resources=resources)
+                      recipe=recipe, evaluation=evaluation, tracking=tracking, resources=resources, sasrec=sasrec)
     if p.multi:  # the champion/challenger comparison is on one dataset's validation users
         raise ConfigError(f"the retraining flow compares challenger and champion on one dataset, got {p.dataset!r}; "
                           "run it per dataset, or train the mixture with the pipeline and compare with `rl4rec ab`")

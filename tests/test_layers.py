@@ -24,6 +24,7 @@ LAYERS = [
     ("assets", ("rl4rec_core.assets",)),
     ("data", ("rl4rec_core.data",)),
     ("embeddings", ("rl4rec_core.embeddings",)),
+    ("recommenders", ("rl4rec_core.recommenders",)),
     ("retrieval", ("rl4rec_core.retrieval",)),
     ("policy", ("rl4rec_core.policy",)),
     ("training | evaluation", ("rl4rec_core.training", "rl4rec_core.evaluation")),

@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune-retrieval": ("rl4rec_core.cli.tune_retrieval",
                        "grid-search the hybrid scorer (prior weight beta, recent items m, query fusion alpha) "
                        "on validation"),
+    "sasrec": ("rl4rec_core.cli.sasrec",
+               "train SASRec (the base recommender) with early stopping into data_emb/{dataset}_sasrec.pt"),
     "evaluate": ("rl4rec_core.cli.evaluate", "rank all items for held-out users and report Hit@k / NDCG@k / MRR"),
     "serve": ("rl4rec_core.cli.serve", "run the retrieval service (a named Ray actor) on a running Ray cluster"),
     "sft": ("rl4rec_core.cli.sft",

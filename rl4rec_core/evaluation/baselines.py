@@ -15,7 +15,8 @@ catalogue. ``*_scores(dataset, split)`` return the whole ``[B, N]`` matrix for s
 
 :func:`rank_baselines` ranks the held-out items of chosen users with them: what ``rl4rec evaluate``, the
 flows' evaluation task and ``rl4rec ab`` all call.
-* sasrec — a self-attentive sequential model trained in-house (:mod:`rl4rec_core.evaluation.sasrec`).
+* sasrec — the self-attentive sequential model of :mod:`rl4rec_core.recommenders`, trained once per dataset
+  (``rl4rec sasrec``) and loaded from its stored file (trained here first when there is none).
 """
 
 from __future__ import annotations
@@ -139,9 +140,17 @@ class EchoPriorBaseline:
 
 
 def _sasrec(dataset, retrieval: RetrievalSettings) -> Scorer:
-    from rl4rec_core.evaluation.sasrec import SASRecBaseline
+    """The stored SASRec of ``dataset`` (``rl4rec sasrec``), whatever settings it was trained with, as long
+    as it is for this data; trained with the default settings first when there is none (or a stale one)."""
+    from rl4rec_core.errors import Rl4recError
+    from rl4rec_core.recommenders import ensure_sasrec, load_base
+    from rl4rec_core.settings import SASRecSettings
 
-    return SASRecBaseline.from_dataset(dataset, progress=True)
+    try:
+        return load_base("sasrec", dataset)
+    except Rl4recError:
+        ensure_sasrec(dataset, SASRecSettings(), progress=True)
+        return load_base("sasrec", dataset)
 
 
 # the builders by name: the names are settings.BASELINES (tests/evaluation/test_baselines.py checks they agree)

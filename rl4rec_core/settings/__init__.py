@@ -4,7 +4,8 @@ A run is a tree of groups (``Settings``, ``training.py``): ``run`` (which data, 
 ``retrieval`` (the service that scores texts, and the hybrid scorer's weights), ``policy`` (model, LoRA,
 sampling, prompt), ``algorithm`` (reward, policy-gradient maths, optimiser), ``trainer`` (steps, batch,
 checkpoints), ``fusion`` (the base recommender fused with the text, the prompt's candidates). The steps around training add ``recipe`` (scorer tuning, SFT warm start), ``evaluation``,
-``tracking`` (MLflow, model registry) and ``resources`` (Ray placement) (``steps.py``). ``names.py`` holds
+``tracking`` (MLflow, model registry), ``resources`` (Ray placement) and ``sasrec`` (the base
+recommender's training) (``steps.py``). ``names.py`` holds
 the name tables the registries check against; ``fields.py`` how a field is declared.
 
 Every ``rl4rec`` command's flags are generated from these fields (``cli/flags.py``) with the field's
@@ -58,6 +59,7 @@ from rl4rec_core.settings.steps import (
     EvaluationSettings,
     RecipeSettings,
     ResourceSettings,
+    SASRecSettings,
     TrackingSettings,
     apply_profile,
     group_of,
@@ -81,7 +83,7 @@ __all__ = [
     "DEFAULT_PROMPT_TEMPLATE", "DEFAULT_REWARD", "DEVICE_HELP", "DTYPES", "EMB_BACKENDS", "ENGINES", "EVAL_SPLITS", "FORMATS", "GAMMA_GRID", "GROUPS", "M_GRID", "MAX_SEED", "ML_100K",
     "MODEL_NAME_TEMPLATE", "POLICIES", "PROFILES", "PROMOTE_MODES", "RAY_NAMESPACE", "REWARDS", "REWARD_FAMILIES",
     "SCORERS", "SERVICE_MODES", "UNKNOWN_ITEM_POLICIES", "UNTUNED_GAMMA", "UNTUNED_WEIGHTS", "AlgorithmSettings", "FusionSettings", "EvaluationSettings", "PolicySettings",
-    "RecipeSettings", "ResourceSettings", "RetrievalSettings", "RunSettings", "Settings", "TrackingSettings",
+    "RecipeSettings", "ResourceSettings", "SASRecSettings", "RetrievalSettings", "RunSettings", "Settings", "TrackingSettings",
     "TrainerSettings", "apply_profile", "check_encoding", "default_of", "field_names", "flatten", "group_of",
     "groups_of", "opt", "placed_device", "split_fields",
 ]

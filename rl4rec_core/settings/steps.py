@@ -1,5 +1,5 @@
 """The settings of the steps around training: ``recipe`` (scorer tuning, SFT), ``evaluation``, ``tracking``
-(MLflow, model registry) and ``resources`` (Ray placement); every group by name, and the profiles."""
+(MLflow, model registry), ``resources`` (Ray placement) and ``sasrec`` (the base recommender); every group by name, and the profiles."""
 
 from __future__ import annotations
 
@@ -103,9 +103,42 @@ class ResourceSettings:
         number("num_gpus", self.num_gpus, example="1")
 
 
+@dataclass(frozen=True)
+class SASRecSettings:
+    """SASRec, the base recommender (`rl4rec sasrec`): its model, its training and its early stopping."""
+
+    sasrec_max_len: int = opt(50, "newest history items SASRec reads (older ones are dropped)")
+    sasrec_hidden: int = opt(64, "width of SASRec's item/position embeddings and blocks")
+    sasrec_layers: int = opt(2, "SASRec's causal self-attention blocks")
+    sasrec_heads: int = opt(1, "attention heads per SASRec block; must divide --sasrec_hidden")
+    sasrec_dropout: float = opt(0.2, "SASRec dropout on embeddings, attention weights and block outputs")
+    sasrec_learning_rate: float = opt(1e-3, "SASRec AdamW step size")
+    sasrec_weight_decay: float = opt(0.0, "SASRec AdamW decoupled weight decay")
+    sasrec_batch_size: int = opt(128, "SASRec training windows per step")
+    sasrec_max_epochs: int = opt(50, "cap on SASRec's passes over the training windows (bounds its time: ML-100k "
+                                  "peaks near epoch 30)")
+    sasrec_patience: int = opt(5, "SASRec stops after this many epochs without a validation NDCG@10 gain")
+    sasrec_seed: int = opt(0, "seed of SASRec's init, dropout and shuffling")
+
+    def __post_init__(self) -> None:
+        for name in ("sasrec_max_len", "sasrec_hidden", "sasrec_layers", "sasrec_heads", "sasrec_batch_size",
+                     "sasrec_max_epochs", "sasrec_patience"):
+            integer(name, getattr(self, name))
+        integer("sasrec_seed", self.sasrec_seed, minimum=0)
+        if self.sasrec_hidden % self.sasrec_heads:
+            raise ConfigError(f"sasrec_hidden={self.sasrec_hidden} is not divisible by sasrec_heads="
+                              f"{self.sasrec_heads}; choose heads that divide it, e.g. --sasrec_heads 1")
+        number("sasrec_dropout", self.sasrec_dropout, example="0.2")
+        if self.sasrec_dropout >= 1:
+            raise ConfigError(f"sasrec_dropout must be in [0, 1), got {self.sasrec_dropout}; e.g. --sasrec_dropout 0.2")
+        number("sasrec_learning_rate", self.sasrec_learning_rate, strict=True, example="1e-3")
+        number("sasrec_weight_decay", self.sasrec_weight_decay, example="0.01")
+
+
 # every group by name: a training run's (GROUPS) and the steps' around it; a flow takes them as parameters
 ALL_GROUPS: dict[str, type] = {**GROUPS, "recipe": RecipeSettings, "evaluation": EvaluationSettings,
-                               "tracking": TrackingSettings, "resources": ResourceSettings}
+                               "tracking": TrackingSettings, "resources": ResourceSettings,
+                               "sasrec": SASRecSettings}
 # what `rl4rec run --quick` and the pipeline-quick deployment change: the dummy policy, 20 steps, no SFT
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"policy": "dummy", "num_steps": 20, "save_every": 10, "kl_coef": 0.0, "sft_steps": 0,

@@ -81,7 +81,8 @@ def test_embed_draws_bars_on_a_terminal_only(rl4rec_dirs, tiny_name):
 
 def test_sasrec_epoch_bar_follows_the_switch(tiny, monkeypatch, capfd):
     """The SASRec baseline asks for its epoch bar (``progress=True``); piped, it is not drawn."""
-    from rl4rec_core.evaluation.sasrec import SASRecConfig, train_sasrec
+    from rl4rec_core.recommenders.sasrec_training import train_sasrec
+    from rl4rec_core.settings import SASRecSettings
     from rl4rec_core.progress import quiet_when_piped
 
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
@@ -89,7 +90,8 @@ def test_sasrec_epoch_bar_follows_the_switch(tiny, monkeypatch, capfd):
     with open(os.devnull, "w") as not_a_terminal:
         assert quiet_when_piped(not_a_terminal) is False
     assert os.environ["TQDM_DISABLE"] == "1"
-    train_sasrec(tiny.train_histories(), tiny.num_items, SASRecConfig(max_epochs=3, hidden=8, max_len=8), progress=True)
+    train_sasrec(tiny.train_histories(), tiny.num_items,
+                 SASRecSettings(sasrec_max_epochs=3, sasrec_hidden=8, sasrec_max_len=8), progress=True)
     err = capfd.readouterr().err
     assert "\r" not in err and "sasrec epochs" not in err
 
