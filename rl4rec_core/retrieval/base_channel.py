@@ -128,7 +128,7 @@ def _load_recommender(name: str, dataset_name: str) -> BaseScorer:
     except (MissingArtifactError, FileNotFoundError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"base {name!r} of {dataset_name!r}: no trained checkpoint ({first}); train it first "
-                          f"(`rl4rec train-{name} --dataset_name {dataset_name}`) or use --base echo+prior") from None
+                          f"(`rl4rec {name} --dataset_name {dataset_name}`) or use --base echo+prior") from None
     if not callable(getattr(scorer, "score", None)) or not callable(getattr(scorer, "record", None)):
         raise ConfigError(f"rl4rec_core.recommenders.load_base({name!r}) returned {type(scorer).__name__}, "
                           f"which has no score(histories) and record()")
