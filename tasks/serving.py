@@ -95,7 +95,8 @@ def input_example() -> tuple[list[dict[str, Any]], dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------------
 # the catalogue: items the model can recommend
 def write_catalogue(dest: Path, items, titles: list[str], emb_model: str, dataset: str,
-                    retrieval: dict[str, Any] | None = None, years: list[str] | None = None) -> Path:
+                    retrieval: dict[str, Any] | None = None, years: list[str] | None = None,
+                    fusion: dict[str, Any] | None = None) -> Path:
     """``items [N, d]`` + ``titles [N]`` (+ ``years [N]`` where the dataset has them, and the tuned
     ``retrieval_settings.json`` content) into ``dest``."""
     import torch
@@ -107,7 +108,7 @@ def write_catalogue(dest: Path, items, titles: list[str], emb_model: str, datase
     torch.save(items.contiguous(), dest / ITEMS_FILE)
     (dest / CATALOGUE_FILE).write_text(json.dumps({
         "dataset": dataset, "emb_model": emb_model, "titles": list(titles), "retrieval": retrieval,
-        "years": None if years is None else [str(y) for y in years]}))
+        "years": None if years is None else [str(y) for y in years], "fusion": fusion}))
     return dest
 
 
@@ -133,7 +134,10 @@ def catalogue_from_checkpoint(checkpoint: Path, dest: Path) -> Path | None:
         items, _ = load_item_embeddings(dataset, emb_type, emb_model)
         data = load_dataset(dataset)
         years = data.items["year"].tolist() if "year" in data.items.columns else None
-        return write_catalogue(dest, items, list(data.item_titles), emb_model, dataset, tuned, years)
+        from tasks.serving_fused import pack_fusion  # the base and the gamma the run was evaluated with
+
+        fusion = pack_fusion(cfg, dataset, emb_type, emb_model, dest)
+        return write_catalogue(dest, items, list(data.item_titles), emb_model, dataset, tuned, years, fusion)
     except (Rl4recError, OSError, ValueError) as e:
         log.warning("no catalogue for %s (%s); the model recommends no items", dataset, e)
         return None
@@ -159,8 +163,20 @@ class Catalogue:
         items = torch.load(Path(folder) / ITEMS_FILE, weights_only=True)
         tuned = _tuned(raw["dataset"], raw.get("retrieval"))
         retrieval = RetrievalSettings(emb_model_name=raw["emb_model"], scorer="auto" if tuned else "cosine")
+        from tasks.serving_fused import fusion_for
+
+        # with a base: the items ranked as the run evaluated them, z(base) + gamma * z(cos(text, item))
+        self.fusion, bases = fusion_for(Path(folder), raw, len(self.titles))
         self.service = RetrievalService(retrieval, encoder=make_encoder(raw["emb_model"]),
-                                        embeddings={self.dataset: items}, tuned={self.dataset: tuned} if tuned else None)
+                                        embeddings={self.dataset: items}, tuned={self.dataset: tuned} if tuned else None,
+                                        fusion=self.fusion, bases=bases)
+
+    def candidates(self, histories: list[list[int]]) -> list[list[str]] | None:
+        """The base's top-K titles of each history (the prompt's candidates), None without a base."""
+        if self.fusion is None:
+            return None
+        rows = self.service.candidates(self.dataset, histories, self.fusion.num_candidates).tolist()
+        return [[self.titles[i] for i in row] for row in rows]
 
     def top_k(self, texts: list[str], masked: list[list[int]], ks: list[int]) -> list[tuple[list, list]]:
         """Per text: (item ids, scores) of its best ``k`` items, the items of ``masked`` left out (never
@@ -168,7 +184,8 @@ class Catalogue:
         ks = [min(k, len(self.titles) - len(m)) for k, m in zip(ks, masked)]
         if max(ks, default=0) <= 0:
             return [([], []) for _ in texts]
-        idx, scores = self.service.top_k(texts, self.dataset, k=max(ks), histories=masked)
+        fused = {"scorer": "fused"} if self.fusion is not None else {}
+        idx, scores = self.service.top_k(texts, self.dataset, k=max(ks), histories=masked, **fused)
         return [(idx[r, :k].tolist(), scores[r, :k].tolist()) for r, k in enumerate(ks)]
 
 
@@ -221,7 +238,13 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
         # k is checked by the request type (>= 1); here it is capped at the catalogue, before any generation
         ks = [min(r.k or DEFAULT_K, len(titles) or 1) for r in requests]
         greedy = bool((params or {}).get("greedy", True))
-        texts = list(self.policy.generate(self.policy.build_prompts(histories), num_samples=1, greedy=greedy))
+        shown = catalogue.candidates([m for m, _ in resolved]) if catalogue else None
+        if shown is None:
+            texts = list(self.policy.generate(self.policy.build_prompts(histories), num_samples=1, greedy=greedy))
+        else:  # the fused recommender: the base's candidates in the prompt, as in training and evaluation
+            choose = {"candidates": shown} if catalogue.fusion.constrained else {}
+            texts = list(self.policy.generate(self.policy.build_prompts(histories, candidates=shown), num_samples=1,
+                                              greedy=greedy, **choose))
         ranked = (catalogue.top_k(texts, [m for m, _ in resolved], ks) if catalogue and texts
                   else [([], [])] * len(texts))
         return [Recommendation(text=t, item_ids=ids, titles=[titles[i] for i in ids], scores=s, unknown=unknown)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from rl4rec_core.errors import ConfigError, Rl4recError
@@ -71,3 +72,18 @@ def ensure_sasrec(dataset, settings: SASRecSettings, overwrite: bool = False, pr
                            progress=progress, device=device)
     record = store.save(dataset, settings, trained, time.perf_counter() - start, digest)
     return {**record, "reused": False}
+
+
+def load_base_files(weights: str | Path, record_file: str | Path, num_items: int, device: str = "cpu"):
+    """A base recommender from its files alone (a served model's copy: no dataset to check it against): the
+    record names the model and its sha256, the weights are checked against both before they load."""
+    from rl4rec_core.integrity import read_json_object
+    from rl4rec_core.recommenders import store
+    from rl4rec_core.recommenders.sasrec_model import SASRecScorer
+
+    record = read_json_object(Path(record_file))
+    if record.get("name") not in LOADABLE:
+        raise ConfigError(f"{record_file} describes no base recommender this rl4rec loads ({record.get('name')!r})")
+    fix = "Fix: register the model again from a run whose base is trained (`rl4rec sasrec`)"
+    model, settings = store.load_weights(Path(weights), Path(record_file), record, num_items, fix)
+    return SASRecScorer(model.to(device), settings, record)

@@ -145,4 +145,4 @@ class SASRecScorer:
 
     def record(self) -> dict:
         """What this scorer is: name, checkpoint path, data digest, best epoch, validation metrics."""
-        return {"name": self.name, **self._record}
+        return {"base": self.name, "name": self.name, **self._record}

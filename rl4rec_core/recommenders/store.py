@@ -115,18 +115,23 @@ def stored_settings(record: dict[str, Any]) -> SASRecSettings | None:
 
 def load_model(record: dict[str, Any], dataset):
     """The record's model with its weights (eval mode, CPU), checked against its settings and the dataset."""
+    fix = f"Fix: retrain it: `{train_command(dataset.name)} --overwrite`"
+    return load_weights(weights_path(dataset.name), record_path(dataset.name), record, dataset.num_items, fix)
+
+
+def load_weights(path: Path, described_by: Path, record: dict[str, Any], num_items: int, fix: str):
+    """The model ``record`` describes, from ``path`` (the stored file, or a served model's copy): its sha256, its
+    tensors' shapes and dtypes and their total size checked before anything is loaded."""
     from rl4rec_core.integrity import load_torch
     from rl4rec_core.recommenders.sasrec_model import SASRec
     from rl4rec_core.state_checks import SLACK_BYTES, check_tensors, tensor_bytes
 
-    path = weights_path(dataset.name)
-    fix = f"Fix: retrain it: `{train_command(dataset.name)} --overwrite`"
     if not path.is_file():
-        raise MissingArtifactError(f"{path} is missing beside its record {record_path(dataset.name)}. {fix}")
+        raise MissingArtifactError(f"{path} is missing beside its record {described_by}. {fix}")
     if sha256_file(path) != record.get("weights_sha256"):
-        raise DataError(f"{path} is not the file its record {record_path(dataset.name)} describes (sha256 differs). {fix}")
+        raise DataError(f"{path} is not the file its record {described_by} describes (sha256 differs). {fix}")
     settings = SASRecSettings(**record["settings"])
-    model = SASRec(dataset.num_items, settings)
+    model = SASRec(num_items, settings)
     expected = model.state_dict()
     try:
         state = load_torch(path, map_location="cpu", max_bytes=tensor_bytes(expected.values()) + SLACK_BYTES)

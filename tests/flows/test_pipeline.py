@@ -116,3 +116,33 @@ def test_pipeline_runs_the_recipe_with_an_llm(flow_env, tiny_lm):
     assert (Path(out["checkpoint"]) / "retrieval_settings.json").is_file()
     run = mt.client().get_run(out["mlflow_run_id"])
     assert "sft/loss" in run.data.metrics and "retrieval_alpha/valid/ndcg_at_10" in run.data.metrics
+
+
+@pytest.mark.slow
+def test_pipeline_runs_the_fused_recipe_with_sasrec_and_an_llm(flow_env, tiny_lm):
+    """SASRec trained (cached) and logged -> SFT on the candidates format -> GRPO on fused rewards -> each policy
+    fused with SASRec at the gamma chosen on its validation texts, its text alone, and SASRec alone."""
+    from pathlib import Path
+
+    from flows.pipeline import pipeline_flow
+    from rl4rec_core.retrieval.fusion_tuning import fusion_path
+
+    out = pipeline_flow(**groups(dataset_name="tiny-ml", policy_model=tiny_lm, base="sasrec", num_candidates=5,
+                                 constrained=True, sasrec_max_epochs=2, sasrec_hidden=16, sft_steps=2,
+                                 sft_batch_size=4, num_steps=2, batch_size=4, group_size=2, save_every=2, eval_users=6,
+                                 max_new_tokens=8, experiment="fused-test", actor_name=flow_env["actor"], train_cpus=1))
+    names = [r.name.rsplit("-", 1)[0] for r in task_runs(out["flow_run_id"])]
+    assert names.count("train_sasrec") == 1 and names.count("fine_tune_policy") == 1
+    assert names.count("evaluate_fused_policy") == 3 and "evaluate_policy" not in names
+    rows = out["evaluation"]
+    assert {"policy", "policy text", "untrained", "untrained text", "base", "base text", "sasrec"} <= set(rows)
+    assert all(rows[r]["users"] == 6 for r in ("policy", "untrained text", "sasrec"))
+    pairs = {(i["a"], i["b"]) for i in out["intervals"]}
+    assert {("policy", "sasrec"), ("policy", "untrained"), ("policy text", "untrained text")} <= pairs
+    # the trained policy's gamma is the dataset's fusion record: what the service and the model serve
+    record = json.loads(fusion_path("tiny-ml", "item", "all-MiniLM-L6-v2").read_text())
+    log = [json.loads(line) for line in (Path(out["checkpoint"]) / "training_log.jsonl").read_text().splitlines()]
+    assert all("frac_zero_spread" in step and "names_candidate" in step for step in log)
+    run = mt.client().get_run(out["mlflow_run_id"])
+    assert any(k.startswith("sasrec") for k in run.data.metrics), sorted(run.data.metrics)
+    assert rows["policy"]["gamma"] == record["gamma"] and record["base"]["base"] == "sasrec"
