@@ -158,7 +158,13 @@ def run(args: argparse.Namespace) -> int:
 def open_store_meanwhile(experiment: str) -> threading.Thread:
     """Open the MLflow store (a new SQLite store migrates its schema: seconds) and its experiment in a thread,
     while the Prefect API server starts in its own process; the flow's first MLflow call then finds both
-    ready. A failure here is left for that call to report, with its own message."""
+    ready. A failure here is left for that call to report, with its own message.
+
+    Both sides import SQLAlchemy's ORM, whose modules import each other: imported by two threads at once, one
+    of them meets a partly initialised module (ImportError). So this thread imports them all first."""
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (the store's modules, SQLAlchemy's ORM)
+    import prefect.server.api.server  # noqa: F401  (what prefect_api imports next)
+
     from tasks import tracking as mt
 
     def open_store() -> None:
