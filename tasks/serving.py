@@ -238,7 +238,7 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
     def __getstate__(self) -> dict[str, Any]:
         """Without what :meth:`load_context` builds from the artifacts. MLflow may run the model on its input
         example before pickling it: the policy would copy its weights into python_model.pkl, and a vLLM
-        encoder (the catalogue's, the default backend where vLLM is installed) cannot be pickled at all."""
+        encoder (the catalogue's, with vLLM as its backend) cannot be pickled at all."""
         return {k: v for k, v in self.__dict__.items() if k not in ("policy", "catalogue")}
 
     def predict(self, context, model_input: list[RecommendRequest],
