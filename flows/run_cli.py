@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import threading
 import time
 from typing import Any
 
@@ -135,12 +136,14 @@ def run(args: argparse.Namespace) -> int:
 
     t_start = time.perf_counter()
     params = flow_parameters(args)
-    FlowParams.of(**params).check_inputs()  # bad flags fail here, before any server, cluster or model starts
+    checked = FlowParams.of(**params).check_inputs()  # bad flags fail here, before any server, cluster or model
     from flows.pipeline import pipeline_flow
 
     console.unify(verbose)
     uri = mt.configure_mlflow()
+    store = open_store_meanwhile(checked.tracking.experiment)
     with prefect_api() as (api_url, how), console.task_bar(enabled=not verbose):
+        store.join()
         print(f"Prefect API: {api_url} — {how}", flush=True)
         print(f"MLflow store: {uri}", flush=True)
         t_flow = time.perf_counter()
@@ -150,6 +153,27 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t_start
     print_summary(out, params, api_url, uri, (wall, flow_wall, work), tasks)
     return 0
+
+
+def open_store_meanwhile(experiment: str) -> threading.Thread:
+    """Open the MLflow store (a new SQLite store migrates its schema: seconds) and its experiment in a thread,
+    while the Prefect API server starts in its own process; the flow's first MLflow call then finds both
+    ready. A failure here is left for that call to report, with its own message.
+
+    Both sides import SQLAlchemy's ORM, whose modules import each other: imported by two threads at once, one
+    of them meets a partly initialised module (ImportError). So this thread imports them all first."""
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (the store's modules, SQLAlchemy's ORM)
+    import prefect.server.api.server  # noqa: F401  (what prefect_api imports next)
+
+    from tasks import tracking as mt
+
+    def open_store() -> None:
+        with contextlib.suppress(Exception):
+            mt.ensure_experiment(experiment)
+
+    thread = threading.Thread(target=open_store, name="rl4rec-mlflow-store", daemon=True)
+    thread.start()
+    return thread
 
 
 def print_summary(out, params, api_url, uri, times, tasks) -> None:

@@ -61,7 +61,8 @@ def log_policy_model(run_id: str, checkpoint: str | Path, log_transformers: bool
         catalogue = serving.catalogue_from_checkpoint(ckpt, Path(tmp) / "catalogue")
         artifacts = {"checkpoint": str(ckpt)} | ({"catalogue": str(catalogue)} if catalogue else {})
         # our own class is pickled on purpose: MLflow's CloudPickle caution (a WARNING per model) is not news
-        with mlflow.start_run(run_id=run_id), _logger_level("mlflow.pyfunc", logging.ERROR):
+        # load_once: log_model loads the model twice (predict on the example, then the saved copy): once here
+        with mlflow.start_run(run_id=run_id), _logger_level("mlflow.pyfunc", logging.ERROR), serving.load_once():
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT, python_model=PolicyModel(), artifacts=artifacts,
                 input_example=serving.input_example(), code_paths=serving.code_paths(),

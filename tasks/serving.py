@@ -17,8 +17,11 @@ loads in any environment that has the pinned requirements.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -199,20 +202,60 @@ def _tuned(dataset: str, raw: dict | None):
 
 
 # ---------------------------------------------------------------------------------------------------
+# While a model is logged (load_once), what load_context built, by the content it was built from.
+# mlflow.pyfunc.log_model loads the model twice: it runs predict on the input example to check the output
+# type hint, then loads the saved copy to check that the example can be served. Both are the same checkpoint
+# and catalogue, so the second finds the first's policy and catalogue instead of loading them again.
+_LOADING: dict[str, tuple[Any, Any]] | None = None
+
+
+@contextlib.contextmanager
+def load_once() -> Iterator[None]:
+    """Within the block, a model whose artifacts have the same content as an earlier one's is not loaded
+    again; after it nothing is kept (a serving process loads its model once anyway)."""
+    global _LOADING
+    _LOADING = {}
+    try:
+        yield
+    finally:
+        _LOADING = None
+
+
+def _content_key(artifacts: dict[str, str]) -> str | None:
+    """The checkpoint's manifest (the sha256 of each of its files) and the catalogue's files; None for a
+    checkpoint without a manifest."""
+    from rl4rec_core.io import sha256_file
+
+    manifest = Path(artifacts["checkpoint"]) / "manifest.json"
+    if not manifest.is_file():
+        return None
+    digest = hashlib.sha256(manifest.read_bytes())
+    if artifacts.get("catalogue"):
+        for name in (CATALOGUE_FILE, ITEMS_FILE):
+            digest.update(sha256_file(Path(artifacts["catalogue"]) / name).encode())
+    return digest.hexdigest()
+
+
 class PolicyModel(mlflow.pyfunc.PythonModel):
     """pyfunc model: users' histories (titles) -> the policy's text and the items it retrieves."""
 
     def load_context(self, context) -> None:
+        key = _content_key(context.artifacts) if _LOADING is not None else None
+        if key is not None and key in _LOADING:
+            self.policy, self.catalogue = _LOADING[key]
+            return
         from rl4rec_core.evaluation.policy_eval import load_policy
 
         self.policy = load_policy(context.artifacts["checkpoint"], trained=True)
         folder = context.artifacts.get("catalogue")
         self.catalogue = Catalogue(folder) if folder else None
+        if key is not None:
+            _LOADING[key] = (self.policy, self.catalogue)
 
     def __getstate__(self) -> dict[str, Any]:
         """Without what :meth:`load_context` builds from the artifacts. MLflow may run the model on its input
         example before pickling it: the policy would copy its weights into python_model.pkl, and a vLLM
-        encoder (the catalogue's, the default backend where vLLM is installed) cannot be pickled at all."""
+        encoder (the catalogue's, with vLLM as its backend) cannot be pickled at all."""
         return {k: v for k, v in self.__dict__.items() if k not in ("policy", "catalogue")}
 
     def predict(self, context, model_input: list[RecommendRequest],

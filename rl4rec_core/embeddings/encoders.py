@@ -251,11 +251,14 @@ def close_encoder(encoder) -> None:
         close()
 
 
-def resolve_backend(backend: str = "auto") -> str:
-    """``auto`` -> ``$RL4REC_EMB_BACKEND`` if set, else ``vllm`` when importable, else ``sentence-transformers``.
+def resolve_backend(backend: str = "auto", device: str = "cpu") -> str:
+    """``auto`` -> ``$RL4REC_EMB_BACKEND`` if set, else ``vllm`` when importable and the encoder runs on a GPU,
+    else ``sentence-transformers``.
 
-    The environment variable lets a machine with vLLM installed keep the quicker-starting
-    sentence-transformers backend for everything that says ``auto`` (the test suite does this).
+    On a CPU vLLM only adds start-up: its import and engine take 15–40 s where sentence-transformers loads
+    MiniLM in a second or two and encodes a 1,682-item catalogue as fast (docs/performance.md, issue 23); so
+    ``auto`` keeps it for GPUs, and ``vllm`` by name still runs it on a CPU. The environment variable sets
+    the backend for everything that says ``auto`` (the test suite sets sentence-transformers).
     """
     if backend not in EMB_BACKENDS:
         raise ConfigError(f"unknown embedding backend {backend!r}; choose one of {', '.join(EMB_BACKENDS)}")
@@ -267,14 +270,15 @@ def resolve_backend(backend: str = "auto") -> str:
                     f"RL4REC_EMB_BACKEND={preferred!r} is not a backend; set it to one of {', '.join(EMB_BACKENDS)} or unset it"
                 )
             return preferred
-        return "vllm" if vllm_available() else "sentence-transformers"
+        on_gpu = str(device).startswith("cuda")
+        return "vllm" if on_gpu and vllm_available() else "sentence-transformers"
     return backend
 
 
 def make_encoder(model_name: str = DEFAULT_EMB_MODEL, backend: str = "auto", device: str = "cpu") -> Encoder:
     """Build an :class:`Encoder` for ``model_name`` on the chosen backend."""
-    chosen = resolve_backend(backend)
     device = str(resolve_device(device))  # `auto`, and a clear error for cuda without a GPU, before a model load
+    chosen = resolve_backend(backend, device)
     log.info("loading embedding model %s with the %s backend", canonical_model_name(model_name), chosen)
     if chosen == "vllm":
         return VLLMEncoder(model_name, device=device)

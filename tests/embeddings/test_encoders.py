@@ -71,7 +71,10 @@ def test_backend_choice(monkeypatch):
     with pytest.raises(ConfigError, match="unknown embedding backend 'onnx'"):
         resolve_backend("onnx")
     assert resolve_backend("sentence-transformers") == "sentence-transformers"
-    assert resolve_backend("auto") == ("vllm" if vllm_available() else "sentence-transformers")
+    # on a CPU vLLM only adds start-up: auto means sentence-transformers there, vLLM on a GPU where installed
+    assert resolve_backend("auto") == resolve_backend("auto", "cpu") == "sentence-transformers"
+    assert resolve_backend("auto", "cuda:0") == ("vllm" if vllm_available() else "sentence-transformers")
+    assert resolve_backend("vllm", "cpu") == "vllm"
     monkeypatch.setenv("RL4REC_EMB_BACKEND", "sentence-transformers")
     assert resolve_backend("auto") == "sentence-transformers"
     monkeypatch.setenv("RL4REC_EMB_BACKEND", "onnx")

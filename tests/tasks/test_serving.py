@@ -213,3 +213,40 @@ def test_a_failure_inside_predict_reaches_the_client_as_one_line(served):
     ours = r.json()["message"].split("\nError: ", 1)[-1]
     assert r.status_code == 500 and ours.startswith("recommendation failed: AttributeError") and "\n" not in ours
     assert "stack_trace" not in r.json() and "Traceback" not in r.text
+
+
+def test_logging_a_model_loads_its_policy_once(tmp_path, monkeypatch):
+    """mlflow.pyfunc.log_model loads the model twice (predict on the input example, then the saved copy);
+    within serving.load_once the copy, whose files have the same content, reuses the first load."""
+    import shutil
+
+    from mlflow.pyfunc import PythonModelContext
+
+    from rl4rec_core.checkpoints import save_checkpoint
+    from rl4rec_core.data import load_dataset
+    from rl4rec_core.evaluation import policy_eval
+    from rl4rec_core.policy.config import PolicyConfig
+    from rl4rec_core.policy.dummy import DummyRecPolicy
+    from tasks import serving
+    from tests.helpers.embeddings import data_dirs
+    from tests.helpers.tiny_recdata import write_tiny_dataset
+
+    with data_dirs(tmp_path):
+        ds = load_dataset(write_tiny_dataset(tmp_path / "data"))
+    policy = DummyRecPolicy.from_item_texts(list(ds.item_titles), PolicyConfig.from_fields(policy="dummy", seed=0))
+    ckpt = save_checkpoint(tmp_path / "ckpt" / "checkpoint_final", policy, {"step": 0},
+                           {"policy": {"policy": "dummy"}, "run": {"dataset_name": ds.name}})
+    copy = shutil.copytree(ckpt, tmp_path / "saved_model" / "artifacts" / "checkpoint")
+    loads = []
+    original = policy_eval.load_policy
+    monkeypatch.setattr(policy_eval, "load_policy", lambda *a, **k: loads.append(a) or original(*a, **k))
+
+    def load(folder):
+        model = serving.PolicyModel()
+        model.load_context(PythonModelContext({"checkpoint": str(folder)}, None))
+        return model
+
+    with serving.load_once():
+        first, second = load(ckpt), load(copy)
+    assert len(loads) == 1 and second.policy is first.policy and second.catalogue is None
+    assert load(copy).policy is not first.policy and len(loads) == 2  # outside the block: loaded as always
