@@ -188,7 +188,7 @@ def rank_baselines(names: Sequence[str], dataset, split: str, users, retrieval: 
 def baseline_scorer(scorer: Scorer) -> str:
     """What a baseline's figures were scored with, for the results tables."""
     settings = getattr(scorer, "settings", None)
-    if settings is not None:
+    if callable(getattr(settings, "describe", None)):  # the hybrid weights of echo+prior
         return settings.describe()
     return {"echo": "cosine", "popularity": "counts", "sasrec": "sasrec"}.get(getattr(scorer, "name", ""), "-")
 

@@ -77,7 +77,7 @@ class RetrievalSettings:
     emb_type: str = opt("item", "which item embeddings (the file's emb_type)")
     scorer: str = opt("auto", "the tuned hybrid scorer when `rl4rec tune-retrieval` wrote settings (auto), "
                       "required (hybrid), or plain cosine", choices=n.SCORERS)
-    emb_backend: str = opt("auto", "text encoder: auto (vLLM when installed), sentence-transformers or vllm",
+    emb_backend: str = opt("auto", "text encoder: auto (vLLM on a GPU where installed, else sentence-transformers), sentence-transformers or vllm",
                            choices=n.EMB_BACKENDS)
     actor_name: str = opt(n.DEFAULT_ACTOR_NAME, "name of the Ray retrieval actor")
     namespace: str = opt(n.RAY_NAMESPACE, "Ray namespace of the actor")
