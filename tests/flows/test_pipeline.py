@@ -141,7 +141,7 @@ def test_pipeline_runs_the_fused_recipe_with_sasrec_and_an_llm(flow_env, tiny_lm
     assert {("policy", "sasrec"), ("policy", "untrained"), ("policy text", "untrained text")} <= pairs
     # the trained policy's gamma is the dataset's fusion record: what the service and the model serve
     record = json.loads(fusion_path("tiny-ml", "item", "all-MiniLM-L6-v2").read_text())
-    log = [json.loads(line) for line in (Path(out["checkpoint"]) / "training_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (Path(out["checkpoint"]).parent / "training_log.jsonl").read_text().splitlines()]
     assert all("frac_zero_spread" in step and "names_candidate" in step for step in log)
     run = mt.client().get_run(out["mlflow_run_id"])
     assert any(k.startswith("sasrec") for k in run.data.metrics), sorted(run.data.metrics)
