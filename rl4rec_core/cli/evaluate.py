@@ -124,7 +124,7 @@ def policies(args: argparse.Namespace, groups: dict, dataset) -> list[tuple[str,
     if untrained_policy(args):
         p = groups["policy"]
         label = "policy:" + ("dummy" if p.policy == "dummy" else Path(p.policy_model).name or p.policy_model)
-        settings = Settings(run=groups["run"], retrieval=groups["retrieval"], policy=p)
+        settings = Settings(run=groups["run"], retrieval=groups["retrieval"], policy=p, fusion=groups["fusion"])
         return [(label, build_policy(settings, dataset, device))]
     checkpoints = args.checkpoint or []
     labels = args.labels or [f"policy:{Path(str(t)).name or t}" for t in checkpoints]

@@ -36,3 +36,9 @@ def test_train_and_evaluate_with_the_sasrec_base(rl4rec_dirs, tmp_path, capsys):
     assert {"grpo", "grpo text", "untrained", "untrained text", "sasrec", "popularity"} <= set(rows)
     users = load_dataset(name).num_users
     assert rows["grpo"]["users"] == rows["sasrec"]["users"] == users and rows["grpo"]["gamma"] >= 0
+    # an untrained policy named by the policy flags shows the candidates too (the template follows the base)
+    untrained_json = tmp_path / "untrained.json"
+    assert main(["evaluate", "--dataset", name, "--policy", "dummy", "--baselines", "--output", str(untrained_json),
+                 *fused[:4]]) == 0
+    rows = json.loads(untrained_json.read_text())["results"]
+    assert set(rows) == {"policy:dummy", "policy:dummy text"} and rows["policy:dummy"]["users"] == users
