@@ -29,12 +29,9 @@ def evaluate_policy(
     which is what the paired comparison of two policies needs. ``trained=False`` evaluates the policy
     as it was before training (the "untrained" baseline).
     """
-    from rl4rec_core.data import load_dataset
     from rl4rec_core.evaluation import policy_eval
 
-    ds = load_dataset(dataset)
-    policy = policy_eval.load_policy(checkpoint, trained=trained, device=device)
-    users = policy_eval.select_users(len(ds.split(split)), max_users, seed)
+    ds, policy, users = _dataset_policy_users(dataset, checkpoint, split, max_users, seed, trained, device)
     metrics, ranks = policy_eval.evaluate_policy(ds, policy, split=split, service=service_client(service), users=users)
     metrics = dict(metrics)
     metrics["users"] = int(len(ranks))
@@ -74,16 +71,24 @@ def evaluate_fused_policy(
     """The checkpoint's policy as a fused recommender (``evaluation.fused_eval``): ``{"fused": {"metrics", "ranks"},
     "text": {...}, "gamma", "validation"}``; gamma chosen on the validation users (the same ``max_users`` seeded
     subset), the split's users read once. ``write_record``: store the gamma as the dataset's fusion record."""
-    from rl4rec_core.data import load_dataset
     from rl4rec_core.evaluation import policy_eval
     from rl4rec_core.evaluation.fused_eval import evaluate_fused
 
-    ds = load_dataset(dataset)
-    policy = policy_eval.load_policy(checkpoint, trained=trained, device=device)
-    users = policy_eval.select_users(len(ds.split(split)), max_users, seed)
+    ds, policy, users = _dataset_policy_users(dataset, checkpoint, split, max_users, seed, trained, device)
     valid_users = policy_eval.select_users(len(ds.split("valid")), max_users, seed)
     out = evaluate_fused(ds, policy, service_client(service), fusion, split, users, valid_users,
                          write_record=write_record, text_source=f"{checkpoint} ({'trained' if trained else 'start'})")
     rows = {name: {"metrics": {**out[name][0], "users": int(len(out[name][1]))},
                    "ranks": [int(r) for r in out[name][1].tolist()]} for name in ("fused", "text")}
     return {**rows, "gamma": out["gamma"], "validation": out["validation"]}
+
+
+def _dataset_policy_users(dataset: str, checkpoint: str, split: str, max_users: int | None, seed: int, trained: bool,
+                          device: str):
+    """The loaded dataset, the checkpoint's policy (trained or as it started) and the seeded rows of ``split``."""
+    from rl4rec_core.data import load_dataset
+    from rl4rec_core.evaluation import policy_eval
+
+    ds = load_dataset(dataset)
+    policy = policy_eval.load_policy(checkpoint, trained=trained, device=device)
+    return ds, policy, policy_eval.select_users(len(ds.split(split)), max_users, seed)

@@ -20,12 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from rl4rec_core import metrics
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.evaluation.policy_eval import _greedy_texts, _rank_texts
-from rl4rec_core.progress import bars_wanted
+from rl4rec_core.evaluation.policy_eval import _rank_texts, generate_split_texts
 from rl4rec_core.retrieval.fusion_tuning import check_grid, choose_gamma, tune_gamma
 from rl4rec_core.settings import GAMMA_GRID, FusionSettings
 
@@ -37,12 +35,9 @@ def split_texts(dataset, policy, split: str, users: np.ndarray, service, fusion:
     """``(texts, histories, targets)`` of ``users`` (rows of ``split``): the policy's greedy text from the
     candidates prompt, what each user consumed before, and the item each consumed next."""
     sp = dataset.split(split)
-    texts: list[str] = []
     histories = [list(map(int, sp.histories[i])) for i in users]
     targets = [int(sp.targets[i]) for i in users]
-    for start in tqdm(range(0, len(users), batch_size), desc=f"generate {split}", disable=not bars_wanted(progress)):
-        texts += _greedy_texts(policy, dataset.item_titles, histories[start:start + batch_size], service, dataset.name,
-                               fusion)
+    texts = generate_split_texts(dataset, policy, split, batch_size, progress, service, fusion, users)
     return texts, histories, targets
 
 

@@ -160,13 +160,15 @@ def _greedy_texts(policy, titles: list[str], histories: list[list[int]], service
 
 def generate_split_texts(
     dataset, policy, split: str = "valid", batch_size: int = 32, progress: bool = False, service=None, fusion=None,
+    users: np.ndarray | None = None,
 ) -> list[str]:
-    """The policy's greedy text for every user of ``split``, in split order (``U`` strings); with a base
+    """The policy's greedy text for every user of ``split`` (or the rows ``users``), in that order; with a base
     (``fusion``) from the candidates prompt, the candidates from ``service``."""
     sp = dataset.split(split)
+    rows = np.arange(len(sp)) if users is None else np.asarray(users)
     texts: list[str] = []
-    for start in tqdm(range(0, len(sp), batch_size), desc=f"generate {split}", disable=not bars_wanted(progress)):
-        histories = [list(map(int, h)) for h in sp.histories[start : start + batch_size]]
+    for start in tqdm(range(0, len(rows), batch_size), desc=f"generate {split}", disable=not bars_wanted(progress)):
+        histories = [list(map(int, sp.histories[i])) for i in rows[start : start + batch_size]]
         texts += _greedy_texts(policy, dataset.item_titles, histories, service, dataset.name, fusion)
     return texts
 
