@@ -69,13 +69,12 @@ def evaluate_fused_policy(
     write_record: bool = False,
 ) -> dict[str, Any]:
     """The checkpoint's policy as a fused recommender (``evaluation.fused_eval``): ``{"fused": {"metrics", "ranks"},
-    "text": {...}, "gamma", "validation"}``; gamma chosen on the validation users (the same ``max_users`` seeded
+    "text": {...}, "gamma", "validation"}``; gamma chosen on the validation users (``fusion.gamma_users``, a seeded
     subset), the split's users read once. ``write_record``: store the gamma as the dataset's fusion record."""
-    from rl4rec_core.evaluation import policy_eval
-    from rl4rec_core.evaluation.fused_eval import evaluate_fused
+    from rl4rec_core.evaluation.fused_eval import evaluate_fused, gamma_users
 
     ds, policy, users = _dataset_policy_users(dataset, checkpoint, split, max_users, seed, trained, device)
-    valid_users = policy_eval.select_users(len(ds.split("valid")), max_users, seed)
+    valid_users = gamma_users(ds, fusion, seed)
     out = evaluate_fused(ds, policy, service_client(service), fusion, split, users, valid_users,
                          write_record=write_record, text_source=f"{checkpoint} ({'trained' if trained else 'start'})")
     rows = {name: {"metrics": {**out[name][0], "users": int(len(out[name][1]))},

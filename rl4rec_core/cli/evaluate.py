@@ -158,13 +158,12 @@ def _policy_rows(args, groups: dict, dataset, users) -> tuple[dict, dict]:
 
 
 def _fused_rows(args, groups: dict, dataset, users, chosen) -> tuple[dict, dict]:
-    """``<row>`` fused with the base at the gamma chosen on the same-seeded validation users (``--gamma``: that
+    """``<row>`` fused with the base at the gamma chosen on ``--gamma_users`` seeded validation users (``--gamma``: that
     one), and ``<row> text``: its text alone through the retriever."""
-    from rl4rec_core.evaluation.fused_eval import evaluate_fused
-    from rl4rec_core.evaluation.policy_eval import select_users
+    from rl4rec_core.evaluation.fused_eval import evaluate_fused, gamma_users
 
     e, fusion = groups["evaluation"], groups["fusion"]
-    valid_users = select_users(len(dataset.split("valid")), e.eval_users, groups["run"].seed)
+    valid_users = gamma_users(dataset, fusion, groups["run"].seed)
     rows, ranks = {}, {}
     for name, policy in chosen:
         out = evaluate_fused(dataset, policy, args.reward_source, fusion, e.eval_split, users, valid_users,

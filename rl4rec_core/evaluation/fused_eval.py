@@ -30,6 +30,13 @@ from rl4rec_core.settings import GAMMA_GRID, FusionSettings
 log = logging.getLogger(__name__)
 
 
+def gamma_users(dataset, fusion: FusionSettings, seed: int) -> np.ndarray:
+    """The validation rows gamma is chosen on: a seeded subset of ``fusion.gamma_users`` (all when None)."""
+    from rl4rec_core.evaluation.policy_eval import select_users
+
+    return select_users(len(dataset.split("valid")), fusion.gamma_users, seed)
+
+
 def split_texts(dataset, policy, split: str, users: np.ndarray, service, fusion: FusionSettings,
                 batch_size: int = 32, progress: bool = False) -> tuple[list[str], list[list[int]], list[int]]:
     """``(texts, histories, targets)`` of ``users`` (rows of ``split``): the policy's greedy text from the

