@@ -59,7 +59,8 @@ def pipeline_flow(
 ) -> dict[str, Any]:
     """Data -> embeddings -> tuned hybrid retrieval -> SFT -> retrieval actor -> GRPO -> evaluation -> registry.
 
-    ``profile`` (``quick``: ``rl4rec_core.settings.PROFILES``) sets the fields the groups leave at their default.
+    ``profile`` (``rl4rec_core.settings.PROFILES``: ``recipe``, what ``rl4rec run`` and the ``pipeline`` deployment
+    pass, ``quick``, ``text``) sets the fields the groups leave at their default; None: the settings' defaults.
 
     The recipe (docs/recipe.md): the hybrid scorer is tuned on validation (prior weight and recent
     items with the echo+prior query, then the text/history fusion on the SFT policy's texts), the

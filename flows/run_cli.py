@@ -1,7 +1,9 @@
 """``rl4rec run``: the whole pipeline on the offline defaults, with whatever it needs started locally.
 
+    rl4rec run                # the fused recipe (docs/recipe.md): SASRec, its top 5 as candidates, SFT, GRPO of
+                              #   SmolLM2-135M-Instruct, all-MiniLM-L6-v2 retrieval, MovieLens-100k (~70 min on 2 cores)
     rl4rec run --quick        # dummy policy, 20 steps: a quick look at every part (minutes, mostly start-up)
-    rl4rec run                # the recipe: tuned retrieval, SFT, 40 GRPO steps of SmolLM2-135M-Instruct, all-MiniLM-L6-v2 retrieval, MovieLens-100k
+    rl4rec run --profile text # the text-only design (no base recommender): the settings' own defaults
 
 Needs nothing running: a local Ray is started by the flow's task runner (or ``RAY_ADDRESS`` is
 used), a Prefect API is started in the background unless ``PREFECT_API_URL`` is configured, and
@@ -26,7 +28,7 @@ SETTINGS = dict.fromkeys(ALL_GROUPS)
 
 def register(subparsers) -> None:
     from rl4rec_core.cli.flags import add_settings_flags
-    from rl4rec_core.settings import PROFILES
+    from rl4rec_core.settings import DEFAULT_RUN_PROFILE, PROFILES
 
     p = subparsers.add_parser(
         "run",
@@ -34,6 +36,9 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--profile", choices=tuple(PROFILES), default=None,
+                   help=f"settings profile, flags given win: {'; '.join(f'{k}: {v or None}' for k, v in PROFILES.items())} "
+                        f"(default: {DEFAULT_RUN_PROFILE}; text = the settings' own defaults)")
     p.add_argument("--quick", action="store_true", help=f"the quick profile: {PROFILES['quick']} (flags given win)")
     # also after the command; SUPPRESS keeps `rl4rec -v run` from being reset by this parser's default
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -44,13 +49,16 @@ def register(subparsers) -> None:
 
 
 def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """The pipeline_flow parameters (settings groups) for these flags; ``--quick``'s profile fills what was
-    not given (``settings.apply_profile``), the settings' defaults the rest."""
+    """The pipeline_flow parameters (settings groups) for these flags; the profile (``--profile``, ``--quick``,
+    else the fused recipe) fills what was not given (``settings.apply_profile``), the settings' defaults the rest."""
     from rl4rec_core.cli.flags import given, groups_from_args
-    from rl4rec_core.settings import apply_profile
+    from rl4rec_core.settings import DEFAULT_RUN_PROFILE, apply_profile
 
+    if args.quick and getattr(args, "profile", None) not in (None, "quick"):
+        raise Rl4recError(f"--quick is the quick profile; drop it or --profile {args.profile}")
+    profile = "quick" if args.quick else (getattr(args, "profile", None) or DEFAULT_RUN_PROFILE)
     named = set().union(*(given(args, cls) for cls in ALL_GROUPS.values()))
-    return apply_profile(groups_from_args(args, SETTINGS), "quick" if args.quick else None, given=named)
+    return apply_profile(groups_from_args(args, SETTINGS), profile, given=named)
 
 
 @contextlib.contextmanager

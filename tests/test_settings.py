@@ -14,7 +14,7 @@ import yaml
 
 from flows.cli import EXTRA_COMMANDS
 from rl4rec_core.cli import COMMANDS, build_parser
-from rl4rec_core.errors import ConfigError
+from rl4rec_core.errors import ConfigError, Rl4recError
 from rl4rec_core.settings import (
     ALL_GROUPS,
     GROUPS,
@@ -226,3 +226,22 @@ def test_a_flow_group_can_be_given_as_json():
     assert set(ALL_GROUPS) | {"profile"} == set(schema["properties"])
     assert schema["properties"]["policy"]["default"]["max_new_tokens"] == 24
     assert set(GROUPS) <= set(schema["properties"])
+
+
+def test_rl4rec_run_defaults_to_the_fused_recipe_and_flags_given_win():
+    """`rl4rec run` (and the pipeline deployment) run PROFILES["recipe"]: SASRec as the base, its top 5 as
+    constrained candidates; `--profile text` is the settings' own defaults (the text-only design)."""
+    from flows.run_cli import flow_parameters
+
+    parser = build_parser(commands={**COMMANDS, **EXTRA_COMMANDS})
+    recipe = flow_parameters(parser.parse_args(["run"]))
+    assert (recipe["fusion"].base, recipe["fusion"].num_candidates, recipe["fusion"].constrained) == ("sasrec", 5, True)
+    assert (recipe["policy"].history_len, recipe["recipe"].sft_steps, recipe["trainer"].num_steps) == (5, 40, 24)
+    text = flow_parameters(parser.parse_args(["run", "--profile", "text"]))
+    assert text == {g: cls() for g, cls in ALL_GROUPS.items()} and text["fusion"].base == "none"
+    mine = flow_parameters(parser.parse_args(["run", "--base", "echo+prior", "--num_steps", "3"]))
+    assert (mine["fusion"].base, mine["trainer"].num_steps, mine["fusion"].constrained) == ("echo+prior", 3, True)
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    assert next(d for d in spec["deployments"] if d["name"] == "pipeline")["parameters"]["profile"] == "recipe"
+    with pytest.raises(Rl4recError, match="--quick"):
+        flow_parameters(parser.parse_args(["run", "--quick", "--profile", "text"]))

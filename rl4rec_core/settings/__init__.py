@@ -55,6 +55,7 @@ from rl4rec_core.settings.names import (
 )
 from rl4rec_core.settings.steps import (
     ALL_GROUPS,
+    DEFAULT_RUN_PROFILE,
     PROFILES,
     EvaluationSettings,
     RecipeSettings,
@@ -80,7 +81,7 @@ from rl4rec_core.settings.training import (
 __all__ = [
     "ALGORITHMS", "ALL_GROUPS", "ALPHA_GRID", "BASELINES", "BASES", "BETA_GRID", "DEFAULT_ACTOR_NAME", "DEFAULT_BASELINES", "DEFAULT_DATASET",
     "DEFAULT_EMB_MODEL", "DEFAULT_ENCODING", "DEFAULT_EXPERIMENT", "DEFAULT_LEARNING_RATES", "DEFAULT_POLICY_MODEL",
-    "DEFAULT_PROMPT_TEMPLATE", "DEFAULT_REWARD", "DEVICE_HELP", "DTYPES", "EMB_BACKENDS", "ENGINES", "EVAL_SPLITS", "FORMATS", "GAMMA_GRID", "GROUPS", "M_GRID", "MAX_SEED", "ML_100K",
+    "DEFAULT_PROMPT_TEMPLATE", "DEFAULT_REWARD", "DEFAULT_RUN_PROFILE", "DEVICE_HELP", "DTYPES", "EMB_BACKENDS", "ENGINES", "EVAL_SPLITS", "FORMATS", "GAMMA_GRID", "GROUPS", "M_GRID", "MAX_SEED", "ML_100K",
     "MODEL_NAME_TEMPLATE", "POLICIES", "PROFILES", "PROMOTE_MODES", "RAY_NAMESPACE", "REWARDS", "REWARD_FAMILIES",
     "SCORERS", "SERVICE_MODES", "UNKNOWN_ITEM_POLICIES", "UNTUNED_GAMMA", "UNTUNED_WEIGHTS", "AlgorithmSettings", "FusionSettings", "EvaluationSettings", "PolicySettings",
     "RecipeSettings", "ResourceSettings", "SASRecSettings", "RetrievalSettings", "RunSettings", "Settings", "TrackingSettings",

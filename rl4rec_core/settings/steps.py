@@ -139,11 +139,19 @@ class SASRecSettings:
 ALL_GROUPS: dict[str, type] = {**GROUPS, "recipe": RecipeSettings, "evaluation": EvaluationSettings,
                                "tracking": TrackingSettings, "resources": ResourceSettings,
                                "sasrec": SASRecSettings}
-# what `rl4rec run --quick` and the pipeline-quick deployment change: the dummy policy, 20 steps, no SFT
+# what `rl4rec run` (and the pipeline deployments) change from the settings' defaults, by profile:
+#   recipe (the default of `rl4rec run` and of the pipeline deployment): the fused recipe of docs/recipe.md, SASRec
+#     as the base, its top 5 in the prompt, constrained decoding, sized for <= 60 min on 2 CPU cores;
+#   text: the settings' own defaults, the text-only design (no base);
+#   quick (`--quick`, the pipeline-quick deployment): the dummy policy, 20 steps, no SFT, 100 users.
 PROFILES: dict[str, dict[str, Any]] = {
+    "recipe": {"base": "sasrec", "num_candidates": 5, "constrained": True, "history_len": 5, "sft_steps": 40,
+               "num_steps": 24},
+    "text": {},
     "quick": {"policy": "dummy", "num_steps": 20, "save_every": 10, "kl_coef": 0.0, "sft_steps": 0,
               "eval_users": 100},
 }
+DEFAULT_RUN_PROFILE = "recipe"
 
 
 def group_of(field_name: str) -> str:
