@@ -171,7 +171,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     name = torch.cuda.get_device_name() if gpu else (platform.processor() or platform.machine())
     print(f"machine: {name}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"CPU bf16 (AVX512-BF16/AMX): {'yes' if cpu_has_fast_bf16() else 'no'}")
+          f"CPU bf16 (AMX): {'yes' if cpu_has_fast_bf16() else 'no'}")
     print(f"config: {args.batch_size} samples = {args.batch_size // args.group_size} users x {args.group_size}, "
           f"{args.new_tokens} new tokens, micro-batch {args.micro_batch_size}, dtype {args.dtype}, "
           f"rollout engine {args.rollout_engine}")

@@ -44,5 +44,7 @@ def cpu_flags() -> set[str]:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """AVX512-BF16 or AMX: CPUs that multiply bf16 natively (elsewhere bf16 matmuls are emulated, slower)."""
-    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    """AMX: CPUs with bf16 matrix tiles. AVX512-BF16 alone is not enough: on such an Intel box bf16 autocast made
+    a 32 x 12 GRPO step about 12x slower (118.8 s vs 9.4 s; docs/performance.md), and without either bf16 is
+    emulated."""
+    return "amx_bf16" in cpu_flags()

@@ -78,7 +78,7 @@ def test_cpu_bf16_autocast_only_where_the_cpu_has_it(tiny_lm, monkeypatch, caplo
     with policy.autocast():
         assert not torch.is_autocast_enabled("cpu")
 
-    monkeypatch.setattr(rec_policy, "cpu_has_fast_bf16", lambda: True)  # as on an AVX512-BF16 / AMX machine
+    monkeypatch.setattr(rec_policy, "cpu_has_fast_bf16", lambda: True)  # as on an AMX machine
     policy = RecPolicy(PolicyConfig.from_fields(policy_model=tiny_lm, max_new_tokens=4, lora_r=8, cpu_bf16=True,
         learning_rate=0.05, group_size=2, kl_coef=0.0))
     with policy.autocast():
@@ -87,3 +87,12 @@ def test_cpu_bf16_autocast_only_where_the_cpu_has_it(tiny_lm, monkeypatch, caplo
     texts = policy.generate(prompts, num_samples=2)
     stats = policy.update(prompts, texts, torch.tensor([1.0, 0.0, 0.0, 1.0]))
     assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+
+
+def test_cpu_bf16_counts_only_on_amx(monkeypatch):
+    """AVX512-BF16 without AMX was measured ~12x slower (docs/performance.md): only AMX switches bf16 on."""
+    from rl4rec_core import devices
+
+    for flags, fast in (({"avx2"}, False), ({"avx512f", "avx512_bf16"}, False), ({"avx512_bf16", "amx_bf16"}, True)):
+        monkeypatch.setattr(devices, "cpu_flags", lambda flags=flags: flags)
+        assert devices.cpu_has_fast_bf16() is fast, flags
