@@ -86,7 +86,8 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         self._engine: RolloutEngine | None = None
         self._cpu_bf16 = cfg.cpu_bf16 and self.device.type == "cpu" and cpu_has_fast_bf16()
         if cfg.cpu_bf16 and not self._cpu_bf16:
-            log.warning("cpu_bf16 ignored: it needs a CPU with AMX (this device: %s; without AMX bf16 was measured slower)", self.device)
+            log.warning("cpu_bf16 ignored: it needs a CPU with AMX (this device: %s; without AMX bf16 was measured "
+                        "slower)", self.device)
         # no dropout anywhere: the log-probs used for the gradient must be those of the sampler
         self.model.eval()
 
@@ -157,8 +158,8 @@ class RecPolicy(PolicyLearning, PolicyCheckpoints):
         return [build_trie([tokens[t] for t in c], eos) for c in candidates]
 
     def autocast(self):
-        """bf16 autocast for the CPU's matmuls when ``policy.cpu_bf16`` and the CPU has AMX; a no-op otherwise. Sampling and the update both run under it, so the
-        log-probs come from the same arithmetic as the samples."""
+        """bf16 autocast for the CPU's matmuls when ``policy.cpu_bf16`` and the CPU has AMX; a no-op otherwise.
+        Sampling and the update both run under it, so the log-probs come from the same arithmetic as the samples."""
         if self._cpu_bf16:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()

@@ -141,7 +141,8 @@ ALL_GROUPS: dict[str, type] = {**GROUPS, "recipe": RecipeSettings, "evaluation":
                                "sasrec": SASRecSettings}
 # what `rl4rec run` (and the pipeline deployments) change from the settings' defaults, by profile:
 #   recipe (the default of `rl4rec run` and of the pipeline deployment): the fused recipe of docs/recipe.md, SASRec
-#     as the base, its top 5 in the prompt, constrained decoding, sized for <= 60 min on 2 CPU cores;
+#     as the base, its top 5 in the prompt, constrained decoding; sized for about an hour on 2 CPU cores
+#     (measured 67 min, ~70 with SASRec's training: docs/recipe.md);
 #   text: the settings' own defaults, the text-only design (no base);
 #   quick (`--quick`, the pipeline-quick deployment): the dummy policy, 20 steps, no SFT, 100 users.
 PROFILES: dict[str, dict[str, Any]] = {
