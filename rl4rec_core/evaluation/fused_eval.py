@@ -23,7 +23,7 @@ import torch
 
 from rl4rec_core import metrics
 from rl4rec_core.errors import ConfigError
-from rl4rec_core.evaluation.policy_eval import _rank_texts, generate_split_texts
+from rl4rec_core.evaluation.policy_eval import _rank_texts, generate_split_texts, select_users
 from rl4rec_core.retrieval.fusion_tuning import check_grid, choose_gamma, tune_gamma
 from rl4rec_core.settings import GAMMA_GRID, FusionSettings
 
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 def gamma_users(dataset, fusion: FusionSettings, seed: int) -> np.ndarray:
     """The validation rows gamma is chosen on: a seeded subset of ``fusion.gamma_users`` (all when None)."""
-    from rl4rec_core.evaluation.policy_eval import select_users
-
     return select_users(len(dataset.split("valid")), fusion.gamma_users, seed)
 
 

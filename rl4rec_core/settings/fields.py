@@ -68,6 +68,15 @@ def integer(name: str, value: Any, minimum: int = 1, hint: str = "") -> None:
         raise ConfigError(f"{name} must be {what}, got {value!r}; e.g. --{name} {max(minimum, 4)}{hint}")
 
 
+def user_count(group: Any, name: str, hint: str = " (or 0 for every user)") -> None:
+    """A frozen group's optional count of users: 0 (what a command line can say for "every user") becomes None,
+    anything else must be a positive integer."""
+    if getattr(group, name) == 0:
+        object.__setattr__(group, name, None)
+    if getattr(group, name) is not None:
+        integer(name, getattr(group, name), hint=hint)
+
+
 def number(name: str, value: Any, minimum: float = 0.0, strict: bool = False, example: str = "") -> None:
     """``value`` is a finite number ``>= minimum`` (``> minimum`` when ``strict``): ``inf`` and ``nan`` parse
     as floats and pass comparisons, then fail far from the flag (``invalid multinomial``)."""

@@ -10,7 +10,7 @@ from typing import Any
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.settings import names as n
 from rl4rec_core.settings.fields import (check_mlflow_names, choice, default_of, field_names, integer, number, opt,
-                                         split_fields)
+                                         split_fields, user_count)
 from rl4rec_core.settings.training import GROUPS, RunSettings
 
 
@@ -54,10 +54,7 @@ class EvaluationSettings:
 
     def __post_init__(self) -> None:
         choice("eval_split", self.eval_split, n.EVAL_SPLITS)
-        if self.eval_users == 0:  # what a command line can say for "every user"
-            object.__setattr__(self, "eval_users", None)
-        if self.eval_users is not None:
-            integer("eval_users", self.eval_users, hint=" (or 0 for every user)")
+        user_count(self, "eval_users")
         if "all" in self.baselines:
             object.__setattr__(self, "baselines", list(n.BASELINES))
         unknown = [b for b in self.baselines if b not in n.BASELINES]

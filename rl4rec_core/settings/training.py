@@ -12,7 +12,7 @@ from rl4rec_core import paths
 from rl4rec_core.dataset_list import DATASET_JOIN, parse_names, parse_weights
 from rl4rec_core.errors import ConfigError
 from rl4rec_core.settings import names as n
-from rl4rec_core.settings.fields import check_encoding, check_reward, choice, integer, number, opt, split_fields
+from rl4rec_core.settings.fields import check_encoding, check_reward, choice, integer, number, opt, split_fields, user_count
 
 
 @dataclass(frozen=True)
@@ -140,10 +140,7 @@ class FusionSettings:
         if self.gamma is not None:
             number("gamma", self.gamma, example="0.5")
         number("train_gamma", self.train_gamma, example="1.0")
-        if self.gamma_users == 0:  # what a command line can say for "every user"
-            object.__setattr__(self, "gamma_users", None)
-        if self.gamma_users is not None:
-            integer("gamma_users", self.gamma_users, hint=" (or 0 for every validation user)")
+        user_count(self, "gamma_users", hint=" (or 0 for every validation user)")
 
 
 @dataclass(frozen=True)
